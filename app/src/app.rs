@@ -1,0 +1,27 @@
+use crate::{
+    components::layout::Layout,
+    i18n::{tr, UiLocale},
+    pages::{landing::LandingPage, not_found::NotFound},
+};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    StaticSegment,
+};
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(UiLocale::default());
+    view! {
+        <Title formatter=|page: String| format!("{page} · {}", tr("site.name"))/>
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=LandingPage/>
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

@@ -1,0 +1,32 @@
+use crate::i18n::tr;
+use leptos::prelude::*;
+
+/// Header, navigation and footer around every page.
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    view! {
+        <a class="skip-link" href="#content">{tr("site.skip_to_content")}</a>
+        <header class="site-header">
+            <div class="container header-row">
+                <a class="brand" href="/">
+                    <svg class="brand-mark" viewBox="0 0 32 32" aria-hidden="true" width="28" height="28">
+                        <path d="M4 3h3v26H4zM25 3h3v26h-3zM9 11h3.2v1.6c.9-1.2 2.2-1.9 3.8-1.9 1.7 0 2.9.7 3.5 2 .9-1.3 2.3-2 4-2 2.6 0 4 1.6 4 4.4V23h-3.3v-7c0-1.5-.6-2.2-1.9-2.2-1.4 0-2.2.9-2.2 2.5V23h-3.3v-7c0-1.5-.6-2.2-1.9-2.2-1.4 0-2.2.9-2.2 2.5V23H9z" fill="currentColor"/>
+                    </svg>
+                    <span>{tr("site.name")}</span>
+                </a>
+                <nav aria-label=tr("site.nav_label")>
+                    <ul class="nav-list">
+                        <li><a href="/#pricing">{tr("site.nav_pricing")}</a></li>
+                    </ul>
+                </nav>
+            </div>
+        </header>
+        <main id="content" tabindex="-1">{children()}</main>
+        <footer class="site-footer">
+            <div class="container footer-row">
+                <span>{tr("site.footer_rights")}</span>
+                <a href="/.well-known/security.txt" rel="external">{tr("site.footer_security")}</a>
+            </div>
+        </footer>
+    }
+}

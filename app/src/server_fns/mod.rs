@@ -1,0 +1,8 @@
+//! Server functions, one concern per file.
+pub mod plans;
+
+#[cfg(feature = "ssr")]
+pub(crate) fn portal() -> Result<domain::Portal, leptos::prelude::ServerFnError> {
+    leptos::prelude::use_context::<domain::Portal>()
+        .ok_or_else(|| leptos::prelude::ServerFnError::new("portal context missing"))
+}

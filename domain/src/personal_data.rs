@@ -1,0 +1,140 @@
+//! The registry of personal data: every table the portal creates is listed here, either with
+//! each of its columns (how it is exported and how it is erased) or as holding no personal data,
+//! with the reason. Data export and account deletion walk this list, and a contract test fails
+//! when a migration adds a table or column that is not described here.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Erasure {
+    /// The row goes when its owner's account is deleted.
+    DeleteRow,
+    /// The value is replaced by a pseudonym (or emptied) and the row kept, e.g. audit history.
+    Pseudonymise,
+    /// The value is emptied after a retention period, whoever owns it.
+    PurgeAfterDays(u32),
+    /// Not personal (an id, a time, a status): kept as long as its row.
+    NotPersonal,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    /// Included in the customer's data export.
+    pub exported: bool,
+    pub erasure: Erasure,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    pub name: &'static str,
+    /// The column that ties a row to the person or customer it is about.
+    pub owner_column: &'static str,
+    pub columns: &'static [Column],
+}
+
+const fn col(name: &'static str, exported: bool, erasure: Erasure) -> Column {
+    Column { name, exported, erasure }
+}
+
+use Erasure::*;
+
+pub static PERSONAL_TABLES: &[Table] = &[
+    Table {
+        name: "sessions",
+        owner_column: "account_id",
+        columns: &[
+            col("id", false, DeleteRow),
+            col("data", false, DeleteRow),
+            col("expires_at", true, NotPersonal),
+            col("account_id", true, DeleteRow),
+            col("created_at", true, NotPersonal),
+            col("last_seen_at", true, NotPersonal),
+            col("client_ip", true, DeleteRow),
+            col("user_agent", true, DeleteRow),
+        ],
+    },
+    Table {
+        name: "audit_log",
+        owner_column: "customer_id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("occurred_at", true, NotPersonal),
+            col("actor_kind", true, NotPersonal),
+            col("actor_id", true, NotPersonal),
+            col("customer_id", true, NotPersonal),
+            col("action", true, NotPersonal),
+            col("target_kind", true, NotPersonal),
+            col("target_id", true, NotPersonal),
+            col("request_id", false, NotPersonal),
+            col("client_ip", true, PurgeAfterDays(30)),
+            col("details", true, NotPersonal),
+            col("personal", true, Pseudonymise),
+        ],
+    },
+];
+
+/// Tables that hold no personal data, and why.
+pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[(
+    "jobs",
+    "work items only: payloads carry ids, never personal values, and rows are deleted when done",
+)];
+
+pub fn table(name: &str) -> Option<&'static Table> {
+    PERSONAL_TABLES.iter().find(|t| t.name == name)
+}
+
+/// Problems between the registry and an actual schema (table name → its columns).
+pub fn check_against_schema(schema: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (table_name, columns) in schema {
+        let personal = table(table_name);
+        let non_personal = NON_PERSONAL_TABLES.iter().any(|(n, _)| n == table_name);
+        match (personal, non_personal) {
+            (None, false) => problems.push(format!("table {table_name} is not in the registry")),
+            (Some(_), true) => problems.push(format!("table {table_name} is listed twice")),
+            (None, true) => {}
+            (Some(entry), false) => {
+                for c in columns {
+                    if !entry.columns.iter().any(|rc| rc.name == c) {
+                        problems.push(format!("column {table_name}.{c} is not in the registry"));
+                    }
+                }
+                for rc in entry.columns {
+                    if !columns.iter().any(|c| c == rc.name) {
+                        problems.push(format!("registry lists {table_name}.{} which does not exist", rc.name));
+                    }
+                }
+                if !columns.iter().any(|c| c == entry.owner_column) {
+                    problems.push(format!("owner column {table_name}.{} does not exist", entry.owner_column));
+                }
+            }
+        }
+    }
+    for t in PERSONAL_TABLES {
+        if !schema.iter().any(|(n, _)| n == t.name) {
+            problems.push(format!("registry lists table {} which does not exist", t.name));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_forgotten_table_and_column() {
+        let schema = vec![
+            ("jobs".to_string(), vec!["id".to_string()]),
+            ("mystery".to_string(), vec!["id".to_string()]),
+        ];
+        let problems = check_against_schema(&schema);
+        assert!(problems.iter().any(|p| p.contains("table mystery is not in the registry")));
+        assert!(problems.iter().any(|p| p.contains("registry lists table sessions")));
+
+        let mut sessions: Vec<String> =
+            table("sessions").unwrap().columns.iter().map(|c| c.name.to_string()).collect();
+        sessions.push("favourite_colour".into());
+        let problems = check_against_schema(&[("sessions".into(), sessions)]);
+        assert!(problems.iter().any(|p| p.contains("sessions.favourite_colour")));
+    }
+}

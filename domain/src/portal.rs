@@ -1,0 +1,15 @@
+//! The services' shared handles, built once at start-up by the server and handed to every
+//! request (as Leptos context and axum state) and to the job runner.
+
+use crate::{clock::Clock, db::Db, plans::PlanCatalog, random::Random};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Portal {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub plans: Arc<PlanCatalog>,
+    /// The public base URL (no trailing slash), used in links that leave the portal.
+    pub public_url: String,
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what building and testing the portal needs, once; later runs find it and return fast.
+# Rust: rustup's toolchain with the wasm32 target where it can be had (an ordinary online
+# machine); otherwise Debian's rustc-web, which builds the wasm32 std from source.
+# Tools go to $PORTAL_TOOLS (default ~/.cache/portal-tools), outside the checkout.
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+source "$here/env.sh"
+mkdir -p "$PORTAL_TOOLS/bin"
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+apt_updated=""
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: please install: ${missing[*]}" >&2; return 1
+  fi
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -q; apt_updated=1; fi
+  echo "setup: installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+}
+
+# 1. Rust toolchain with a wasm32 std.
+if [ ! -f "$PORTAL_TOOLS/toolchain" ]; then
+  choice=debian
+  if command -v rustup >/dev/null; then
+    if rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
+      || timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+      choice=rustup
+    fi
+  fi
+  echo "$choice" > "$PORTAL_TOOLS/toolchain"
+  source "$here/env.sh"
+fi
+if [ "$(cat "$PORTAL_TOOLS/toolchain")" = debian ]; then
+  apt_install rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web lld-22
+fi
+
+# 2. System packages: compression tools for the built assets, Node.js for wasm-opt; with
+#    --test, Chromium and the PostgreSQL client for the tests.
+apt_install brotli gzip ca-certificates
+command -v npm >/dev/null || apt_install nodejs npm
+if [ "${1:-}" = "--test" ]; then
+  apt_install chromium postgresql-client
+fi
+
+# 3. wasm-bindgen CLI: exactly the version of the wasm-bindgen crate in Cargo.lock.
+wb_version="$(grep -A1 '^name = "wasm-bindgen"$' "$PORTAL_ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
+if ! "$PORTAL_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $wb_version\$"; then
+  echo "setup: installing wasm-bindgen-cli $wb_version (a few minutes)"
+  CARGO_TARGET_DIR="$PORTAL_TOOLS/build" $PORTAL_CARGO install -q wasm-bindgen-cli \
+    --version "$wb_version" --root "$PORTAL_TOOLS" --force
+fi
+
+# 4. wasm-opt from npm's binaryen (Debian's older wasm-opt breaks hydration).
+if [ ! -x "$PORTAL_TOOLS/node_modules/.bin/wasm-opt" ]; then
+  (cd "$PORTAL_TOOLS" && npm install --no-audit --no-fund --silent binaryen@132)
+fi
+echo "setup: ready ($(cat "$PORTAL_TOOLS/toolchain") toolchain, $($PORTAL_CARGO --version))"

@@ -1,0 +1,214 @@
+//! Configuration: environment variables, optionally seeded from a TOML file, documented by
+//! `server --help`. Secrets may be given as a value or as a path in `…_FILE`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::{net::SocketAddr, path::PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "Customer portal for hosted Matrix homeservers",
+    after_help = "Every option can also be set in the TOML file named by PORTAL_CONFIG_FILE, \
+                  as `VARIABLE_NAME = \"value\"`; the environment wins over the file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the portal (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// Missing secrets are generated into the data directory.
+    Development,
+    /// Missing secrets are an error.
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub site_addr: SocketAddr,
+
+    /// Directory of the built site (hashed JS, WASM and CSS under pkg/).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// `development` or `production`.
+    #[arg(long, env = "PORTAL_ENV", value_enum, default_value = "development")]
+    pub environment: Environment,
+
+    /// Where the embedded default keeps its SQLite database, generated secrets and outbox.
+    #[arg(long, env = "PORTAL_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` for PostgreSQL, `sqlite:…` for a given SQLite file; default: a SQLite file
+    /// in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Public base URL, e.g. https://portal.example.com: used for links in emails, OAuth
+    /// redirects, the Origin check, and https-only cookies. Default: http://LEPTOS_SITE_ADDR.
+    #[arg(long, env = "PORTAL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Plans file (TOML). Default: the sample plans shipped with the portal.
+    #[arg(long, env = "PORTAL_PLANS_FILE")]
+    pub plans_file: Option<PathBuf>,
+
+    /// Contact published in /.well-known/security.txt (mailto: or https: URI).
+    #[arg(long, env = "PORTAL_SECURITY_CONTACT")]
+    pub security_contact: Option<String>,
+
+    /// `text` or `json` log lines.
+    #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Key that signs session cookies (at least 64 bytes once decoded from base64).
+    #[arg(long, env = "PORTAL_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<String>,
+    /// File holding PORTAL_SESSION_KEY.
+    #[arg(long, env = "PORTAL_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
+
+    /// Server-side secret mixed into every password hash (base64, at least 32 bytes).
+    #[arg(long, env = "PORTAL_PASSWORD_PEPPER", hide_env_values = true)]
+    pub password_pepper: Option<String>,
+    /// File holding PORTAL_PASSWORD_PEPPER.
+    #[arg(long, env = "PORTAL_PASSWORD_PEPPER_FILE")]
+    pub password_pepper_file: Option<PathBuf>,
+
+    /// Idle time after which a session ends, in minutes.
+    #[arg(long, env = "PORTAL_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
+    pub session_idle_minutes: i64,
+
+    /// Seconds between job-queue polls.
+    #[arg(long, env = "PORTAL_JOB_POLL_SECONDS", default_value_t = 2)]
+    pub job_poll_seconds: u64,
+}
+
+impl Config {
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.site_addr),
+        }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("portal.sqlite3").display()),
+        }
+    }
+
+    pub fn security_contact(&self) -> String {
+        self.security_contact.clone().unwrap_or_else(|| {
+            let host = self
+                .public_url()
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split([':', '/']).next())
+                .unwrap_or("localhost")
+                .to_string();
+            format!("mailto:security@{host}")
+        })
+    }
+
+    /// Checks values clap cannot: URLs and the contact.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.public_url();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("PORTAL_PUBLIC_URL must start with http:// or https://, got {url:?}"));
+        }
+        if self.environment == Environment::Production && !self.is_https() {
+            return Err("PORTAL_PUBLIC_URL must be https:// in production".into());
+        }
+        let contact = self.security_contact();
+        if !(contact.starts_with("mailto:") || contact.starts_with("https://")) {
+            return Err("PORTAL_SECURITY_CONTACT must be a mailto: or https:// URI".into());
+        }
+        if self.session_idle_minutes < 1 {
+            return Err("PORTAL_SESSION_IDLE_MINUTES must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Sets variables from the TOML file named by PORTAL_CONFIG_FILE that the environment does
+/// not already set. Runs before clap parses, and before any thread starts.
+pub fn load_config_file() -> Result<(), String> {
+    let Ok(path) = std::env::var("PORTAL_CONFIG_FILE") else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
+    for (key, value) in table {
+        let name = key.to_ascii_uppercase();
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => return Err(format!("PORTAL_CONFIG_FILE {path}: {key} must be a string or number, got {other}")),
+        };
+        if std::env::var_os(&name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["server"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").config
+    }
+
+    #[test]
+    fn defaults_follow_the_site_address() {
+        let c = parse(&["--site-addr", "127.0.0.1:4000", "--data-dir", "/tmp/x"]);
+        assert_eq!(c.public_url(), "http://127.0.0.1:4000");
+        assert_eq!(c.database_url(), "sqlite:///tmp/x/portal.sqlite3");
+        assert_eq!(c.security_contact(), "mailto:security@127.0.0.1");
+        assert!(!c.is_https());
+    }
+
+    #[test]
+    fn production_requires_https() {
+        let c = parse(&["--environment", "production", "--public-url", "http://portal.example"]);
+        assert!(c.validate().unwrap_err().contains("https"));
+        let c = parse(&["--environment", "production", "--public-url", "https://portal.example/"]);
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.public_url(), "https://portal.example");
+        assert_eq!(c.security_contact(), "mailto:security@portal.example");
+    }
+}

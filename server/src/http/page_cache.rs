@@ -1,0 +1,92 @@
+//! A cache of rendered anonymous pages. The landing page is the same for every visitor who is
+//! not signed in, except for the CSP nonce; it is rendered once with a placeholder nonce, and
+//! each response gets the placeholder replaced by its own. Signed-in visitors (a session
+//! cookie) are never served from or stored into the cache.
+
+use super::security::CspNonce;
+use crate::state::AppState;
+use axum::{
+    body::{to_bytes, Body},
+    extract::{Request, State},
+    http::{header, HeaderMap, Method, StatusCode},
+    middleware::Next,
+    response::Response,
+};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+const PLACEHOLDER: &str = "PortalNoncePlaceholder0";
+const MAX_ENTRIES: usize = 32;
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+struct CachedPage {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Arc<str>,
+}
+
+#[derive(Default)]
+pub struct PageCache(RwLock<HashMap<String, CachedPage>>);
+
+/// Only pages whose content depends on nothing but the URL, and only the query strings they
+/// understand, so that random query strings cannot fill the cache.
+fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
+    if request.method() != Method::GET || request.uri().path() != "/" {
+        return None;
+    }
+    let has_session = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|cookies| cookies.split(';').any(|c| c.trim_start().starts_with(&format!("{session_cookie}="))));
+    if has_session {
+        return None;
+    }
+    match request.uri().query() {
+        None | Some("billing=monthly") | Some("billing=annual") => {
+            Some(request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string())
+        }
+        _ => None,
+    }
+}
+
+fn respond(page: &CachedPage, nonce: &str) -> Response {
+    let mut response = Response::new(Body::from(page.body.replace(PLACEHOLDER, nonce)));
+    *response.status_mut() = page.status;
+    *response.headers_mut() = page.headers.clone();
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response
+}
+
+pub async fn serve(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(key) = cache_key(&request, &state.session_cookie_name()) else {
+        return next.run(request).await;
+    };
+    let nonce = request.extensions().get::<CspNonce>().map(|n| n.0.clone()).unwrap_or_default();
+    if let Some(page) = state.page_cache.0.read().ok().and_then(|c| c.get(&key).cloned()) {
+        return respond(&page, &nonce);
+    }
+    request.extensions_mut().insert(CspNonce(PLACEHOLDER.to_string()));
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return super::error_page::internal_error_response();
+    };
+    let page = CachedPage {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into(),
+    };
+    if page.status == StatusCode::OK {
+        if let Ok(mut cache) = state.page_cache.0.write() {
+            if cache.len() < MAX_ENTRIES {
+                cache.insert(key, page.clone());
+            }
+        }
+    }
+    respond(&page, &nonce)
+}

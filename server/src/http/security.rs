@@ -1,0 +1,131 @@
+//! Security headers on every response (errors included) and the Origin check on every
+//! state-changing request.
+
+use crate::state::AppState;
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderName, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+
+/// The per-request CSP nonce; the Leptos shell puts it on its inline scripts.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Adds the nonce to the request and the security headers to the response.
+pub async fn headers(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let nonce = URL_SAFE_NO_PAD.encode(domain::random::Random::bytes::<16>(&*state.portal.random));
+    request.extensions_mut().insert(CspNonce(nonce.clone()));
+    let mut response = next.run(request).await;
+    apply(&mut response, &nonce, state.config.is_https());
+    response
+}
+
+pub fn apply(response: &mut Response, nonce: &str, https: bool) {
+    let h = response.headers_mut();
+    let mut set = |name: HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            h.insert(name, value);
+        }
+    };
+    set(header::CONTENT_SECURITY_POLICY, &content_security_policy(nonce));
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "strict-origin-when-cross-origin");
+    set(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(HeaderName::from_static("cross-origin-resource-policy"), "same-origin");
+    set(
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    );
+    if https {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+    }
+}
+
+/// Paths that authenticate by other means (a signature) and take cross-site POSTs.
+const ORIGIN_CHECK_EXEMPT: &[&str] = &["/webhooks/stripe"];
+
+/// Refuses a state-changing request that a browser marks as coming from another site.
+/// Browsers send `Sec-Fetch-Site` and `Origin` on such requests; clients that send neither are
+/// not browsers and cannot carry a victim's cookies across sites.
+pub async fn origin_check(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || ORIGIN_CHECK_EXEMPT.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let allowed = is_same_origin(fetch_site, origin, &state.config.public_url());
+    if allowed {
+        next.run(request).await
+    } else {
+        tracing::warn!(
+            method = %request.method(),
+            path = %request.uri().path(),
+            origin = origin.unwrap_or("-"),
+            sec_fetch_site = fetch_site.unwrap_or("-"),
+            "refused cross-origin request"
+        );
+        forbidden()
+    }
+}
+
+pub fn is_same_origin(fetch_site: Option<&str>, origin: Option<&str>, public_url: &str) -> bool {
+    if let Some(site) = fetch_site {
+        // "none" is a user-initiated navigation (typed URL, bookmark): no other site involved.
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    match origin {
+        Some(origin) => origin == "null" && fetch_site == Some("same-origin") || origin == public_url,
+        None => true,
+    }
+}
+
+fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from("This request came from another site and was refused."),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_rules() {
+        let url = "https://portal.example";
+        assert!(is_same_origin(Some("same-origin"), Some(url), url));
+        assert!(is_same_origin(None, Some(url), url));
+        assert!(is_same_origin(None, None, url), "non-browser clients");
+        assert!(!is_same_origin(Some("cross-site"), Some(url), url));
+        assert!(!is_same_origin(Some("same-site"), Some("https://evil.portal.example"), url));
+        assert!(!is_same_origin(None, Some("https://evil.example"), url));
+        assert!(!is_same_origin(None, Some("http://portal.example"), url), "scheme matters");
+    }
+
+    #[test]
+    fn csp_carries_the_nonce_and_forbids_framing() {
+        let csp = content_security_policy("abc");
+        assert!(csp.contains("'nonce-abc'"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(!csp.contains("unsafe-inline"));
+    }
+}

@@ -1,0 +1,79 @@
+//! The portal's server: configuration, wiring, HTTP routes, jobs and operator commands.
+
+pub mod config;
+pub mod http;
+pub mod jobs;
+pub mod secrets;
+pub mod session_store;
+pub mod state;
+pub mod telemetry;
+
+use axum::Router;
+use config::Config;
+use domain::{plans::PlanCatalog, Clock, Db, Portal, Random};
+use leptos::config::LeptosOptions;
+use state::AppState;
+use std::sync::Arc;
+
+pub struct Built {
+    pub router: Router,
+    pub state: AppState,
+    pub runner: domain::jobs::Runner,
+}
+
+/// Connects to the database named by the configuration, creating the data directory for the
+/// embedded default.
+pub async fn connect(config: &Config) -> Result<Db, String> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("PORTAL_DATA_DIR {}: {e}", config.data_dir.display()))?;
+    }
+    Db::connect(&url).await.map_err(|e| format!("database: {e}"))
+}
+
+pub fn load_plans(config: &Config) -> Result<PlanCatalog, String> {
+    match &config.plans_file {
+        None => Ok(PlanCatalog::sample()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))?;
+            PlanCatalog::from_toml(&text).map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))
+        }
+    }
+}
+
+/// Builds everything the server runs, from configuration and the injected clock and random
+/// source (tests pass a manual clock and a seeded source).
+pub async fn build(config: Config, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Result<Built, String> {
+    config.validate()?;
+    let secrets = secrets::Secrets::load(&config, &*random)?;
+    let plans = load_plans(&config)?;
+    let assets = state::load_assets(&config.site_root)?;
+    let db = connect(&config).await?;
+    db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
+
+    let portal = Portal {
+        db: db.clone(),
+        clock: clock.clone(),
+        random: random.clone(),
+        plans: Arc::new(plans),
+        public_url: config.public_url(),
+    };
+    let leptos_options = LeptosOptions::builder()
+        .output_name("portal")
+        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.site_addr)
+        .build();
+    let state = AppState {
+        portal: portal.clone(),
+        config: Arc::new(config),
+        leptos_options,
+        assets,
+        metrics: Arc::default(),
+        page_cache: Arc::default(),
+        secrets_session_key: secrets.session_key.into(),
+    };
+    let runner = jobs::runner(&portal);
+    Ok(Built { router: http::router(state.clone()), state, runner })
+}

@@ -1,0 +1,81 @@
+use clap::Parser;
+use server::config::{Cli, Command};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let started = Instant::now();
+    if let Err(message) = server::config::load_config_file() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse();
+    server::telemetry::init(&cli.config);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate(&cli.config).await,
+        Command::Serve => serve(cli.config, started).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: &server::config::Config) -> Result<(), String> {
+    let db = server::connect(config).await?;
+    db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
+    tracing::info!(backend = ?db.backend(), "migrations applied");
+    Ok(())
+}
+
+async fn serve(config: server::config::Config, started: Instant) -> Result<(), String> {
+    let addr = config.site_addr;
+    let poll = std::time::Duration::from_secs(config.job_poll_seconds.max(1));
+    let built = server::build(config, Arc::new(domain::SystemClock), Arc::new(domain::OsRandom)).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(built.runner.run_until(poll, wait_for(stop_rx)));
+    tracing::info!(
+        %addr,
+        public_url = %built.state.config.public_url(),
+        backend = ?built.state.portal.db.backend(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "portal ready"
+    );
+    let app = built.router.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    let _ = jobs.await;
+    built.state.portal.db.close().await;
+    tracing::info!("portal stopped");
+    served.map_err(|e| format!("server: {e}"))
+}
+
+async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// SIGTERM (from an orchestrator) or Ctrl-C: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,48 @@
+use crate::{config::Config, http::{metrics::Metrics, page_cache::PageCache}};
+use app::shell::AssetManifest;
+use axum::extract::FromRef;
+use domain::Portal;
+use leptos::config::LeptosOptions;
+use std::sync::{Arc, OnceLock};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub portal: Portal,
+    pub config: Arc<Config>,
+    pub leptos_options: LeptosOptions,
+    pub assets: AssetManifest,
+    pub metrics: Arc<Metrics>,
+    pub page_cache: Arc<PageCache>,
+    pub secrets_session_key: Arc<[u8]>,
+}
+
+impl AppState {
+    /// `__Host-` cookies must be Secure, which plain-http local runs cannot send.
+    pub fn session_cookie_name(&self) -> String {
+        if self.config.is_https() { "__Host-portal_session".into() } else { "portal_session".into() }
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+static STYLESHEET: OnceLock<String> = OnceLock::new();
+
+/// The hashed stylesheet name, for pages rendered outside the app (the 500 page).
+pub fn stylesheet_name() -> &'static str {
+    STYLESHEET.get().map(String::as_str).unwrap_or("portal.css")
+}
+
+/// Reads `pkg/manifest.json` written by `scripts/build-site.sh`.
+pub fn load_assets(site_root: &std::path::Path) -> Result<AssetManifest, String> {
+    let path = site_root.join("pkg").join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!("{}: {e}. Build the site first (scripts/build-site.sh) or set LEPTOS_SITE_ROOT", path.display())
+    })?;
+    let manifest: AssetManifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let _ = STYLESHEET.set(manifest.css.clone());
+    Ok(manifest)
+}

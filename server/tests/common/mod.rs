@@ -1,0 +1,108 @@
+//! spawn_app: a whole portal per test, on its own fresh database and a port chosen by the OS.
+
+#![allow(dead_code)]
+
+use clap::Parser;
+use domain::{db::Backend, testing::TestDb, ManualClock, SeededRandom};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use time::macros::datetime;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub state: server::state::AppState,
+    data_dir: PathBuf,
+    cleanup: Option<domain::testing::Cleanup>,
+}
+
+/// A site root with a manifest and the stylesheet, so the server starts without a WASM build.
+fn fixture_site(dir: &std::path::Path) -> PathBuf {
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(
+        site.join("pkg/manifest.json"),
+        r#"{"js":"portal.test.js","wasm":"portal.test.wasm","css":"portal.test.css"}"#,
+    )
+    .unwrap();
+    std::fs::write(site.join("pkg/portal.test.css"), "body { color: black; }\n".repeat(200)).unwrap();
+    site
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (url, cleanup) = TestDb::fresh_url(backend).await;
+    let data_dir = std::env::temp_dir().join(format!("portal-it-{}", domain::random::token(&domain::OsRandom, 8)));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let site = fixture_site(&data_dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cli = server::config::Cli::try_parse_from([
+        "server",
+        "--site-addr",
+        &addr.to_string(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--site-root",
+        site.to_str().unwrap(),
+        "--database-url",
+        &url,
+        "--public-url",
+        &format!("http://{addr}"),
+    ])
+    .unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
+    let built = server::build(cli.config, Arc::new(clock.clone()), Arc::new(SeededRandom::new(42)))
+        .await
+        .expect("server builds");
+    let app = built.router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestApp {
+        address: format!("http://{addr}"),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        clock,
+        state: built.state,
+        data_dir,
+        cleanup: Some(cleanup),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn cleanup(mut self) {
+        self.state.portal.db.close().await;
+        if let Some(c) = self.cleanup.take() {
+            c.run().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Defines each listed async test `fn name(app: &TestApp)` once per backend.
+#[macro_export]
+macro_rules! app_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let app = $crate::common::spawn_app(domain::db::Backend::Sqlite).await;
+                super::$name(&app).await;
+                app.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                let app = $crate::common::spawn_app(domain::db::Backend::Postgres).await;
+                super::$name(&app).await;
+                app.cleanup().await;
+            })*
+        }
+    };
+}

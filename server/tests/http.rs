@@ -1,0 +1,128 @@
+//! The HTTP surface end to end over real sockets, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::TestApp;
+use reqwest::{header, StatusCode};
+
+fn nonce_of(csp: &str) -> String {
+    let start = csp.find("'nonce-").expect("CSP has a nonce") + 7;
+    csp[start..].split('\'').next().unwrap().to_string()
+}
+
+fn assert_security_headers(response: &reqwest::Response) {
+    let h = response.headers();
+    assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(h[header::REFERRER_POLICY], "strict-origin-when-cross-origin");
+    assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+    assert!(h.contains_key("x-request-id"));
+    assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY), "no HSTS over plain http");
+}
+
+async fn health_and_readiness(app: &TestApp) {
+    let r = app.get("/healthz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "ready\n");
+}
+
+async fn landing_page_lists_plans_with_a_fresh_nonce_per_response(app: &TestApp) {
+    let mut nonces = Vec::new();
+    for _ in 0..3 {
+        let r = app.get("/").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_security_headers(&r);
+        let nonce = nonce_of(r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap());
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Starter") && body.contains("Business") && body.contains("Enterprise"));
+        assert!(body.contains("€10"), "monthly prices by default");
+        assert!(body.contains(&format!("nonce=\"{nonce}\"")), "the page's scripts carry the header's nonce");
+        assert!(!body.contains("PortalNoncePlaceholder"), "cache placeholder never leaks");
+        nonces.push(nonce);
+    }
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "each response has its own nonce, cached or not");
+
+    let body = app.get("/?billing=annual").await.text().await.unwrap();
+    assert!(body.contains("€100") && body.contains("per year"));
+}
+
+async fn unknown_paths_get_the_404_page(app: &TestApp) {
+    let r = app.get("/no/such/page").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_security_headers(&r);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Page not found"));
+}
+
+async fn cross_origin_posts_are_refused(app: &TestApp) {
+    let evil = app
+        .client
+        .post(app.url("/api/plans"))
+        .header(header::ORIGIN, "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    assert_security_headers(&evil);
+
+    let same = app
+        .client
+        .post(app.url("/api/plans"))
+        .header(header::ORIGIN, &app.address)
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::OK);
+    assert_eq!(same.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(same.text().await.unwrap().contains("\"starter\""));
+}
+
+async fn responses_are_compressed(app: &TestApp) {
+    for (accept, expected) in [("br", "br"), ("gzip", "gzip"), ("br, gzip", "br")] {
+        let r = app.client.get(app.url("/")).header(header::ACCEPT_ENCODING, accept).send().await.unwrap();
+        assert_eq!(r.headers()[header::CONTENT_ENCODING], expected, "Accept-Encoding: {accept}");
+    }
+}
+
+async fn hashed_assets_are_cached_forever(app: &TestApp) {
+    let r = app.get("/pkg/portal.test.css").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_security_headers(&r);
+}
+
+async fn metrics_count_requests(app: &TestApp) {
+    app.get("/healthz").await;
+    let body = app.get("/metrics").await.text().await.unwrap();
+    assert!(body.contains("portal_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"), "{body}");
+    assert!(body.contains("portal_database_up 1"));
+    assert!(body.contains("portal_jobs_queued"));
+}
+
+async fn robots_and_security_txt(app: &TestApp) {
+    let robots = app.get("/robots.txt").await.text().await.unwrap();
+    assert!(robots.contains("Disallow: /account"));
+    let security = app.get("/.well-known/security.txt").await.text().await.unwrap();
+    assert!(security.contains("Contact: mailto:security@127.0.0.1"));
+    // A year after the injected clock's now (2026-11-22).
+    assert!(security.contains("Expires: 2027-11-22T12:00:00Z"), "{security}");
+    assert!(security.contains(&format!("Canonical: {}/.well-known/security.txt", app.address)));
+}
+
+app_tests!(
+    health_and_readiness,
+    landing_page_lists_plans_with_a_fresh_nonce_per_response,
+    unknown_paths_get_the_404_page,
+    cross_origin_posts_are_refused,
+    responses_are_compressed,
+    hashed_assets_are_cached_forever,
+    metrics_count_requests,
+    robots_and_security_txt,
+);
