@@ -10,7 +10,7 @@ pub struct TestDb {
     cleanup: Cleanup,
 }
 
-enum Cleanup {
+pub enum Cleanup {
     File(std::path::PathBuf),
     Database { admin_url: String, name: String },
 }

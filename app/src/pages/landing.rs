@@ -65,8 +65,9 @@ fn PlanItem(plan: PlanCard, annual: Signal<bool>) -> impl IntoView {
     let price = move || if annual.get() { annual_price.clone() } else { monthly_price.clone() };
     let period = move || tr(if annual.get() { "landing.per_year" } else { "landing.per_month" });
     let heading_id = format!("plan-{}", plan.id);
+    let labelled_by = heading_id.clone();
     view! {
-        <li class="plan" class:highlighted=plan.highlighted aria-labelledby=heading_id.clone() data-plan=plan.id.clone()>
+        <li class="plan" class:highlighted=plan.highlighted aria-labelledby=labelled_by data-plan=plan.id.clone()>
             {plan.highlighted.then(|| view! { <p class="badge">{tr("landing.popular")}</p> })}
             <h3 id=heading_id>{plan.name.clone()}</h3>
             <p class="plan-description">{plan.description.clone()}</p>

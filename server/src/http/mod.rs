@@ -13,15 +13,15 @@ use crate::state::AppState;
 use app::{shell::shell, App};
 use axum::{
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{header, HeaderValue},
-    middleware,
-    response::{IntoResponse, Response},
-    routing::{get, post},
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
     Router,
 };
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -45,12 +45,15 @@ fn leptos_context(portal: domain::Portal) -> impl Fn() + Clone + Send + Sync + '
     }
 }
 
-async fn server_fn_handler(State(state): State<AppState>, request: Request) -> impl IntoResponse {
-    let mut response = handle_server_fns_with_context(leptos_context(state.portal.clone()), request)
-        .await
-        .into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+/// Server-function answers are per request and may be personal: never cached.
+async fn no_store_api(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    if api {
+        no_store(response)
+    } else {
+        response
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -75,7 +78,6 @@ pub fn router(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .merge(pages)
-        .route("/api/{*fn_name}", post(server_fn_handler).get(server_fn_handler))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
@@ -83,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/security.txt", get(health::security_txt))
         .nest_service("/pkg", pkg)
         .fallback(move |request: Request<Body>| fallback(request))
+        .layer(middleware::from_fn(no_store_api))
         .layer(middleware::from_fn_with_state(state.clone(), sessions::touch))
         .layer(sessions::layer(&state))
         .layer(middleware::from_fn_with_state(state.clone(), security::origin_check))

@@ -25,7 +25,9 @@ pub fn content_security_policy(nonce: &str) -> String {
 
 /// Adds the nonce to the request and the security headers to the response.
 pub async fn headers(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let nonce = URL_SAFE_NO_PAD.encode(domain::random::Random::bytes::<16>(&*state.portal.random));
+    let mut bytes = [0u8; 16];
+    state.portal.random.fill(&mut bytes);
+    let nonce = URL_SAFE_NO_PAD.encode(bytes);
     request.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut response = next.run(request).await;
     apply(&mut response, &nonce, state.config.is_https());

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): release build, then with wrk and `Accept-Encoding: br, gzip`,
+# requests/s and p50/p99 latency for the landing page, /healthz and a bare axum "hello" route,
+# all in the same run on this machine; start-up time to ready on SQLite; and the raw, gzip and
+# brotli sizes of the WASM, JS and CSS the landing page loads.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bash "$here/../scripts/setup.sh"
+source "$here/../scripts/env.sh"
+cd "$PORTAL_ROOT"
+command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
+
+export LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site"
+bash scripts/build-site.sh >/dev/null
+$PORTAL_CARGO build -q --release -p server --bin server --example hello
+bin="$CARGO_TARGET_DIR/release"
+
+DURATION="${BENCH_DURATION:-10s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+data="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$data"; }
+trap cleanup EXIT
+
+# Start-up to ready, on a fresh SQLite database (best of three starts).
+best=""
+for i in 1 2 3; do
+  rm -rf "$data/start"; mkdir -p "$data/start"
+  t0=$(date +%s%N)
+  LEPTOS_SITE_ADDR=127.0.0.1:3998 PORTAL_DATA_DIR="$data/start" RUST_LOG=warn "$bin/server" & pid=$!
+  until curl -fs -o /dev/null http://127.0.0.1:3998/readyz; do sleep 0.005; done
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+done
+echo "start-up to ready (SQLite, fresh database, best of 3): ${best} ms"
+
+LEPTOS_SITE_ADDR=127.0.0.1:3997 PORTAL_DATA_DIR="$data/run" RUST_LOG=warn "$bin/server" & pids+=($!)
+"$bin/examples/hello" 127.0.0.1:3996 & pids+=($!)
+until curl -fs -o /dev/null http://127.0.0.1:3997/readyz && curl -fs -o /dev/null http://127.0.0.1:3996/; do sleep 0.05; done
+
+measure() { # name url
+  local out rps p50 p99
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H 'Accept-Encoding: br, gzip' "$2")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  printf '%-14s %12s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99"
+  echo "$rps"
+}
+echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, Accept-Encoding: br, gzip"
+hello=$(measure "axum hello" http://127.0.0.1:3996/ | tee /dev/stderr | tail -n1)
+measure "/healthz" http://127.0.0.1:3997/healthz >/dev/stderr
+landing=$(measure "landing page" http://127.0.0.1:3997/ | tee /dev/stderr | tail -n1)
+awk -v l="$landing" -v h="$hello" 'BEGIN { printf "landing page = %.0f %% of bare axum\n", 100 * l / h }'
+
+echo "first load (what the landing page loads):"
+pkg="$LEPTOS_SITE_ROOT/pkg"
+total_raw=0; total_gz=0; total_br=0
+for f in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["wasm"], m["js"], m["css"])' "$pkg/manifest.json"); do
+  raw=$(stat -c %s "$pkg/$f"); gz=$(stat -c %s "$pkg/$f.gz"); br=$(stat -c %s "$pkg/$f.br")
+  total_raw=$((total_raw + raw)); total_gz=$((total_gz + gz)); total_br=$((total_br + br))
+  printf '  %-34s raw %8d   gzip %8d   brotli %8d bytes\n' "$f" "$raw" "$gz" "$br"
+done
+printf '  %-34s raw %8d   gzip %8d   brotli %8d bytes\n' "total" "$total_raw" "$total_gz" "$total_br"

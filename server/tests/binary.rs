@@ -1,0 +1,145 @@
+//! The server binary as an operator runs it: help, refusal without secrets in production,
+//! migrations, start-up, JSON logs with request ids, graceful shutdown on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_server");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portal-bin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("site/pkg")).unwrap();
+    std::fs::write(dir.join("site/pkg/manifest.json"), r#"{"js":"a.js","wasm":"a.wasm","css":"a.css"}"#).unwrap();
+    dir
+}
+
+fn server(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORTAL_DATA_DIR", dir.join("data"))
+        .env("LEPTOS_SITE_ROOT", dir.join("site"));
+    cmd
+}
+
+#[test]
+fn help_documents_the_configuration() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "LEPTOS_SITE_ADDR",
+        "PORTAL_DATA_DIR",
+        "DATABASE_URL",
+        "PORTAL_PUBLIC_URL",
+        "PORTAL_ENV",
+        "PORTAL_SESSION_KEY",
+        "PORTAL_PASSWORD_PEPPER",
+        "PORTAL_LOG_FORMAT",
+        "PORTAL_PLANS_FILE",
+        "PORTAL_SECURITY_CONTACT",
+        "PORTAL_CONFIG_FILE",
+    ] {
+        assert!(help.contains(var), "--help mentions {var}");
+    }
+}
+
+#[test]
+fn production_refuses_to_start_without_secrets() {
+    let dir = temp_dir("prod");
+    let out = server(&dir)
+        .env("PORTAL_ENV", "production")
+        .env("PORTAL_PUBLIC_URL", "https://portal.example")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PORTAL_SESSION_KEY is not set"), "{stderr}");
+    assert!(!dir.join("data/secrets").exists(), "nothing generated in production");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let dir = temp_dir("migrate");
+    let out = server(&dir).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.join("data/portal.sqlite3").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn config_file_supplies_what_the_environment_does_not() {
+    let dir = temp_dir("file");
+    let file = dir.join("portal.toml");
+    std::fs::write(&file, "PORTAL_ENV = \"production\"\nPORTAL_PUBLIC_URL = \"https://portal.example\"\n").unwrap();
+    let out = server(&dir).env("PORTAL_CONFIG_FILE", &file).output().unwrap();
+    assert!(!out.status.success(), "production from the file, so secrets are required");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTAL_SESSION_KEY is not set"));
+    let out = server(&dir).env("PORTAL_CONFIG_FILE", &file).env("PORTAL_ENV", "development").arg("migrate").output().unwrap();
+    assert!(out.status.success(), "the environment wins over the file");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
+    let dir = temp_dir("serve");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = server(&dir)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("PORTAL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,tower_http=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let next_line = |want: &dyn Fn(&serde_json::Value) -> bool| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines_rx.recv_timeout(left).expect("expected log line before the deadline");
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            if want(&json) {
+                return json;
+            }
+        }
+    };
+    next_line(&|j| j["fields"]["message"] == "portal ready");
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let request_id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("response names its request id")
+        .trim()
+        .to_string();
+    let logged = next_line(&|j| j["span"]["request_id"].as_str().is_some());
+    assert_eq!(logged["span"]["request_id"], request_id.as_str(), "{logged}");
+
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("data/secrets/password_pepper")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    next_line(&|j| j["fields"]["message"] == "portal stopped");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful exit: {exit:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
