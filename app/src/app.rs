@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    SsrMode, StaticSegment,
 };
 
 #[component]
@@ -19,7 +19,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=LandingPage/>
+                    // Async: the whole page is rendered before it is sent, so it is complete
+                    // without JavaScript (out-of-order streaming needs a script to fill in).
+                    <Route path=StaticSegment("") view=LandingPage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

@@ -126,3 +126,32 @@ app_tests!(
     metrics_count_requests,
     robots_and_security_txt,
 );
+
+mod panics {
+    use axum::{routing::get, Router};
+
+    /// A handler that panics yields the 500 page, with the security headers, and the server
+    /// keeps serving.
+    #[tokio::test]
+    async fn a_panicking_handler_gets_the_500_page() {
+        let app = crate::common::spawn_app(domain::db::Backend::Sqlite).await;
+        let routes: Router<server::state::AppState> =
+            Router::new().route("/boom", get(|| async { if true { panic!("boom") } else { "" } }));
+        let router = server::http::with_middleware(routes, app.state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+        let client = reqwest::Client::new();
+        let r = client.get(format!("http://{addr}/boom")).send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.headers().contains_key(reqwest::header::CONTENT_SECURITY_POLICY));
+        assert_eq!(r.headers()[reqwest::header::CACHE_CONTROL], "no-store");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Something went wrong"));
+        assert!(!body.contains("boom"), "the panic message is not shown");
+        let again = client.get(format!("http://{addr}/boom")).send().await.unwrap();
+        assert_eq!(again.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR, "still serving");
+        app.cleanup().await;
+    }
+}

@@ -68,15 +68,14 @@ pub fn router(state: AppState) -> Router {
     );
     let pkg = ServiceBuilder::new()
         .layer(immutable)
-        .service(ServeDir::new(state.config.site_root.join("pkg")));
+        .service(ServeDir::new(state.config.site_root.join("pkg")).precompressed_br().precompressed_gzip());
 
     let routes = generate_route_list(App);
     let pages = Router::new()
         .leptos_routes_with_context(&state, routes, context, app_shell)
         .route_layer(middleware::from_fn_with_state(state.clone(), page_cache::serve));
 
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
+    let routes = Router::new()
         .merge(pages)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -84,7 +83,16 @@ pub fn router(state: AppState) -> Router {
         .route("/robots.txt", get(health::robots_txt))
         .route("/.well-known/security.txt", get(health::security_txt))
         .nest_service("/pkg", pkg)
-        .fallback(move |request: Request<Body>| fallback(request))
+        .fallback(move |request: Request<Body>| fallback(request));
+    with_middleware(routes, state)
+}
+
+/// Wraps routes in the middleware every response passes through (outermost first): request
+/// id, tracing span, metrics, security headers, compression, the panic catcher, a timeout, the
+/// Origin check, sessions.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    routes
         .layer(middleware::from_fn(no_store_api))
         .layer(middleware::from_fn_with_state(state.clone(), sessions::touch))
         .layer(sessions::layer(&state))

@@ -90,3 +90,29 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
     }
     respond(&page, &nonce)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, cookie: Option<&str>) -> Request {
+        let mut builder = axum::http::Request::builder().uri(uri);
+        if let Some(c) = cookie {
+            builder = builder.header(header::COOKIE, c);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn only_anonymous_known_urls_are_cached() {
+        let key = |uri, cookie| cache_key(&request(uri, cookie), "portal_session");
+        assert_eq!(key("/", None).as_deref(), Some("/"));
+        assert_eq!(key("/?billing=annual", None).as_deref(), Some("/?billing=annual"));
+        assert_eq!(key("/?billing=annual", Some("theme=dark")).as_deref(), Some("/?billing=annual"));
+        assert_eq!(key("/", Some("theme=dark; portal_session=abc")), None, "signed-in visitors");
+        assert_eq!(key("/?utm_source=x", None), None, "arbitrary query strings cannot fill the cache");
+        assert_eq!(key("/account", None), None);
+        let post = axum::http::Request::builder().method("POST").uri("/").body(Body::empty()).unwrap();
+        assert_eq!(cache_key(&post, "portal_session"), None);
+    }
+}
