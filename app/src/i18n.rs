@@ -32,7 +32,12 @@ mod tests {
     fn every_message_exists_in_english() {
         let keys = crate::_rust_i18n_available_locales();
         assert!(keys.contains(&"en"));
-        for key in ["site.name", "landing.hero_title", "not_found.title", "error.title"] {
+        for key in [
+            "site.name",
+            "landing.hero_title",
+            "not_found.title",
+            "error.title",
+        ] {
             let text = rust_i18n::t!(key, locale = "en");
             assert_ne!(text, key, "missing message {key}");
         }

@@ -15,7 +15,9 @@ pub struct AssetManifest {
 }
 
 pub fn shell(assets: AssetManifest) -> impl IntoView {
-    let nonce = leptos::nonce::use_nonce().map(|n| n.to_string()).unwrap_or_default();
+    let nonce = leptos::nonce::use_nonce()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     let boot = format!(
         "import('/pkg/{js}').then(m=>m.default({{module_or_path:'/pkg/{wasm}'}}).then(()=>m.hydrate()));",
         js = assets.js,

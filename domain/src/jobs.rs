@@ -114,7 +114,9 @@ pub async fn complete(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
 /// Backoff before attempt `attempts + 1`: 10 s doubling per attempt, capped at one hour, plus up
 /// to 20 % jitter so that many failures do not retry in lockstep.
 pub fn backoff(attempts: i32, random: &dyn Random) -> time::Duration {
-    let base_secs = 10u64.saturating_mul(1u64 << attempts.clamp(0, 20).saturating_sub(1)).min(3600);
+    let base_secs = 10u64
+        .saturating_mul(1u64 << attempts.clamp(0, 20).saturating_sub(1))
+        .min(3600);
     let jitter_ms = random.below(base_secs * 200 + 1);
     time::Duration::milliseconds((base_secs * 1000 + jitter_ms) as i64)
 }
@@ -193,8 +195,19 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(db: Db, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Self {
-        let worker = format!("{}-{}", std::process::id(), crate::random::token(&*random, 4));
-        Self { db, clock, random, worker, handlers: HashMap::new(), periodic: Vec::new() }
+        let worker = format!(
+            "{}-{}",
+            std::process::id(),
+            crate::random::token(&*random, 4)
+        );
+        Self {
+            db,
+            clock,
+            random,
+            worker,
+            handlers: HashMap::new(),
+            periodic: Vec::new(),
+        }
     }
 
     pub fn handle<F, Fut>(mut self, kind: &'static str, handler: F) -> Self
@@ -202,7 +215,8 @@ impl Runner {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.handlers.insert(kind, Arc::new(move |payload| Box::pin(handler(payload))));
+        self.handlers
+            .insert(kind, Arc::new(move |payload| Box::pin(handler(payload))));
         self
     }
 

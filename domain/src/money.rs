@@ -33,7 +33,12 @@ pub fn format(minor: i64, currency: &str, locale: Locale) -> String {
             digit_separator: '\u{a0}',
             exponent_separator: ',',
             separator_pattern: &[3, 3, 3],
-            positions: &[Position::Sign, Position::Amount, Position::Space, Position::Symbol],
+            positions: &[
+                Position::Sign,
+                Position::Amount,
+                Position::Space,
+                Position::Symbol,
+            ],
             rounding,
             symbol: Some(currency.symbol),
             code: None,

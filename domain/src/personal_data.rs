@@ -32,7 +32,11 @@ pub struct Table {
 }
 
 const fn col(name: &'static str, exported: bool, erasure: Erasure) -> Column {
-    Column { name, exported, erasure }
+    Column {
+        name,
+        exported,
+        erasure,
+    }
 }
 
 use Erasure::*;
@@ -100,18 +104,27 @@ pub fn check_against_schema(schema: &[(String, Vec<String>)]) -> Vec<String> {
                 }
                 for rc in entry.columns {
                     if !columns.iter().any(|c| c == rc.name) {
-                        problems.push(format!("registry lists {table_name}.{} which does not exist", rc.name));
+                        problems.push(format!(
+                            "registry lists {table_name}.{} which does not exist",
+                            rc.name
+                        ));
                     }
                 }
                 if !columns.iter().any(|c| c == entry.owner_column) {
-                    problems.push(format!("owner column {table_name}.{} does not exist", entry.owner_column));
+                    problems.push(format!(
+                        "owner column {table_name}.{} does not exist",
+                        entry.owner_column
+                    ));
                 }
             }
         }
     }
     for t in PERSONAL_TABLES {
         if !schema.iter().any(|(n, _)| n == t.name) {
-            problems.push(format!("registry lists table {} which does not exist", t.name));
+            problems.push(format!(
+                "registry lists table {} which does not exist",
+                t.name
+            ));
         }
     }
     problems
@@ -128,13 +141,23 @@ mod tests {
             ("mystery".to_string(), vec!["id".to_string()]),
         ];
         let problems = check_against_schema(&schema);
-        assert!(problems.iter().any(|p| p.contains("table mystery is not in the registry")));
-        assert!(problems.iter().any(|p| p.contains("registry lists table sessions")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("table mystery is not in the registry")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("registry lists table sessions")));
 
-        let mut sessions: Vec<String> =
-            table("sessions").unwrap().columns.iter().map(|c| c.name.to_string()).collect();
+        let mut sessions: Vec<String> = table("sessions")
+            .unwrap()
+            .columns
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
         sessions.push("favourite_colour".into());
         let problems = check_against_schema(&[("sessions".into(), sessions)]);
-        assert!(problems.iter().any(|p| p.contains("sessions.favourite_colour")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("sessions.favourite_colour")));
     }
 }

@@ -128,12 +128,18 @@ impl PlanCatalog {
             return invalid("at least one [[plan]] is required".into());
         }
         if !crate::money::is_currency(&self.default_currency) {
-            return invalid(format!("default_currency {:?} is not an ISO 4217 code", self.default_currency));
+            return invalid(format!(
+                "default_currency {:?} is not an ISO 4217 code",
+                self.default_currency
+            ));
         }
         for (i, plan) in self.plans.iter().enumerate() {
             let id_ok = !plan.id.is_empty()
                 && plan.id.len() <= 40
-                && plan.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                && plan
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !id_ok {
                 return invalid(format!("plan id {:?}: use 1–40 of a-z, 0-9 and -", plan.id));
             }
@@ -143,15 +149,29 @@ impl PlanCatalog {
             if plan.name.trim().is_empty() {
                 return invalid(format!("plan {}: name is empty", plan.id));
             }
-            if !plan.prices.contains_key(&self.default_currency.to_ascii_lowercase()) {
-                return invalid(format!("plan {}: no price in the default currency {}", plan.id, self.default_currency));
+            if !plan
+                .prices
+                .contains_key(&self.default_currency.to_ascii_lowercase())
+            {
+                return invalid(format!(
+                    "plan {}: no price in the default currency {}",
+                    plan.id, self.default_currency
+                ));
             }
             for (currency, price) in &plan.prices {
-                if currency != &currency.to_ascii_lowercase() || !crate::money::is_currency(currency) {
-                    return invalid(format!("plan {}: {currency:?} is not a lower-case ISO 4217 code", plan.id));
+                if currency != &currency.to_ascii_lowercase()
+                    || !crate::money::is_currency(currency)
+                {
+                    return invalid(format!(
+                        "plan {}: {currency:?} is not a lower-case ISO 4217 code",
+                        plan.id
+                    ));
                 }
                 if price.monthly <= 0 || price.annual <= 0 {
-                    return invalid(format!("plan {}: prices in {currency} must be positive", plan.id));
+                    return invalid(format!(
+                        "plan {}: prices in {currency} must be positive",
+                        plan.id
+                    ));
                 }
             }
         }
@@ -168,7 +188,10 @@ mod tests {
         let catalog = PlanCatalog::sample();
         assert!(catalog.plans.len() >= 3);
         let plan = &catalog.plans[0];
-        assert!(plan.prices["eur"].annual < plan.prices["eur"].monthly * 12, "annual is a discount");
+        assert!(
+            plan.prices["eur"].annual < plan.prices["eur"].monthly * 12,
+            "annual is a discount"
+        );
     }
 
     #[test]
@@ -177,13 +200,18 @@ mod tests {
         let ok_plan = "[[plan]]\nid = \"a\"\nname = \"A\"\ndescription = \"\"\nlimits = { monthly_active_users = 1, storage_gb = 1 }\nprices.eur = { monthly = 100, annual = 1000 }\n";
         assert!(PlanCatalog::from_toml(&base(ok_plan)).is_ok());
         let twice = format!("{ok_plan}{ok_plan}");
-        assert!(matches!(PlanCatalog::from_toml(&base(&twice)), Err(PlanError::Invalid(m)) if m.contains("twice")));
+        assert!(
+            matches!(PlanCatalog::from_toml(&base(&twice)), Err(PlanError::Invalid(m)) if m.contains("twice"))
+        );
         let bad_id = ok_plan.replace("id = \"a\"", "id = \"A B\"");
         assert!(PlanCatalog::from_toml(&base(&bad_id)).is_err());
         let free = ok_plan.replace("monthly = 100", "monthly = 0");
         assert!(PlanCatalog::from_toml(&base(&free)).is_err());
         let typo = ok_plan.replace("storage_gb", "storage_gib");
-        assert!(matches!(PlanCatalog::from_toml(&base(&typo)), Err(PlanError::Syntax(_))));
+        assert!(matches!(
+            PlanCatalog::from_toml(&base(&typo)),
+            Err(PlanError::Syntax(_))
+        ));
         assert!(PlanCatalog::from_toml("default_currency = \"eur\"\nplan = []").is_err());
     }
 }

@@ -45,7 +45,10 @@ impl SeededRandom {
 
 impl Random for SeededRandom {
     fn fill(&self, dest: &mut [u8]) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).fill_bytes(dest);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fill_bytes(dest);
     }
 }
 

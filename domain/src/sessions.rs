@@ -22,7 +22,13 @@ pub struct SessionInfo {
 }
 
 /// Inserts a session; false when the id is taken (the caller then draws another id).
-pub async fn create(db: &Db, id: &str, data: &[u8], expires_at: i64, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn create(
+    db: &Db,
+    id: &str,
+    data: &[u8],
+    expires_at: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let result = on_db!(db, pool => sqlx::query(
         "INSERT INTO sessions (id, data, expires_at, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
          ON CONFLICT (id) DO NOTHING",
@@ -38,7 +44,13 @@ pub async fn create(db: &Db, id: &str, data: &[u8], expires_at: i64, now: i64) -
 }
 
 /// Writes the session's data, creating the row if needed.
-pub async fn save(db: &Db, id: &str, data: &[u8], expires_at: i64, now: i64) -> Result<(), sqlx::Error> {
+pub async fn save(
+    db: &Db,
+    id: &str,
+    data: &[u8],
+    expires_at: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     on_db!(db, pool => sqlx::query(
         "INSERT INTO sessions (id, data, expires_at, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
          ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
@@ -106,7 +118,11 @@ pub async fn set_account(db: &Db, id: &str, account_id: Option<Uuid>) -> Result<
 }
 
 /// The account's live sessions, most recently used first.
-pub async fn list_for_account(db: &Db, account_id: Uuid, now: i64) -> Result<Vec<SessionInfo>, sqlx::Error> {
+pub async fn list_for_account(
+    db: &Db,
+    account_id: Uuid,
+    now: i64,
+) -> Result<Vec<SessionInfo>, sqlx::Error> {
     on_db!(db, pool => sqlx::query_as::<_, SessionInfo>(
         "SELECT id, account_id, created_at, last_seen_at, client_ip, user_agent FROM sessions \
          WHERE account_id = $1 AND expires_at > $2 ORDER BY last_seen_at DESC",

@@ -16,7 +16,10 @@ pub enum Cleanup {
 }
 
 fn unique_name() -> String {
-    format!("portal_test_{}", crate::random::token(&crate::random::OsRandom, 8))
+    format!(
+        "portal_test_{}",
+        crate::random::token(&crate::random::OsRandom, 8)
+    )
 }
 
 pub fn postgres_admin_url() -> String {
@@ -27,7 +30,9 @@ pub fn postgres_admin_url() -> String {
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         let (url, cleanup) = Self::fresh_url(backend).await;
-        let db = Db::connect(&url).await.unwrap_or_else(|e| panic!("connect to {backend:?} test database: {e}"));
+        let db = Db::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {backend:?} test database: {e}"));
         db.migrate().await.expect("migrations apply");
         TestDb { db, url, cleanup }
     }
@@ -39,7 +44,10 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).expect("temp dir");
-                (format!("sqlite://{}/portal.sqlite3", dir.display()), Cleanup::File(dir))
+                (
+                    format!("sqlite://{}/portal.sqlite3", dir.display()),
+                    Cleanup::File(dir),
+                )
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -47,11 +55,20 @@ impl TestDb {
                     panic!("PostgreSQL at {admin_url} is required for the PostgreSQL tests (scripts/postgres.sh sets it up): {e}")
                 });
                 if let Db::Postgres(pool) = &admin {
-                    sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await.expect("create test database");
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(pool)
+                        .await
+                        .expect("create test database");
                 }
                 admin.close().await;
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-                (format!("{base}/{name}"), Cleanup::Database { admin_url, name })
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
+                (
+                    format!("{base}/{name}"),
+                    Cleanup::Database { admin_url, name },
+                )
             }
         }
     }
@@ -71,7 +88,9 @@ impl Cleanup {
             }
             Cleanup::Database { admin_url, name } => {
                 if let Ok(Db::Postgres(pool)) = Db::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
                     pool.close().await;
                 }
             }

@@ -26,14 +26,31 @@ async fn jobs_enqueued_in_a_rolled_back_transaction_do_not_exist(db: Db) {
     let clock = clock();
     let random = SeededRandom::new(1);
     let mut tx = db.begin().await.unwrap();
-    jobs::enqueue(&mut tx, NewJob::now("demo", json!({"n": 1}), &clock), &clock, &random).await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        NewJob::now("demo", json!({"n": 1}), &clock),
+        &clock,
+        &random,
+    )
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(jobs::counts(&db).await.unwrap().queued, 0);
 
     let mut tx = db.begin().await.unwrap();
-    jobs::enqueue(&mut tx, NewJob::now("demo", json!({"n": 2}), &clock), &clock, &random).await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        NewJob::now("demo", json!({"n": 2}), &clock),
+        &clock,
+        &random,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
-    let job = jobs::claim(&db, "w1", &clock).await.unwrap().expect("a committed job is claimable");
+    let job = jobs::claim(&db, "w1", &clock)
+        .await
+        .unwrap()
+        .expect("a committed job is claimable");
     assert_eq!(job.kind, "demo");
     assert_eq!(job.payload.0, json!({"n": 2}));
     assert_eq!(job.attempts, 1);
@@ -43,13 +60,26 @@ async fn a_claimed_job_is_not_claimed_twice_until_its_lease_expires(db: Db) {
     let clock = clock();
     let random = SeededRandom::new(2);
     let mut tx = db.begin().await.unwrap();
-    jobs::enqueue(&mut tx, NewJob::now("demo", json!(null), &clock), &clock, &random).await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        NewJob::now("demo", json!(null), &clock),
+        &clock,
+        &random,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let first = jobs::claim(&db, "w1", &clock).await.unwrap().unwrap();
-    assert!(jobs::claim(&db, "w2", &clock).await.unwrap().is_none(), "leased to w1");
+    assert!(
+        jobs::claim(&db, "w2", &clock).await.unwrap().is_none(),
+        "leased to w1"
+    );
     clock.advance(jobs::LEASE + Duration::seconds(1));
-    let again = jobs::claim(&db, "w2", &clock).await.unwrap().expect("lease expired: the runner died");
+    let again = jobs::claim(&db, "w2", &clock)
+        .await
+        .unwrap()
+        .expect("lease expired: the runner died");
     assert_eq!(again.id, first.id);
     assert_eq!(again.attempts, 2);
 }
@@ -59,7 +89,14 @@ async fn concurrent_claims_hand_each_job_to_one_runner(db: Db) {
     let random = SeededRandom::new(3);
     let mut tx = db.begin().await.unwrap();
     for n in 0..20 {
-        jobs::enqueue(&mut tx, NewJob::now("demo", json!(n), &clock), &clock, &random).await.unwrap();
+        jobs::enqueue(
+            &mut tx,
+            NewJob::now("demo", json!(n), &clock),
+            &clock,
+            &random,
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     let mut tasks = Vec::new();
@@ -95,26 +132,64 @@ async fn failed_jobs_retry_with_backoff_then_stay_failed(db: Db) {
     tx.commit().await.unwrap();
 
     let job = jobs::claim(&db, "w", &clock).await.unwrap().unwrap();
-    jobs::fail(&db, &job, "smtp timeout", &clock, &random).await.unwrap();
-    assert!(jobs::claim(&db, "w", &clock).await.unwrap().is_none(), "not before its backoff");
+    jobs::fail(&db, &job, "smtp timeout", &clock, &random)
+        .await
+        .unwrap();
+    assert!(
+        jobs::claim(&db, "w", &clock).await.unwrap().is_none(),
+        "not before its backoff"
+    );
     clock.advance(Duration::seconds(13));
-    let job = jobs::claim(&db, "w", &clock).await.unwrap().expect("retried after ~10 s");
+    let job = jobs::claim(&db, "w", &clock)
+        .await
+        .unwrap()
+        .expect("retried after ~10 s");
     assert_eq!(job.attempts, 2);
-    jobs::fail(&db, &job, "smtp timeout", &clock, &random).await.unwrap();
+    jobs::fail(&db, &job, "smtp timeout", &clock, &random)
+        .await
+        .unwrap();
     clock.advance(Duration::seconds(25));
-    let job = jobs::claim(&db, "w", &clock).await.unwrap().expect("retried after ~20 s");
-    jobs::fail(&db, &job, "smtp timeout again", &clock, &random).await.unwrap();
+    let job = jobs::claim(&db, "w", &clock)
+        .await
+        .unwrap()
+        .expect("retried after ~20 s");
+    jobs::fail(&db, &job, "smtp timeout again", &clock, &random)
+        .await
+        .unwrap();
     clock.advance(Duration::days(1));
-    assert!(jobs::claim(&db, "w", &clock).await.unwrap().is_none(), "gave up after 3 attempts");
-    assert_eq!(jobs::counts(&db).await.unwrap(), jobs::QueueCounts { queued: 0, failed: 1 });
+    assert!(
+        jobs::claim(&db, "w", &clock).await.unwrap().is_none(),
+        "gave up after 3 attempts"
+    );
+    assert_eq!(
+        jobs::counts(&db).await.unwrap(),
+        jobs::QueueCounts {
+            queued: 0,
+            failed: 1
+        }
+    );
 }
 
 async fn dedupe_keys_coalesce_and_periodic_jobs_run_once_per_slot(db: Db) {
     let clock = clock();
     let random = Arc::new(SeededRandom::new(5));
     let mut tx = db.begin().await.unwrap();
-    let first = jobs::enqueue(&mut tx, NewJob::now("demo", json!(1), &clock).dedupe("customer:1"), &clock, &*random).await.unwrap();
-    let second = jobs::enqueue(&mut tx, NewJob::now("demo", json!(2), &clock).dedupe("customer:1"), &clock, &*random).await.unwrap();
+    let first = jobs::enqueue(
+        &mut tx,
+        NewJob::now("demo", json!(1), &clock).dedupe("customer:1"),
+        &clock,
+        &*random,
+    )
+    .await
+    .unwrap();
+    let second = jobs::enqueue(
+        &mut tx,
+        NewJob::now("demo", json!(2), &clock).dedupe("customer:1"),
+        &clock,
+        &*random,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert!(first && !second);
     let job = jobs::claim(&db, "w", &clock).await.unwrap().unwrap();
@@ -151,18 +226,38 @@ async fn runner_retries_a_failing_handler(db: Db) {
     let random = Arc::new(SeededRandom::new(6));
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
-    let runner = Runner::new(db.clone(), Arc::new(clock.clone()), random.clone()).handle("flaky", move |_| {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        async move { if n == 0 { Err("first try fails".to_string()) } else { Ok(()) } }
-    });
+    let runner = Runner::new(db.clone(), Arc::new(clock.clone()), random.clone()).handle(
+        "flaky",
+        move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err("first try fails".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        },
+    );
     let mut tx = db.begin().await.unwrap();
-    jobs::enqueue(&mut tx, NewJob::now("flaky", json!(null), &clock), &clock, &*random).await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        NewJob::now("flaky", json!(null), &clock),
+        &clock,
+        &*random,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(runner.run_due().await.unwrap(), 1);
     assert_eq!(jobs::counts(&db).await.unwrap().queued, 1, "kept for retry");
     clock.advance(Duration::minutes(1));
     assert_eq!(runner.run_due().await.unwrap(), 1);
-    assert_eq!(jobs::counts(&db).await.unwrap().queued, 0, "done and removed");
+    assert_eq!(
+        jobs::counts(&db).await.unwrap().queued,
+        0,
+        "done and removed"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -171,7 +266,10 @@ async fn audit_entries_commit_or_roll_back_with_the_change(db: Db) {
     let random = SeededRandom::new(7);
     let customer = Uuid::now_v7();
     let user = Uuid::now_v7();
-    let meta = RequestMeta { request_id: Some("req-1".into()), client_ip: Some("192.0.2.7".into()) };
+    let meta = RequestMeta {
+        request_id: Some("req-1".into()),
+        client_ip: Some("192.0.2.7".into()),
+    };
     let event = AuditEvent::new(Actor::User(user), "session.revoked")
         .customer(customer)
         .target("session", "abc")
@@ -179,12 +277,19 @@ async fn audit_entries_commit_or_roll_back_with_the_change(db: Db) {
         .personal(json!({"email": "a@example.com"}));
 
     let mut tx = db.begin().await.unwrap();
-    audit::record(&mut tx, &event, &meta, &clock, &random).await.unwrap();
+    audit::record(&mut tx, &event, &meta, &clock, &random)
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
-    assert!(audit::for_customer(&db, customer, 10).await.unwrap().is_empty());
+    assert!(audit::for_customer(&db, customer, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     let mut tx = db.begin().await.unwrap();
-    audit::record(&mut tx, &event, &meta, &clock, &random).await.unwrap();
+    audit::record(&mut tx, &event, &meta, &clock, &random)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let entries = audit::for_customer(&db, customer, 10).await.unwrap();
     assert_eq!(entries.len(), 1);
@@ -195,9 +300,18 @@ async fn audit_entries_commit_or_roll_back_with_the_change(db: Db) {
     assert_eq!(e.request_id.as_deref(), Some("req-1"));
     assert_eq!(e.client_ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(e.details.0, json!({"reason": "user"}));
-    assert_eq!(e.personal.as_ref().unwrap().0, json!({"email": "a@example.com"}));
+    assert_eq!(
+        e.personal.as_ref().unwrap().0,
+        json!({"email": "a@example.com"})
+    );
     assert_eq!(e.occurred_at, clock.now_ms());
-    assert!(audit::for_customer(&db, Uuid::now_v7(), 10).await.unwrap().is_empty(), "scoped by customer");
+    assert!(
+        audit::for_customer(&db, Uuid::now_v7(), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "scoped by customer"
+    );
 }
 
 async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
@@ -205,33 +319,75 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
     let now = clock.now_ms();
     let hour = 3_600_000;
     let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-    assert!(sessions::create(&db, "s1", b"{}", now + hour, now).await.unwrap());
-    assert!(!sessions::create(&db, "s1", b"{}", now + hour, now).await.unwrap(), "id collision detected");
-    sessions::save(&db, "s2", b"{\"a\":1}", now + hour, now).await.unwrap();
-    sessions::save(&db, "s3", b"{}", now + 2 * hour, now).await.unwrap();
+    assert!(sessions::create(&db, "s1", b"{}", now + hour, now)
+        .await
+        .unwrap());
+    assert!(
+        !sessions::create(&db, "s1", b"{}", now + hour, now)
+            .await
+            .unwrap(),
+        "id collision detected"
+    );
+    sessions::save(&db, "s2", b"{\"a\":1}", now + hour, now)
+        .await
+        .unwrap();
+    sessions::save(&db, "s3", b"{}", now + 2 * hour, now)
+        .await
+        .unwrap();
     sessions::set_account(&db, "s1", Some(alice)).await.unwrap();
     sessions::set_account(&db, "s2", Some(alice)).await.unwrap();
     sessions::set_account(&db, "s3", Some(bob)).await.unwrap();
 
-    assert_eq!(sessions::load(&db, "s2", now).await.unwrap().unwrap().data, b"{\"a\":1}");
-    assert!(sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now).await.unwrap());
-    assert!(!sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now + 30_000).await.unwrap(), "at most once a minute");
-    assert!(sessions::touch(&db, "s1", Some("192.0.2.9"), Some("Firefox"), now + 61_000).await.unwrap());
+    assert_eq!(
+        sessions::load(&db, "s2", now).await.unwrap().unwrap().data,
+        b"{\"a\":1}"
+    );
+    assert!(
+        sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now + 30_000)
+            .await
+            .unwrap(),
+        "at most once a minute"
+    );
+    assert!(
+        sessions::touch(&db, "s1", Some("192.0.2.9"), Some("Firefox"), now + 61_000)
+            .await
+            .unwrap()
+    );
 
     let listed = sessions::list_for_account(&db, alice, now).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].id, "s1", "most recently used first");
     assert_eq!(listed[0].client_ip.as_deref(), Some("192.0.2.9"));
 
-    assert!(!sessions::revoke(&db, bob, "s1").await.unwrap(), "bob cannot end alice's session");
+    assert!(
+        !sessions::revoke(&db, bob, "s1").await.unwrap(),
+        "bob cannot end alice's session"
+    );
     assert!(sessions::load(&db, "s1", now).await.unwrap().is_some());
     assert_eq!(sessions::revoke_others(&db, alice, "s1").await.unwrap(), 1);
     assert!(sessions::load(&db, "s2", now).await.unwrap().is_none());
-    assert!(sessions::load(&db, "s3", now).await.unwrap().is_some(), "bob's session untouched");
+    assert!(
+        sessions::load(&db, "s3", now).await.unwrap().is_some(),
+        "bob's session untouched"
+    );
 
-    assert!(sessions::load(&db, "s1", now + hour).await.unwrap().is_none(), "expired sessions do not load");
+    assert!(
+        sessions::load(&db, "s1", now + hour)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired sessions do not load"
+    );
     assert_eq!(sessions::purge_expired(&db, now + hour).await.unwrap(), 1);
-    assert_eq!(sessions::purge_expired(&db, now + 3 * hour).await.unwrap(), 1);
+    assert_eq!(
+        sessions::purge_expired(&db, now + 3 * hour).await.unwrap(),
+        1
+    );
 }
 
 async fn every_table_and_column_is_in_the_personal_data_registry(db: Db) {
@@ -243,7 +399,11 @@ async fn every_table_and_column_is_in_the_personal_data_registry(db: Db) {
     }
     assert!(schema.len() >= 3, "the schema was read: {schema:?}");
     let problems = personal_data::check_against_schema(&schema);
-    assert!(problems.is_empty(), "personal-data registry is out of date:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "personal-data registry is out of date:\n{}",
+        problems.join("\n")
+    );
 }
 
 async fn ping_reports_a_reachable_database(db: Db) {

@@ -123,7 +123,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("portal.sqlite3").display()),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("portal.sqlite3").display()
+            ),
         }
     }
 
@@ -144,7 +147,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let url = self.public_url();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("PORTAL_PUBLIC_URL must start with http:// or https://, got {url:?}"));
+            return Err(format!(
+                "PORTAL_PUBLIC_URL must start with http:// or https://, got {url:?}"
+            ));
         }
         if self.environment == Environment::Production && !self.is_https() {
             return Err("PORTAL_PUBLIC_URL must be https:// in production".into());
@@ -166,15 +171,21 @@ pub fn load_config_file() -> Result<(), String> {
     let Ok(path) = std::env::var("PORTAL_CONFIG_FILE") else {
         return Ok(());
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
         let value = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => return Err(format!("PORTAL_CONFIG_FILE {path}: {key} must be a string or number, got {other}")),
+            other => {
+                return Err(format!(
+                    "PORTAL_CONFIG_FILE {path}: {key} must be a string or number, got {other}"
+                ))
+            }
         };
         if std::env::var_os(&name).is_none() {
             std::env::set_var(name, value);
@@ -204,9 +215,19 @@ mod tests {
 
     #[test]
     fn production_requires_https() {
-        let c = parse(&["--environment", "production", "--public-url", "http://portal.example"]);
+        let c = parse(&[
+            "--environment",
+            "production",
+            "--public-url",
+            "http://portal.example",
+        ]);
         assert!(c.validate().unwrap_err().contains("https"));
-        let c = parse(&["--environment", "production", "--public-url", "https://portal.example/"]);
+        let c = parse(&[
+            "--environment",
+            "production",
+            "--public-url",
+            "https://portal.example/",
+        ]);
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.public_url(), "https://portal.example");
         assert_eq!(c.security_contact(), "mailto:security@portal.example");

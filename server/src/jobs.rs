@@ -6,16 +6,20 @@ pub const PURGE_SESSIONS: &str = "sessions.purge";
 
 pub fn runner(portal: &Portal) -> Runner {
     let purge_portal = portal.clone();
-    Runner::new(portal.db.clone(), portal.clock.clone(), portal.random.clone())
-        .handle(PURGE_SESSIONS, move |_| {
-            let portal = purge_portal.clone();
-            async move {
-                let removed = domain::sessions::purge_expired(&portal.db, portal.clock.now_ms())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(removed, "purged expired sessions");
-                Ok(())
-            }
-        })
-        .every(PURGE_SESSIONS, time::Duration::minutes(15))
+    Runner::new(
+        portal.db.clone(),
+        portal.clock.clone(),
+        portal.random.clone(),
+    )
+    .handle(PURGE_SESSIONS, move |_| {
+        let portal = purge_portal.clone();
+        async move {
+            let removed = domain::sessions::purge_expired(&portal.db, portal.clock.now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(removed, "purged expired sessions");
+            Ok(())
+        }
+    })
+    .every(PURGE_SESSIONS, time::Duration::minutes(15))
 }

@@ -29,22 +29,30 @@ pub async fn connect(config: &Config) -> Result<Db, String> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("PORTAL_DATA_DIR {}: {e}", config.data_dir.display()))?;
     }
-    Db::connect(&url).await.map_err(|e| format!("database: {e}"))
+    Db::connect(&url)
+        .await
+        .map_err(|e| format!("database: {e}"))
 }
 
 pub fn load_plans(config: &Config) -> Result<PlanCatalog, String> {
     match &config.plans_file {
         None => Ok(PlanCatalog::sample()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))?;
-            PlanCatalog::from_toml(&text).map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))?;
+            PlanCatalog::from_toml(&text)
+                .map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))
         }
     }
 }
 
 /// Builds everything the server runs, from configuration and the injected clock and random
 /// source (tests pass a manual clock and a seeded source).
-pub async fn build(config: Config, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Result<Built, String> {
+pub async fn build(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+) -> Result<Built, String> {
     config.validate()?;
     let secrets = secrets::Secrets::load(&config, &*random)?;
     let plans = load_plans(&config)?;
@@ -75,5 +83,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>, random: Arc<dyn Random
         secrets_session_key: secrets.session_key.into(),
     };
     let runner = jobs::runner(&portal);
-    Ok(Built { router: http::router(state.clone()), state, runner })
+    Ok(Built {
+        router: http::router(state.clone()),
+        state,
+        runner,
+    })
 }

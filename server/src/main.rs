@@ -35,8 +35,15 @@ async fn migrate(config: &server::config::Config) -> Result<(), String> {
 async fn serve(config: server::config::Config, started: Instant) -> Result<(), String> {
     let addr = config.site_addr;
     let poll = std::time::Duration::from_secs(config.job_poll_seconds.max(1));
-    let built = server::build(config, Arc::new(domain::SystemClock), Arc::new(domain::OsRandom)).await?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+    let built = server::build(
+        config,
+        Arc::new(domain::SystemClock),
+        Arc::new(domain::OsRandom),
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listen on {addr}: {e}"))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(built.runner.run_until(poll, wait_for(stop_rx)));
@@ -47,8 +54,12 @@ async fn serve(config: server::config::Config, started: Instant) -> Result<(), S
         startup_ms = started.elapsed().as_millis() as u64,
         "portal ready"
     );
-    let app = built.router.into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let app = built
+        .router
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     let _ = stop_tx.send(true);
     let _ = jobs.await;
     built.state.portal.db.close().await;

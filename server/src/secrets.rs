@@ -18,13 +18,27 @@ struct Spec {
     min_bytes: usize,
 }
 
-const SESSION_KEY: Spec = Spec { variable: "PORTAL_SESSION_KEY", file_name: "session_key", min_bytes: 64 };
-const PASSWORD_PEPPER: Spec = Spec { variable: "PORTAL_PASSWORD_PEPPER", file_name: "password_pepper", min_bytes: 32 };
+const SESSION_KEY: Spec = Spec {
+    variable: "PORTAL_SESSION_KEY",
+    file_name: "session_key",
+    min_bytes: 64,
+};
+const PASSWORD_PEPPER: Spec = Spec {
+    variable: "PORTAL_PASSWORD_PEPPER",
+    file_name: "password_pepper",
+    min_bytes: 32,
+};
 
 impl Secrets {
     pub fn load(config: &Config, random: &dyn Random) -> Result<Self, String> {
         Ok(Self {
-            session_key: resolve(&SESSION_KEY, config.session_key.as_deref(), config.session_key_file.as_deref(), config, random)?,
+            session_key: resolve(
+                &SESSION_KEY,
+                config.session_key.as_deref(),
+                config.session_key_file.as_deref(),
+                config,
+                random,
+            )?,
             password_pepper: resolve(
                 &PASSWORD_PEPPER,
                 config.password_pepper.as_deref(),
@@ -100,7 +114,8 @@ fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.write_all(contents.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -119,30 +134,50 @@ mod tests {
 
     #[test]
     fn development_generates_private_secrets_once() {
-        let dir = std::env::temp_dir().join(format!("portal-secrets-{}", domain::random::token(&OsRandom, 8)));
+        let dir = std::env::temp_dir().join(format!(
+            "portal-secrets-{}",
+            domain::random::token(&OsRandom, 8)
+        ));
         let c = config(&["--data-dir", dir.to_str().unwrap()]);
         let first = Secrets::load(&c, &OsRandom).unwrap();
         let second = Secrets::load(&c, &OsRandom).unwrap();
-        assert_eq!(first.session_key, second.session_key, "reused, not regenerated");
+        assert_eq!(
+            first.session_key, second.session_key,
+            "reused, not regenerated"
+        );
         assert_eq!(first.session_key.len(), 64);
         assert_ne!(first.session_key[..32], first.password_pepper[..32]);
-        let mode = fs::metadata(dir.join("secrets/session_key")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.join("secrets/session_key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn production_names_the_missing_secret() {
-        let c = config(&["--environment", "production", "--public-url", "https://p.example"]);
+        let c = config(&[
+            "--environment",
+            "production",
+            "--public-url",
+            "https://p.example",
+        ]);
         let error = Secrets::load(&c, &OsRandom).err().unwrap();
         assert!(error.contains("PORTAL_SESSION_KEY is not set"), "{error}");
 
         let key = STANDARD.encode([7u8; 64]);
         let c = config(&["--environment", "production", "--session-key", &key]);
         let error = Secrets::load(&c, &OsRandom).err().unwrap();
-        assert!(error.contains("PORTAL_PASSWORD_PEPPER is not set"), "{error}");
+        assert!(
+            error.contains("PORTAL_PASSWORD_PEPPER is not set"),
+            "{error}"
+        );
 
         let c = config(&["--environment", "production", "--session-key", "c2hvcnQ="]);
-        assert!(Secrets::load(&c, &OsRandom).err().unwrap().contains("too short"));
+        assert!(Secrets::load(&c, &OsRandom)
+            .err()
+            .unwrap()
+            .contains("too short"));
     }
 }

@@ -46,10 +46,17 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
         let now = self.portal.clock.now_ms();
         loop {
-            let data = serde_json::to_vec(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
-            let created = sessions::create(&self.portal.db, &storage_key(&record.id), &data, expiry_ms(record), now)
-                .await
-                .map_err(backend)?;
+            let data =
+                serde_json::to_vec(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+            let created = sessions::create(
+                &self.portal.db,
+                &storage_key(&record.id),
+                &data,
+                expiry_ms(record),
+                now,
+            )
+            .await
+            .map_err(backend)?;
             if created {
                 return Ok(());
             }
@@ -59,24 +66,39 @@ impl SessionStore for DbSessionStore {
 
     async fn save(&self, record: &Record) -> Result<()> {
         let data = serde_json::to_vec(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
-        sessions::save(&self.portal.db, &storage_key(&record.id), &data, expiry_ms(record), self.portal.clock.now_ms())
-            .await
-            .map_err(backend)
+        sessions::save(
+            &self.portal.db,
+            &storage_key(&record.id),
+            &data,
+            expiry_ms(record),
+            self.portal.clock.now_ms(),
+        )
+        .await
+        .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let now = self.portal.clock.now();
-        let Some(row) = sessions::load(&self.portal.db, &storage_key(id), to_millis(now)).await.map_err(backend)?
+        let Some(row) = sessions::load(&self.portal.db, &storage_key(id), to_millis(now))
+            .await
+            .map_err(backend)?
         else {
             return Ok(None);
         };
         let data = serde_json::from_slice(&row.data).map_err(|e| Error::Decode(e.to_string()))?;
-        let expiry_date = OffsetDateTime::from_unix_timestamp_nanos(row.expires_at as i128 * 1_000_000)
-            .map_err(|e| Error::Decode(e.to_string()))?;
-        Ok(Some(Record { id: *id, data, expiry_date }))
+        let expiry_date =
+            OffsetDateTime::from_unix_timestamp_nanos(row.expires_at as i128 * 1_000_000)
+                .map_err(|e| Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        sessions::delete(&self.portal.db, &storage_key(id)).await.map_err(backend)
+        sessions::delete(&self.portal.db, &storage_key(id))
+            .await
+            .map_err(backend)
     }
 }

@@ -1,4 +1,7 @@
-use crate::{config::Config, http::{metrics::Metrics, page_cache::PageCache}};
+use crate::{
+    config::Config,
+    http::{metrics::Metrics, page_cache::PageCache},
+};
 use app::shell::AssetManifest;
 use axum::extract::FromRef;
 use domain::Portal;
@@ -19,7 +22,11 @@ pub struct AppState {
 impl AppState {
     /// `__Host-` cookies must be Secure, which plain-http local runs cannot send.
     pub fn session_cookie_name(&self) -> String {
-        if self.config.is_https() { "__Host-portal_session".into() } else { "portal_session".into() }
+        if self.config.is_https() {
+            "__Host-portal_session".into()
+        } else {
+            "portal_session".into()
+        }
     }
 }
 
@@ -40,9 +47,13 @@ pub fn stylesheet_name() -> &'static str {
 pub fn load_assets(site_root: &std::path::Path) -> Result<AssetManifest, String> {
     let path = site_root.join("pkg").join("manifest.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!("{}: {e}. Build the site first (scripts/build-site.sh) or set LEPTOS_SITE_ROOT", path.display())
+        format!(
+            "{}: {e}. Build the site first (scripts/build-site.sh) or set LEPTOS_SITE_ROOT",
+            path.display()
+        )
     })?;
-    let manifest: AssetManifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let manifest: AssetManifest =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let _ = STYLESHEET.set(manifest.css.clone());
     Ok(manifest)
 }

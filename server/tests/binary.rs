@@ -14,7 +14,11 @@ fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("portal-bin-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("site/pkg")).unwrap();
-    std::fs::write(dir.join("site/pkg/manifest.json"), r#"{"js":"a.js","wasm":"a.wasm","css":"a.css"}"#).unwrap();
+    std::fs::write(
+        dir.join("site/pkg/manifest.json"),
+        r#"{"js":"a.js","wasm":"a.wasm","css":"a.css"}"#,
+    )
+    .unwrap();
     dir
 }
 
@@ -60,7 +64,10 @@ fn production_refuses_to_start_without_secrets() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("PORTAL_SESSION_KEY is not set"), "{stderr}");
-    assert!(!dir.join("data/secrets").exists(), "nothing generated in production");
+    assert!(
+        !dir.join("data/secrets").exists(),
+        "nothing generated in production"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -68,7 +75,11 @@ fn production_refuses_to_start_without_secrets() {
 fn migrate_creates_the_embedded_database() {
     let dir = temp_dir("migrate");
     let out = server(&dir).arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.join("data/portal.sqlite3").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -77,11 +88,26 @@ fn migrate_creates_the_embedded_database() {
 fn config_file_supplies_what_the_environment_does_not() {
     let dir = temp_dir("file");
     let file = dir.join("portal.toml");
-    std::fs::write(&file, "PORTAL_ENV = \"production\"\nPORTAL_PUBLIC_URL = \"https://portal.example\"\n").unwrap();
-    let out = server(&dir).env("PORTAL_CONFIG_FILE", &file).output().unwrap();
-    assert!(!out.status.success(), "production from the file, so secrets are required");
+    std::fs::write(
+        &file,
+        "PORTAL_ENV = \"production\"\nPORTAL_PUBLIC_URL = \"https://portal.example\"\n",
+    )
+    .unwrap();
+    let out = server(&dir)
+        .env("PORTAL_CONFIG_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "production from the file, so secrets are required"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORTAL_SESSION_KEY is not set"));
-    let out = server(&dir).env("PORTAL_CONFIG_FILE", &file).env("PORTAL_ENV", "development").arg("migrate").output().unwrap();
+    let out = server(&dir)
+        .env("PORTAL_CONFIG_FILE", &file)
+        .env("PORTAL_ENV", "development")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "the environment wins over the file");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -89,7 +115,11 @@ fn config_file_supplies_what_the_environment_does_not() {
 #[test]
 fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
     let dir = temp_dir("serve");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = server(&dir)
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
         .env("PORTAL_LOG_FORMAT", "json")
@@ -109,8 +139,11 @@ fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines_rx.recv_timeout(left).expect("expected log line before the deadline");
-            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            let line = lines_rx
+                .recv_timeout(left)
+                .expect("expected log line before the deadline");
+            let json: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
             if want(&json) {
                 return json;
             }
@@ -120,7 +153,9 @@ fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
 
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     use std::io::{Read, Write};
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -131,12 +166,24 @@ fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
         .trim()
         .to_string();
     let logged = next_line(&|j| j["span"]["request_id"].as_str().is_some());
-    assert_eq!(logged["span"]["request_id"], request_id.as_str(), "{logged}");
+    assert_eq!(
+        logged["span"]["request_id"],
+        request_id.as_str(),
+        "{logged}"
+    );
 
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("data/secrets/password_pepper")).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("data/secrets/password_pepper"))
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     next_line(&|j| j["fields"]["message"] == "portal stopped");
     let exit = child.wait().unwrap();

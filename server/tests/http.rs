@@ -12,12 +12,21 @@ fn nonce_of(csp: &str) -> String {
 
 fn assert_security_headers(response: &reqwest::Response) {
     let h = response.headers();
-    assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(h[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    assert_eq!(h[header::REFERRER_POLICY], "strict-origin-when-cross-origin");
+    assert_eq!(
+        h[header::REFERRER_POLICY],
+        "strict-origin-when-cross-origin"
+    );
     assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
     assert!(h.contains_key("x-request-id"));
-    assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY), "no HSTS over plain http");
+    assert!(
+        !h.contains_key(header::STRICT_TRANSPORT_SECURITY),
+        "no HSTS over plain http"
+    );
 }
 
 async fn health_and_readiness(app: &TestApp) {
@@ -34,17 +43,33 @@ async fn landing_page_lists_plans_with_a_fresh_nonce_per_response(app: &TestApp)
         let r = app.get("/").await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_security_headers(&r);
-        let nonce = nonce_of(r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap());
+        let nonce = nonce_of(
+            r.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap(),
+        );
         let body = r.text().await.unwrap();
-        assert!(body.contains("Starter") && body.contains("Business") && body.contains("Enterprise"));
+        assert!(
+            body.contains("Starter") && body.contains("Business") && body.contains("Enterprise")
+        );
         assert!(body.contains("€10"), "monthly prices by default");
-        assert!(body.contains(&format!("nonce=\"{nonce}\"")), "the page's scripts carry the header's nonce");
-        assert!(!body.contains("PortalNoncePlaceholder"), "cache placeholder never leaks");
+        assert!(
+            body.contains(&format!("nonce=\"{nonce}\"")),
+            "the page's scripts carry the header's nonce"
+        );
+        assert!(
+            !body.contains("PortalNoncePlaceholder"),
+            "cache placeholder never leaks"
+        );
         nonces.push(nonce);
     }
     nonces.sort();
     nonces.dedup();
-    assert_eq!(nonces.len(), 3, "each response has its own nonce, cached or not");
+    assert_eq!(
+        nonces.len(),
+        3,
+        "each response has its own nonce, cached or not"
+    );
 
     let body = app.get("/?billing=annual").await.text().await.unwrap();
     assert!(body.contains("€100") && body.contains("per year"));
@@ -86,22 +111,40 @@ async fn cross_origin_posts_are_refused(app: &TestApp) {
 
 async fn responses_are_compressed(app: &TestApp) {
     for (accept, expected) in [("br", "br"), ("gzip", "gzip"), ("br, gzip", "br")] {
-        let r = app.client.get(app.url("/")).header(header::ACCEPT_ENCODING, accept).send().await.unwrap();
-        assert_eq!(r.headers()[header::CONTENT_ENCODING], expected, "Accept-Encoding: {accept}");
+        let r = app
+            .client
+            .get(app.url("/"))
+            .header(header::ACCEPT_ENCODING, accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()[header::CONTENT_ENCODING],
+            expected,
+            "Accept-Encoding: {accept}"
+        );
     }
 }
 
 async fn hashed_assets_are_cached_forever(app: &TestApp) {
     let r = app.get("/pkg/portal.test.css").await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(
+        r.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
     assert_security_headers(&r);
 }
 
 async fn metrics_count_requests(app: &TestApp) {
     app.get("/healthz").await;
     let body = app.get("/metrics").await.text().await.unwrap();
-    assert!(body.contains("portal_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"), "{body}");
+    assert!(
+        body.contains(
+            "portal_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"
+        ),
+        "{body}"
+    );
     assert!(body.contains("portal_database_up 1"));
     assert!(body.contains("portal_jobs_queued"));
 }
@@ -109,11 +152,22 @@ async fn metrics_count_requests(app: &TestApp) {
 async fn robots_and_security_txt(app: &TestApp) {
     let robots = app.get("/robots.txt").await.text().await.unwrap();
     assert!(robots.contains("Disallow: /account"));
-    let security = app.get("/.well-known/security.txt").await.text().await.unwrap();
+    let security = app
+        .get("/.well-known/security.txt")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(security.contains("Contact: mailto:security@127.0.0.1"));
     // A year after the injected clock's now (2026-11-22).
-    assert!(security.contains("Expires: 2027-11-22T12:00:00Z"), "{security}");
-    assert!(security.contains(&format!("Canonical: {}/.well-known/security.txt", app.address)));
+    assert!(
+        security.contains("Expires: 2027-11-22T12:00:00Z"),
+        "{security}"
+    );
+    assert!(security.contains(&format!(
+        "Canonical: {}/.well-known/security.txt",
+        app.address
+    )));
 }
 
 app_tests!(
@@ -135,23 +189,45 @@ mod panics {
     #[tokio::test]
     async fn a_panicking_handler_gets_the_500_page() {
         let app = crate::common::spawn_app(domain::db::Backend::Sqlite).await;
-        let routes: Router<server::state::AppState> =
-            Router::new().route("/boom", get(|| async { if true { panic!("boom") } else { "" } }));
+        let routes: Router<server::state::AppState> = Router::new().route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("boom")
+                } else {
+                    ""
+                }
+            }),
+        );
         let router = server::http::with_middleware(routes, app.state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 
         let client = reqwest::Client::new();
-        let r = client.get(format!("http://{addr}/boom")).send().await.unwrap();
+        let r = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(r.headers().contains_key(reqwest::header::CONTENT_SECURITY_POLICY));
+        assert!(r
+            .headers()
+            .contains_key(reqwest::header::CONTENT_SECURITY_POLICY));
         assert_eq!(r.headers()[reqwest::header::CACHE_CONTROL], "no-store");
         let body = r.text().await.unwrap();
         assert!(body.contains("Something went wrong"));
         assert!(!body.contains("boom"), "the panic message is not shown");
-        let again = client.get(format!("http://{addr}/boom")).send().await.unwrap();
-        assert_eq!(again.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR, "still serving");
+        let again = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            again.status(),
+            reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+            "still serving"
+        );
         app.cleanup().await;
     }
 }

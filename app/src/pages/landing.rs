@@ -62,8 +62,20 @@ fn Point(title: &'static str, text: &'static str) -> impl IntoView {
 fn PlanItem(plan: PlanCard, annual: Signal<bool>) -> impl IntoView {
     let monthly_price = plan.monthly_price.clone();
     let annual_price = plan.annual_price.clone();
-    let price = move || if annual.get() { annual_price.clone() } else { monthly_price.clone() };
-    let period = move || tr(if annual.get() { "landing.per_year" } else { "landing.per_month" });
+    let price = move || {
+        if annual.get() {
+            annual_price.clone()
+        } else {
+            monthly_price.clone()
+        }
+    };
+    let period = move || {
+        tr(if annual.get() {
+            "landing.per_year"
+        } else {
+            "landing.per_month"
+        })
+    };
     let heading_id = format!("plan-{}", plan.id);
     let labelled_by = heading_id.clone();
     view! {

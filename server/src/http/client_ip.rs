@@ -5,9 +5,15 @@ use axum::{extract::ConnectInfo, http::request::Parts};
 use std::net::{IpAddr, SocketAddr};
 
 pub fn from_parts(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 pub fn from_request<B>(request: &axum::http::Request<B>) -> Option<IpAddr> {
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }

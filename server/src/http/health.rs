@@ -16,9 +16,17 @@ pub async fn healthz() -> impl IntoResponse {
 /// The process can serve: its database answers.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.portal.db.ping().await {
-        (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ready\n")
+        (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            "ready\n",
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], "database unreachable\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, "no-store")],
+            "database unreachable\n",
+        )
     }
 }
 

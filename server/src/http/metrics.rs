@@ -29,7 +29,9 @@ struct RouteLabels {
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 16,
+    ))
 }
 
 pub struct Metrics {
@@ -50,11 +52,34 @@ impl Default for Metrics {
         let jobs_failed = Gauge::default();
         let database_up = Gauge::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
-        registry.register("http_request_duration_seconds", "Time to first response byte", latency.clone());
-        registry.register("jobs_queued", "Jobs waiting or running", jobs_queued.clone());
-        registry.register("jobs_failed", "Jobs that exhausted their retries", jobs_failed.clone());
-        registry.register("database_up", "1 when the database answers", database_up.clone());
-        Self { registry, requests, latency, jobs_queued, jobs_failed, database_up }
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to first response byte",
+            latency.clone(),
+        );
+        registry.register(
+            "jobs_queued",
+            "Jobs waiting or running",
+            jobs_queued.clone(),
+        );
+        registry.register(
+            "jobs_failed",
+            "Jobs that exhausted their retries",
+            jobs_failed.clone(),
+        );
+        registry.register(
+            "database_up",
+            "1 when the database answers",
+            database_up.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            jobs_queued,
+            jobs_failed,
+            database_up,
+        }
     }
 }
 
@@ -72,9 +97,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let metrics = &state.metrics;
     metrics
         .requests
-        .get_or_create(&RequestLabels { method, route: route.clone(), status: response.status().as_u16() })
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: response.status().as_u16(),
+        })
         .inc();
-    metrics.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -96,7 +128,10 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     }
     (
         [
-            (header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         body,

@@ -60,20 +60,26 @@ pub fn router(state: AppState) -> Router {
     let context = leptos_context(state.portal.clone());
     let assets = state.assets.clone();
     let app_shell = move || shell(assets.clone());
-    let fallback = leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
+    let fallback =
+        leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
 
     let immutable = SetResponseHeaderLayer::overriding(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
-    let pkg = ServiceBuilder::new()
-        .layer(immutable)
-        .service(ServeDir::new(state.config.site_root.join("pkg")).precompressed_br().precompressed_gzip());
+    let pkg = ServiceBuilder::new().layer(immutable).service(
+        ServeDir::new(state.config.site_root.join("pkg"))
+            .precompressed_br()
+            .precompressed_gzip(),
+    );
 
     let routes = generate_route_list(App);
     let pages = Router::new()
         .leptos_routes_with_context(&state, routes, context, app_shell)
-        .route_layer(middleware::from_fn_with_state(state.clone(), page_cache::serve));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            page_cache::serve,
+        ));
 
     let routes = Router::new()
         .merge(pages)
@@ -94,16 +100,28 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     routes
         .layer(middleware::from_fn(no_store_api))
-        .layer(middleware::from_fn_with_state(state.clone(), sessions::touch))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            sessions::touch,
+        ))
         .layer(sessions::layer(&state))
-        .layer(middleware::from_fn_with_state(state.clone(), security::origin_check))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::origin_check,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-                .layer(middleware::from_fn_with_state(state.clone(), security::headers))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::track,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    security::headers,
+                ))
                 .layer(CompressionLayer::new())
                 .layer(CatchPanicLayer::custom(error_page::from_panic))
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -130,6 +148,8 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
 
 /// Marks signed-in and personal responses as not cacheable by anyone.
 pub fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

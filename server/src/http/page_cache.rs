@@ -42,14 +42,23 @@ fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|cookies| cookies.split(';').any(|c| c.trim_start().starts_with(&format!("{session_cookie}="))));
+        .any(|cookies| {
+            cookies
+                .split(';')
+                .any(|c| c.trim_start().starts_with(&format!("{session_cookie}=")))
+        });
     if has_session {
         return None;
     }
     match request.uri().query() {
-        None | Some("billing=monthly") | Some("billing=annual") => {
-            Some(request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string())
-        }
+        None | Some("billing=monthly") | Some("billing=annual") => Some(
+            request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .to_string(),
+        ),
         _ => None,
     }
 }
@@ -66,11 +75,23 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
     let Some(key) = cache_key(&request, &state.session_cookie_name()) else {
         return next.run(request).await;
     };
-    let nonce = request.extensions().get::<CspNonce>().map(|n| n.0.clone()).unwrap_or_default();
-    if let Some(page) = state.page_cache.0.read().ok().and_then(|c| c.get(&key).cloned()) {
+    let nonce = request
+        .extensions()
+        .get::<CspNonce>()
+        .map(|n| n.0.clone())
+        .unwrap_or_default();
+    if let Some(page) = state
+        .page_cache
+        .0
+        .read()
+        .ok()
+        .and_then(|c| c.get(&key).cloned())
+    {
         return respond(&page, &nonce);
     }
-    request.extensions_mut().insert(CspNonce(PLACEHOLDER.to_string()));
+    request
+        .extensions_mut()
+        .insert(CspNonce(PLACEHOLDER.to_string()));
     let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
@@ -107,12 +128,30 @@ mod tests {
     fn only_anonymous_known_urls_are_cached() {
         let key = |uri, cookie| cache_key(&request(uri, cookie), "portal_session");
         assert_eq!(key("/", None).as_deref(), Some("/"));
-        assert_eq!(key("/?billing=annual", None).as_deref(), Some("/?billing=annual"));
-        assert_eq!(key("/?billing=annual", Some("theme=dark")).as_deref(), Some("/?billing=annual"));
-        assert_eq!(key("/", Some("theme=dark; portal_session=abc")), None, "signed-in visitors");
-        assert_eq!(key("/?utm_source=x", None), None, "arbitrary query strings cannot fill the cache");
+        assert_eq!(
+            key("/?billing=annual", None).as_deref(),
+            Some("/?billing=annual")
+        );
+        assert_eq!(
+            key("/?billing=annual", Some("theme=dark")).as_deref(),
+            Some("/?billing=annual")
+        );
+        assert_eq!(
+            key("/", Some("theme=dark; portal_session=abc")),
+            None,
+            "signed-in visitors"
+        );
+        assert_eq!(
+            key("/?utm_source=x", None),
+            None,
+            "arbitrary query strings cannot fill the cache"
+        );
         assert_eq!(key("/account", None), None);
-        let post = axum::http::Request::builder().method("POST").uri("/").body(Body::empty()).unwrap();
+        let post = axum::http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .body(Body::empty())
+            .unwrap();
         assert_eq!(cache_key(&post, "portal_session"), None);
     }
 }

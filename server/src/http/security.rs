@@ -41,18 +41,30 @@ pub fn apply(response: &mut Response, nonce: &str, https: bool) {
             h.insert(name, value);
         }
     };
-    set(header::CONTENT_SECURITY_POLICY, &content_security_policy(nonce));
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        &content_security_policy(nonce),
+    );
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
     set(header::REFERRER_POLICY, "strict-origin-when-cross-origin");
-    set(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
-    set(HeaderName::from_static("cross-origin-resource-policy"), "same-origin");
+    set(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
     set(
         HeaderName::from_static("permissions-policy"),
         "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     );
     if https {
-        set(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+        set(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
     }
 }
 
@@ -63,7 +75,10 @@ const ORIGIN_CHECK_EXEMPT: &[&str] = &["/webhooks/stripe"];
 /// Browsers send `Sec-Fetch-Site` and `Origin` on such requests; clients that send neither are
 /// not browsers and cannot carry a victim's cookies across sites.
 pub async fn origin_check(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if safe || ORIGIN_CHECK_EXEMPT.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -93,7 +108,9 @@ pub fn is_same_origin(fetch_site: Option<&str>, origin: Option<&str>, public_url
         }
     }
     match origin {
-        Some(origin) => origin == "null" && fetch_site == Some("same-origin") || origin == public_url,
+        Some(origin) => {
+            origin == "null" && fetch_site == Some("same-origin") || origin == public_url
+        }
         None => true,
     }
 }
@@ -118,9 +135,16 @@ mod tests {
         assert!(is_same_origin(None, Some(url), url));
         assert!(is_same_origin(None, None, url), "non-browser clients");
         assert!(!is_same_origin(Some("cross-site"), Some(url), url));
-        assert!(!is_same_origin(Some("same-site"), Some("https://evil.portal.example"), url));
+        assert!(!is_same_origin(
+            Some("same-site"),
+            Some("https://evil.portal.example"),
+            url
+        ));
         assert!(!is_same_origin(None, Some("https://evil.example"), url));
-        assert!(!is_same_origin(None, Some("http://portal.example"), url), "scheme matters");
+        assert!(
+            !is_same_origin(None, Some("http://portal.example"), url),
+            "scheme matters"
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore, SignedCook
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.is_https())
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(state.config.session_idle_minutes)))
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            state.config.session_idle_minutes,
+        )))
         .with_signed(Key::from(&state.secrets_session_key))
 }
 
@@ -37,8 +39,14 @@ pub async fn touch(State(state): State<AppState>, request: Request, next: Next) 
     if let Some(id) = session.and_then(|s| s.id()) {
         let key = crate::session_store::storage_key(&id);
         let now = state.portal.clock.now_ms();
-        if let Err(error) =
-            domain::sessions::touch(&state.portal.db, &key, ip.as_deref(), user_agent.as_deref(), now).await
+        if let Err(error) = domain::sessions::touch(
+            &state.portal.db,
+            &key,
+            ip.as_deref(),
+            user_agent.as_deref(),
+            now,
+        )
+        .await
         {
             tracing::warn!(%error, "could not record session activity");
         }

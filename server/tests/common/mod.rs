@@ -25,13 +25,20 @@ fn fixture_site(dir: &std::path::Path) -> PathBuf {
         r#"{"js":"portal.test.js","wasm":"portal.test.wasm","css":"portal.test.css"}"#,
     )
     .unwrap();
-    std::fs::write(site.join("pkg/portal.test.css"), "body { color: black; }\n".repeat(200)).unwrap();
+    std::fs::write(
+        site.join("pkg/portal.test.css"),
+        "body { color: black; }\n".repeat(200),
+    )
+    .unwrap();
     site
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let (url, cleanup) = TestDb::fresh_url(backend).await;
-    let data_dir = std::env::temp_dir().join(format!("portal-it-{}", domain::random::token(&domain::OsRandom, 8)));
+    let data_dir = std::env::temp_dir().join(format!(
+        "portal-it-{}",
+        domain::random::token(&domain::OsRandom, 8)
+    ));
     std::fs::create_dir_all(&data_dir).unwrap();
     let site = fixture_site(&data_dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -51,14 +58,23 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     ])
     .unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
-    let built = server::build(cli.config, Arc::new(clock.clone()), Arc::new(SeededRandom::new(42)))
-        .await
-        .expect("server builds");
-    let app = built.router.into_make_service_with_connect_info::<SocketAddr>();
+    let built = server::build(
+        cli.config,
+        Arc::new(clock.clone()),
+        Arc::new(SeededRandom::new(42)),
+    )
+    .await
+    .expect("server builds");
+    let app = built
+        .router
+        .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     TestApp {
         address: format!("http://{addr}"),
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         clock,
         state: built.state,
         data_dir,
