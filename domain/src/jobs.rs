@@ -7,7 +7,7 @@
 //!   again once its lease expires.
 //! - A failed job is retried with exponential backoff and jitter until `max_attempts`, then kept
 //!   with status `failed` and its last error for operators.
-//! - Periodic work is enqueued once per time slot under a dedupe key, however many replicas tick.
+//! - Periodic work is enqueued once per time slot, however many replicas tick.
 
 use crate::{clock::Clock, db::Db, db::Tx, on_db, on_tx, random::new_id, random::Random};
 use serde_json::Value;
@@ -226,15 +226,26 @@ impl Runner {
         self
     }
 
-    /// Enqueues each periodic job for the current slot, once across all replicas.
+    /// Enqueues each periodic job for the current slot, once across all replicas: the slot is
+    /// claimed in `job_schedule` in the same transaction as the enqueue.
     pub async fn schedule_periodic(&self) -> Result<(), sqlx::Error> {
         let now = self.clock.now_ms();
         for p in &self.periodic {
             let slot = now / p.every.whole_milliseconds().max(1) as i64;
             let mut tx = self.db.begin().await?;
-            let job = NewJob::now(p.kind, Value::Null, &*self.clock)
-                .dedupe(format!("periodic:{}:{slot}", p.kind));
-            enqueue(&mut tx, job, &*self.clock, &*self.random).await?;
+            let claimed = on_tx!(&mut tx, conn => sqlx::query(
+                "INSERT INTO job_schedule (kind, slot) VALUES ($1, $2) \
+                 ON CONFLICT (kind) DO UPDATE SET slot = excluded.slot WHERE job_schedule.slot < excluded.slot",
+            )
+            .bind(p.kind)
+            .bind(slot)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+            if claimed == 1 {
+                let job = NewJob::now(p.kind, Value::Null, &*self.clock);
+                enqueue(&mut tx, job, &*self.clock, &*self.random).await?;
+            }
             tx.commit().await?;
         }
         Ok(())

@@ -77,10 +77,13 @@ pub static PERSONAL_TABLES: &[Table] = &[
 ];
 
 /// Tables that hold no personal data, and why.
-pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[(
-    "jobs",
-    "work items only: payloads carry ids, never personal values, and rows are deleted when done",
-)];
+pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
+    (
+        "jobs",
+        "work items only: payloads carry ids, never personal values, and rows are deleted when done",
+    ),
+    ("job_schedule", "the last time slot of each periodic job"),
+];
 
 pub fn table(name: &str) -> Option<&'static Table> {
     PERSONAL_TABLES.iter().find(|t| t.name == name)
