@@ -219,7 +219,11 @@ async fn dedupe_keys_coalesce_and_periodic_jobs_run_once_per_slot(db: Db) {
     clock.advance(Duration::minutes(1));
     a.schedule_periodic().await.unwrap();
     a.run_due().await.unwrap();
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "once per slot, not once per queue");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "once per slot, not once per queue"
+    );
     clock.advance(Duration::minutes(15));
     b.schedule_periodic().await.unwrap();
     b.run_due().await.unwrap();

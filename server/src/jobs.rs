@@ -17,7 +17,9 @@ pub fn runner(portal: &Portal) -> Runner {
             let removed = domain::sessions::purge_expired(&portal.db, portal.clock.now_ms())
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!(removed, "purged expired sessions");
+            if removed > 0 {
+                tracing::info!(removed, "purged expired sessions");
+            }
             Ok(())
         }
     })

@@ -58,7 +58,7 @@ pub fn apply(response: &mut Response, nonce: &str, https: bool) {
     );
     set(
         HeaderName::from_static("permissions-policy"),
-        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+        "camera=(), microphone=(), geolocation=()",
     );
     if https {
         set(
