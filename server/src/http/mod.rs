@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 pub mod error_page;
+pub mod gzip_splice;
 pub mod health;
 pub mod metrics;
 pub mod page_cache;

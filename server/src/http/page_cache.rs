@@ -3,7 +3,7 @@
 //! each response gets the placeholder replaced by its own. Signed-in visitors (a session
 //! cookie) are never served from or stored into the cache.
 
-use super::security::CspNonce;
+use super::{gzip_splice::SplicedGzip, security::CspNonce};
 use crate::state::AppState;
 use axum::{
     body::{to_bytes, Body},
@@ -26,6 +26,8 @@ struct CachedPage {
     status: StatusCode,
     headers: HeaderMap,
     body: Arc<str>,
+    /// The same page gzipped once, with holes for the nonce.
+    gzip: Arc<SplicedGzip>,
 }
 
 #[derive(Default)]
@@ -63,11 +65,43 @@ fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
     }
 }
 
-fn respond(page: &CachedPage, nonce: &str) -> Response {
-    let mut response = Response::new(Body::from(page.body.replace(PLACEHOLDER, nonce)));
+fn accepts_gzip(request: &Request) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// The cached page with `nonce` put in: gzip assembled around the nonce when the client takes
+/// gzip (so nothing is compressed per request), plain text otherwise.
+fn respond(page: &CachedPage, nonce: &str, gzip: bool) -> Response {
+    let mut response = if gzip {
+        let mut r = Response::new(Body::from(page.gzip.render(nonce)));
+        r.headers_mut().extend(page.headers.clone());
+        r.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static("gzip"),
+        );
+        r
+    } else {
+        let mut r = Response::new(Body::from(page.body.replace(PLACEHOLDER, nonce)));
+        r.headers_mut().extend(page.headers.clone());
+        r
+    };
     *response.status_mut() = page.status;
-    *response.headers_mut() = page.headers.clone();
     response.headers_mut().remove(header::CONTENT_LENGTH);
+    response.headers_mut().insert(
+        header::VARY,
+        header::HeaderValue::from_static("accept-encoding"),
+    );
     response
 }
 
@@ -80,6 +114,7 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
         .get::<CspNonce>()
         .map(|n| n.0.clone())
         .unwrap_or_default();
+    let gzip = accepts_gzip(&request);
     if let Some(page) = state
         .page_cache
         .0
@@ -87,7 +122,7 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
         .ok()
         .and_then(|c| c.get(&key).cloned())
     {
-        return respond(&page, &nonce);
+        return respond(&page, &nonce, gzip);
     }
     request
         .extensions_mut()
@@ -97,10 +132,12 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return super::error_page::internal_error_response();
     };
+    let body: Arc<str> = String::from_utf8_lossy(&bytes).into();
     let page = CachedPage {
         status: parts.status,
         headers: parts.headers,
-        body: String::from_utf8_lossy(&bytes).into(),
+        gzip: Arc::new(SplicedGzip::new(&body, PLACEHOLDER)),
+        body,
     };
     if page.status == StatusCode::OK {
         if let Ok(mut cache) = state.page_cache.0.write() {
@@ -109,7 +146,7 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
             }
         }
     }
-    respond(&page, &nonce)
+    respond(&page, &nonce, gzip)
 }
 
 #[cfg(test)]
@@ -122,6 +159,25 @@ mod tests {
             builder = builder.header(header::COOKIE, c);
         }
         builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn gzip_acceptance() {
+        let with = |value: &str| {
+            let r = axum::http::Request::builder()
+                .header(header::ACCEPT_ENCODING, value)
+                .body(Body::empty())
+                .unwrap();
+            accepts_gzip(&r)
+        };
+        assert!(with("gzip"));
+        assert!(with("br, gzip"));
+        assert!(with("br;q=1.0, gzip;q=0.8"));
+        assert!(with("*"));
+        assert!(!with("br"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!accepts_gzip(&request("/", None)));
     }
 
     #[test]
