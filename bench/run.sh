@@ -46,13 +46,13 @@ measure() { # name url
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '%-14s %12s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99"
+  printf '%-14s %12s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99" >&2
   echo "$rps"
 }
 echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, Accept-Encoding: br, gzip"
-hello=$(measure "axum hello" http://127.0.0.1:3996/ | tee /dev/stderr | tail -n1)
-measure "/healthz" http://127.0.0.1:3997/healthz >/dev/stderr
-landing=$(measure "landing page" http://127.0.0.1:3997/ | tee /dev/stderr | tail -n1)
+hello=$(measure "axum hello" http://127.0.0.1:3996/)
+measure "/healthz" http://127.0.0.1:3997/healthz >/dev/null
+landing=$(measure "landing page" http://127.0.0.1:3997/)
 awk -v l="$landing" -v h="$hello" 'BEGIN { printf "landing page = %.0f %% of bare axum\n", 100 * l / h }'
 
 echo "first load (what the landing page loads):"

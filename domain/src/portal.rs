@@ -11,5 +11,5 @@ pub struct Portal {
     pub random: Arc<dyn Random>,
     pub plans: Arc<PlanCatalog>,
     /// The public base URL (no trailing slash), used in links that leave the portal.
-    pub public_url: String,
+    pub public_url: Arc<str>,
 }

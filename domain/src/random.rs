@@ -25,12 +25,14 @@ pub trait Random: Send + Sync + 'static {
     }
 }
 
+/// The production source: rand's thread-local CSPRNG (ChaCha, seeded and periodically
+/// reseeded from the operating system), so that a per-request nonce costs no system call.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsRandom;
 
 impl Random for OsRandom {
     fn fill(&self, dest: &mut [u8]) {
-        rand::rngs::OsRng.fill_bytes(dest);
+        rand::thread_rng().fill_bytes(dest);
     }
 }
 

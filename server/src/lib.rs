@@ -11,6 +11,7 @@ pub mod telemetry;
 use axum::Router;
 use config::Config;
 use domain::{plans::PlanCatalog, Clock, Db, Portal, Random};
+use http::{metrics::Metrics, page_cache::PageCache};
 use leptos::config::LeptosOptions;
 use state::AppState;
 use std::sync::Arc;
@@ -65,7 +66,7 @@ pub async fn build(
         clock: clock.clone(),
         random: random.clone(),
         plans: Arc::new(plans),
-        public_url: config.public_url(),
+        public_url: config.public_url().into(),
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")
@@ -73,15 +74,17 @@ pub async fn build(
         .site_pkg_dir("pkg")
         .site_addr(config.site_addr)
         .build();
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         portal: portal.clone(),
-        config: Arc::new(config),
+        public_url: config.public_url(),
+        https: config.is_https(),
+        config,
         leptos_options,
         assets,
-        metrics: Arc::default(),
-        page_cache: Arc::default(),
-        secrets_session_key: secrets.session_key.into(),
-    };
+        metrics: Metrics::default(),
+        page_cache: PageCache::default(),
+        secrets_session_key: secrets.session_key,
+    });
     let runner = jobs::runner(&portal);
     Ok(Built {
         router: http::router(state.clone()),

@@ -8,25 +8,45 @@ use domain::Portal;
 use leptos::config::LeptosOptions;
 use std::sync::{Arc, OnceLock};
 
+/// What every request handler and middleware shares. Cloned per middleware per request, so it
+/// is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub portal: Portal,
-    pub config: Arc<Config>,
+    pub config: Config,
+    /// `config.public_url()`, computed once.
+    pub public_url: String,
+    /// Served over https (the public URL says so): Secure cookies, HSTS.
+    pub https: bool,
     pub leptos_options: LeptosOptions,
     pub assets: AssetManifest,
-    pub metrics: Arc<Metrics>,
-    pub page_cache: Arc<PageCache>,
-    pub secrets_session_key: Arc<[u8]>,
+    pub metrics: Metrics,
+    pub page_cache: PageCache,
+    pub secrets_session_key: Vec<u8>,
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
     /// `__Host-` cookies must be Secure, which plain-http local runs cannot send.
-    pub fn session_cookie_name(&self) -> String {
-        if self.config.is_https() {
-            "__Host-portal_session".into()
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.https {
+            "__Host-portal_session"
         } else {
-            "portal_session".into()
+            "portal_session"
         }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

@@ -110,12 +110,12 @@ async fn cross_origin_posts_are_refused(app: &TestApp) {
 }
 
 async fn responses_are_compressed(app: &TestApp) {
-    // Cached anonymous pages come as gzip assembled around the nonce; other pages are
-    // compressed on the fly, brotli preferred.
+    // Cached anonymous pages come as gzip assembled around the nonce (or plain to the rare
+    // client that takes no gzip); other pages are compressed on the fly, brotli preferred.
     for (path, accept, expected) in [
         ("/", "br, gzip", "gzip"),
         ("/", "gzip", "gzip"),
-        ("/", "br", "br"),
+        ("/", "br", "identity"),
         ("/no-such-page", "br, gzip", "br"),
         ("/no-such-page", "gzip", "gzip"),
     ] {
@@ -126,11 +126,12 @@ async fn responses_are_compressed(app: &TestApp) {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            r.headers()[header::CONTENT_ENCODING],
-            expected,
-            "{path} with Accept-Encoding: {accept}"
-        );
+        let encoding = r
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("identity");
+        assert_eq!(encoding, expected, "{path} with Accept-Encoding: {accept}");
         if expected == "gzip" {
             let nonce = nonce_of(
                 r.headers()[header::CONTENT_SECURITY_POLICY]

@@ -47,7 +47,7 @@ pub async fn security_txt(State(state): State<AppState>) -> impl IntoResponse {
     let body = format!(
         "Contact: {contact}\nExpires: {expires}\nPreferred-Languages: en\nCanonical: {url}/.well-known/security.txt\n",
         contact = state.config.security_contact(),
-        url = state.config.public_url(),
+        url = state.public_url,
     );
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }

@@ -2,17 +2,15 @@
 
 use crate::state::AppState;
 use axum::{
-    extract::{MatchedPath, Request, State},
-    http::header,
-    middleware::Next,
-    response::{IntoResponse, Response},
+    extract::State,
+    http::{header, Method},
+    response::IntoResponse,
 };
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -83,31 +81,23 @@ impl Default for Metrics {
     }
 }
 
-/// Counts every request by method, route template (never the raw path, so ids do not explode
-/// the label space) and status.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "other".to_string());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let metrics = &state.metrics;
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route: route.clone(),
-            status: response.status().as_u16(),
-        })
-        .inc();
-    metrics
-        .latency
-        .get_or_create(&RouteLabels { route })
-        .observe(started.elapsed().as_secs_f64());
-    response
+impl Metrics {
+    /// Counts a request by method, route template (never the raw path, so ids do not explode
+    /// the label space) and status, and records its latency.
+    pub fn observe(&self, method: &Method, route: &str, status: u16, elapsed: std::time::Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
 }
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {

@@ -14,7 +14,7 @@ use crate::state::AppState;
 use app::{shell::shell, App};
 use axum::{
     body::Body,
-    extract::Request,
+    extract::{MatchedPath, Request, State},
     http::{header, HeaderValue},
     middleware::{self, Next},
     response::Response,
@@ -23,21 +23,22 @@ use axum::{
 };
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     services::ServeDir,
     set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 
 /// Provides what pages and server functions need: the services and the request's nonce.
-fn leptos_context(portal: domain::Portal) -> impl Fn() + Clone + Send + Sync + 'static {
+/// Captures the shared state (one `Arc`): axum clones route handlers per request.
+fn leptos_context(state: AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     move || {
-        provide_context(portal.clone());
+        provide_context(state.portal.clone());
         let nonce = leptos::prelude::use_context::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<security::CspNonce>().cloned());
         if let Some(nonce) = nonce {
@@ -46,21 +47,46 @@ fn leptos_context(portal: domain::Portal) -> impl Fn() + Clone + Send + Sync + '
     }
 }
 
-/// Server-function answers are per request and may be personal: never cached.
-async fn no_store_api(request: Request, next: Next) -> Response {
+/// The one middleware at the edge (kept to one because every extra layer costs a boxed clone
+/// of the service per request): the CSP nonce, the Origin check, the page cache, the security
+/// headers, no-store for server functions, and the request metrics.
+async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let api = request.uri().path().starts_with("/api/");
-    let response = next.run(request).await;
-    if api {
-        no_store(response)
+    let nonce = security::new_nonce(&state);
+    let mut response = if let Some(refusal) = security::refuse_cross_origin(&state, &request) {
+        refusal
+    } else if let Some(key) = page_cache::cache_key(&request, state.session_cookie_name()) {
+        page_cache::serve(&state, key, request, next, &nonce).await
     } else {
-        response
+        request
+            .extensions_mut()
+            .insert(security::CspNonce(nonce.clone()));
+        next.run(request).await
+    };
+    if api {
+        response = no_store(response);
     }
+    security::apply(&mut response, &nonce, state.https);
+    let route = route.as_deref().unwrap_or("other");
+    state.metrics.observe(
+        &method,
+        route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 pub fn router(state: AppState) -> Router {
-    let context = leptos_context(state.portal.clone());
-    let assets = state.assets.clone();
-    let app_shell = move || shell(assets.clone());
+    let context = leptos_context(state.clone());
+    let shell_state = state.clone();
+    let app_shell = move || shell(shell_state.assets.clone());
     let fallback =
         leptos_axum::render_app_to_stream_with_context(context.clone(), app_shell.clone());
 
@@ -75,12 +101,7 @@ pub fn router(state: AppState) -> Router {
     );
 
     let routes = generate_route_list(App);
-    let pages = Router::new()
-        .leptos_routes_with_context(&state, routes, context, app_shell)
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            page_cache::serve,
-        ));
+    let pages = Router::new().leptos_routes_with_context(&state, routes, context, app_shell);
 
     let routes = Router::new()
         .merge(pages)
@@ -95,34 +116,22 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Wraps routes in the middleware every response passes through (outermost first): request
-/// id, tracing span, metrics, security headers, compression, the panic catcher, a timeout, the
-/// Origin check, sessions.
+/// id, tracing span, the edge (nonce, Origin check, security headers, metrics), compression,
+/// the panic catcher, a timeout, sessions.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     routes
-        .layer(middleware::from_fn(no_store_api))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             sessions::touch,
         ))
         .layer(sessions::layer(&state))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security::origin_check,
-        ))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    metrics::track,
-                ))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    security::headers,
-                ))
+                .layer(middleware::from_fn_with_state(state.clone(), edge))
                 .layer(CompressionLayer::new())
                 .layer(CatchPanicLayer::custom(error_page::from_panic))
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -131,6 +140,20 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+/// Request ids: random UUIDs from the thread-local generator (no system call per request).
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let bytes: [u8; 16] = rand::random();
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        HeaderValue::from_str(&id.to_string())
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {

@@ -7,7 +7,7 @@ use super::{gzip_splice::SplicedGzip, security::CspNonce};
 use crate::state::AppState;
 use axum::{
     body::{to_bytes, Body},
-    extract::{Request, State},
+    extract::Request,
     http::{header, HeaderMap, Method, StatusCode},
     middleware::Next,
     response::Response,
@@ -35,7 +35,7 @@ pub struct PageCache(RwLock<HashMap<String, CachedPage>>);
 
 /// Only pages whose content depends on nothing but the URL, and only the query strings they
 /// understand, so that random query strings cannot fill the cache.
-fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
+pub fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
     if request.method() != Method::GET || request.uri().path() != "/" {
         return None;
     }
@@ -105,28 +105,31 @@ fn respond(page: &CachedPage, nonce: &str, gzip: bool) -> Response {
     response
 }
 
-pub async fn serve(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Some(key) = cache_key(&request, &state.session_cookie_name()) else {
-        return next.run(request).await;
-    };
-    let nonce = request
-        .extensions()
-        .get::<CspNonce>()
-        .map(|n| n.0.clone())
-        .unwrap_or_default();
+/// Answers a cacheable request (see [`cache_key`]) from the cache, or renders it once with the
+/// placeholder nonce, stores it, and answers with `nonce` put in. Called from the edge
+/// middleware, so a hit skips everything behind it.
+pub async fn serve(
+    state: &AppState,
+    key: String,
+    mut request: Request,
+    next: Next,
+    nonce: &str,
+) -> Response {
     let gzip = accepts_gzip(&request);
-    if let Some(page) = state
+    let hit = state
         .page_cache
         .0
         .read()
         .ok()
-        .and_then(|c| c.get(&key).cloned())
-    {
-        return respond(&page, &nonce, gzip);
+        .and_then(|c| c.get(&key).cloned());
+    if let Some(page) = hit {
+        return respond(&page, nonce, gzip);
     }
     request
         .extensions_mut()
         .insert(CspNonce(PLACEHOLDER.to_string()));
+    // The page is stored uncompressed; compression happens per response, above.
+    request.headers_mut().remove(header::ACCEPT_ENCODING);
     let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
@@ -146,7 +149,7 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
             }
         }
     }
-    respond(&page, &nonce, gzip)
+    respond(&page, nonce, gzip)
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@
 use crate::state::AppState;
 use axum::{
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{header, HeaderName, HeaderValue, Method, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -23,15 +22,11 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
-/// Adds the nonce to the request and the security headers to the response.
-pub async fn headers(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// A fresh nonce for one response.
+pub fn new_nonce(state: &AppState) -> String {
     let mut bytes = [0u8; 16];
     state.portal.random.fill(&mut bytes);
-    let nonce = URL_SAFE_NO_PAD.encode(bytes);
-    request.extensions_mut().insert(CspNonce(nonce.clone()));
-    let mut response = next.run(request).await;
-    apply(&mut response, &nonce, state.config.is_https());
-    response
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub fn apply(response: &mut Response, nonce: &str, https: bool) {
@@ -71,33 +66,32 @@ pub fn apply(response: &mut Response, nonce: &str, https: bool) {
 /// Paths that authenticate by other means (a signature) and take cross-site POSTs.
 const ORIGIN_CHECK_EXEMPT: &[&str] = &["/webhooks/stripe"];
 
-/// Refuses a state-changing request that a browser marks as coming from another site.
-/// Browsers send `Sec-Fetch-Site` and `Origin` on such requests; clients that send neither are
-/// not browsers and cannot carry a victim's cookies across sites.
-pub async fn origin_check(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The refusal for a state-changing request that a browser marks as coming from another site,
+/// or None when the request may go on. Browsers send `Sec-Fetch-Site` and `Origin` on such
+/// requests; clients that send neither are not browsers and cannot carry a victim's cookies
+/// across sites.
+pub fn refuse_cross_origin(state: &AppState, request: &Request) -> Option<Response> {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     if safe || ORIGIN_CHECK_EXEMPT.contains(&request.uri().path()) {
-        return next.run(request).await;
+        return None;
     }
     let headers = request.headers();
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let allowed = is_same_origin(fetch_site, origin, &state.config.public_url());
-    if allowed {
-        next.run(request).await
-    } else {
-        tracing::warn!(
-            method = %request.method(),
-            path = %request.uri().path(),
-            origin = origin.unwrap_or("-"),
-            sec_fetch_site = fetch_site.unwrap_or("-"),
-            "refused cross-origin request"
-        );
-        forbidden()
+    if is_same_origin(fetch_site, origin, &state.public_url) {
+        return None;
     }
+    tracing::warn!(
+        method = %request.method(),
+        path = %request.uri().path(),
+        origin = origin.unwrap_or("-"),
+        sec_fetch_site = fetch_site.unwrap_or("-"),
+        "refused cross-origin request"
+    );
+    Some(forbidden())
 }
 
 pub fn is_same_origin(fetch_site: Option<&str>, origin: Option<&str>, public_url: &str) -> bool {

@@ -18,7 +18,7 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore, SignedCook
         .with_name(state.session_cookie_name())
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(state.config.is_https())
+        .with_secure(state.https)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
             state.config.session_idle_minutes,
