@@ -34,6 +34,11 @@ fn fixture_site(dir: &std::path::Path) -> PathBuf {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, None).await
+}
+
+/// As [`spawn_app`], with another public URL (e.g. https, as behind a TLS proxy).
+pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestApp {
     let (url, cleanup) = TestDb::fresh_url(backend).await;
     let data_dir = std::env::temp_dir().join(format!(
         "portal-it-{}",
@@ -54,7 +59,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         "--database-url",
         &url,
         "--public-url",
-        &format!("http://{addr}"),
+        &public_url
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("http://{addr}")),
     ])
     .unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
@@ -80,6 +87,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         data_dir,
         cleanup: Some(cleanup),
     }
+}
+
+/// Serves `router` (already wrapped in the portal's middleware) on a port of its own.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }
 
 impl TestApp {
