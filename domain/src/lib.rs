@@ -2,6 +2,7 @@
 //!
 //! `app` (under its `ssr` feature) and `server` call into this crate; it never calls back.
 
+pub mod accounts;
 pub mod audit;
 pub mod clock;
 pub mod db;

@@ -1,0 +1,4 @@
+//! Accounts: people who sign in (users), the organisations that pay (customers), and how a
+//! user proves who they are. Built up by the accounts issue; passwords come first.
+
+pub mod password;
