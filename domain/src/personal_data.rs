@@ -43,6 +43,55 @@ use Erasure::*;
 
 pub static PERSONAL_TABLES: &[Table] = &[
     Table {
+        name: "customers",
+        owner_column: "id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("name", true, DeleteRow),
+            col("created_at", true, NotPersonal),
+        ],
+    },
+    Table {
+        name: "users",
+        owner_column: "id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("email", true, DeleteRow),
+            col("email_normalized", false, DeleteRow),
+            col("email_verified_at", true, NotPersonal),
+            col("display_name", true, DeleteRow),
+            col("password_hash", false, DeleteRow),
+            col("password_scheme", false, NotPersonal),
+            col("staff_role", true, NotPersonal),
+            col("age_confirmed_at", true, NotPersonal),
+            col("terms_version", true, NotPersonal),
+            col("terms_accepted_at", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+        ],
+    },
+    Table {
+        name: "memberships",
+        owner_column: "user_id",
+        columns: &[
+            col("customer_id", true, NotPersonal),
+            col("user_id", true, DeleteRow),
+            col("role", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+        ],
+    },
+    Table {
+        name: "identities",
+        owner_column: "user_id",
+        columns: &[
+            col("provider", true, DeleteRow),
+            col("subject", true, DeleteRow),
+            col("user_id", true, DeleteRow),
+            col("email", true, DeleteRow),
+            col("email_verified", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+        ],
+    },
+    Table {
         name: "sessions",
         owner_column: "account_id",
         columns: &[

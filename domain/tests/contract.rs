@@ -415,6 +415,81 @@ async fn every_table_and_column_is_in_the_personal_data_registry(db: Db) {
     );
 }
 
+async fn sign_up_creates_user_customer_and_owner_membership_once(db: Db) {
+    use domain::accounts::{
+        password::{PasswordHasher, StoredPassword},
+        signup::{self, SignUpForm, SignUpOutcome},
+    };
+    let clock = clock();
+    let random = SeededRandom::new(8);
+    let hasher = PasswordHasher::new(b"test pepper", 12, 1);
+    let meta = RequestMeta {
+        request_id: Some("r1".into()),
+        client_ip: Some("192.0.2.1".into()),
+    };
+    let form = SignUpForm {
+        email: "Alice@Example.com".into(),
+        password: "plum tractor seventeen orbit".into(),
+        display_name: "Alice".into(),
+        age_confirmed: true,
+        terms_accepted: true,
+    };
+    let valid = signup::validate(&form).unwrap();
+    let outcome = signup::create_account(&db, &hasher, &clock, &random, &meta, &valid)
+        .await
+        .unwrap();
+    let SignUpOutcome::Created {
+        user_id,
+        customer_id,
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+
+    let (hash, scheme, terms, accepted, verified): (String, i32, String, i64, Option<i64>) = domain::on_db!(&db, pool =>
+        sqlx::query_as("SELECT password_hash, password_scheme, terms_version, terms_accepted_at, email_verified_at FROM users WHERE id = $1")
+            .bind(user_id).fetch_one(pool).await.unwrap());
+    assert!(hash.starts_with("$2b$12$"));
+    assert_eq!(
+        (terms.as_str(), accepted),
+        (signup::TERMS_VERSION, clock.now_ms())
+    );
+    assert_eq!(verified, None, "not verified until the link is followed");
+    let stored = StoredPassword { scheme, hash };
+    assert!(
+        hasher
+            .verify("plum tractor seventeen orbit", &stored)
+            .await
+            .unwrap()
+            .matches
+    );
+    let role: String = domain::on_db!(&db, pool =>
+        sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1 AND customer_id = $2")
+            .bind(user_id).bind(customer_id).fetch_one(pool).await.unwrap());
+    assert_eq!(role, "owner");
+    let entries = audit::for_customer(&db, customer_id, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].action, "account.created");
+    assert_eq!(entries[0].client_ip.as_deref(), Some("192.0.2.1"));
+
+    let again = signup::validate(&SignUpForm {
+        email: " alice@EXAMPLE.com".into(),
+        ..form.clone()
+    })
+    .unwrap();
+    let outcome = signup::create_account(&db, &hasher, &clock, &random, &meta, &again)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        SignUpOutcome::EmailTaken { user_id },
+        "same address, other case"
+    );
+    let users: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await.unwrap());
+    let customers: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(pool).await.unwrap());
+    assert_eq!((users, customers), (1, 1), "nothing half-created");
+}
+
 async fn ping_reports_a_reachable_database(db: Db) {
     assert!(db.ping().await);
     let _ = OsRandom;
@@ -431,4 +506,5 @@ contract_tests!(
     sessions_expire_are_scoped_by_account_and_purged,
     every_table_and_column_is_in_the_personal_data_registry,
     ping_reports_a_reachable_database,
+    sign_up_creates_user_customer_and_owner_membership_once,
 );

@@ -2,3 +2,4 @@
 //! user proves who they are. Built up by the accounts issue; passwords come first.
 
 pub mod password;
+pub mod signup;
