@@ -3,3 +3,4 @@
 
 pub mod password;
 pub mod signup;
+pub mod totp;
