@@ -47,6 +47,12 @@ if [ "${1:-}" = "--test" ]; then
   apt_install chromium postgresql-client
 fi
 
+# 3a. With --test: Python test servers (aiosmtpd, a real SMTP server) in a virtualenv.
+if [ "${1:-}" = "--test" ] && ! "$PORTAL_TOOLS/venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  python3 -m venv "$PORTAL_TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$PORTAL_TOOLS/venv"; }
+  "$PORTAL_TOOLS/venv/bin/pip" install -q aiosmtpd==1.4.6
+fi
+
 # 3. wasm-bindgen CLI: exactly the version of the wasm-bindgen crate in Cargo.lock.
 wb_version="$(grep -A1 '^name = "wasm-bindgen"$' "$PORTAL_ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
 if ! "$PORTAL_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $wb_version\$"; then

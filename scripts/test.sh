@@ -10,6 +10,7 @@ cd "$PORTAL_ROOT"
 PORTAL_TEST_POSTGRES_URL="$(bash "$here/postgres.sh")"
 export PORTAL_TEST_POSTGRES_URL
 export LEPTOS_SITE_ROOT="${LEPTOS_SITE_ROOT:-$CARGO_TARGET_DIR/site}"
+export PORTAL_TEST_PYTHON="$PORTAL_TOOLS/venv/bin/python"
 
 bash "$here/build-site.sh"
 

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod db;
 pub mod i18n;
 pub mod jobs;
+pub mod mail;
 pub mod money;
 pub mod personal_data;
 pub mod plans;

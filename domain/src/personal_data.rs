@@ -43,6 +43,19 @@ use Erasure::*;
 
 pub static PERSONAL_TABLES: &[Table] = &[
     Table {
+        name: "outbox_emails",
+        owner_column: "user_id",
+        columns: &[
+            col("id", false, NotPersonal),
+            col("user_id", false, DeleteRow),
+            col("recipient", false, DeleteRow),
+            col("subject", false, DeleteRow),
+            col("text_body", false, DeleteRow),
+            col("html_body", false, DeleteRow),
+            col("created_at", false, NotPersonal),
+        ],
+    },
+    Table {
         name: "customers",
         owner_column: "id",
         columns: &[

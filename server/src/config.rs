@@ -103,6 +103,16 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
     pub session_idle_minutes: i64,
 
+    /// SMTP server for outgoing mail, e.g. smtp://user:pass@mail.example.com:587?tls=required
+    /// (STARTTLS), smtps://… (TLS), smtp://127.0.0.1:25 (plain, local relay). Default: no SMTP;
+    /// messages are written as .eml files to the data directory's outbox.
+    #[arg(long, env = "PORTAL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of the portal's emails. Default: "Matrix Hosting <noreply@public host>".
+    #[arg(long, env = "PORTAL_MAIL_FROM")]
+    pub mail_from: Option<String>,
+
     /// Seconds between job-queue polls.
     #[arg(long, env = "PORTAL_JOB_POLL_SECONDS", default_value_t = 2)]
     pub job_poll_seconds: u64,
@@ -131,16 +141,24 @@ impl Config {
     }
 
     pub fn security_contact(&self) -> String {
-        self.security_contact.clone().unwrap_or_else(|| {
-            let host = self
-                .public_url()
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split([':', '/']).next())
-                .unwrap_or("localhost")
-                .to_string();
-            format!("mailto:security@{host}")
-        })
+        self.security_contact
+            .clone()
+            .unwrap_or_else(|| format!("mailto:security@{}", self.public_host()))
+    }
+
+    pub fn public_host(&self) -> String {
+        self.public_url()
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("localhost")
+            .to_string()
+    }
+
+    pub fn mail_from(&self) -> String {
+        self.mail_from
+            .clone()
+            .unwrap_or_else(|| format!("Matrix Hosting <noreply@{}>", self.public_host()))
     }
 
     /// Checks values clap cannot: URLs and the contact.

@@ -1,16 +1,25 @@
 //! The job kinds this server runs, and their schedules.
 
-use domain::{jobs::Runner, Portal};
+use domain::{jobs::Runner, mail::Mailer, Portal};
 
 pub const PURGE_SESSIONS: &str = "sessions.purge";
 
-pub fn runner(portal: &Portal) -> Runner {
+pub fn runner(portal: &Portal, mailer: Mailer) -> Runner {
     let purge_portal = portal.clone();
+    let mail_db = portal.db.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
         portal.random.clone(),
     )
+    .handle(domain::mail::SEND_JOB, move |payload| {
+        let (mailer, db) = (mailer.clone(), mail_db.clone());
+        async move {
+            mailer
+                .deliver(&db, domain::mail::outbox_id(&payload)?)
+                .await
+        }
+    })
     .handle(PURGE_SESSIONS, move |_| {
         let portal = purge_portal.clone();
         async move {

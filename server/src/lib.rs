@@ -85,7 +85,14 @@ pub async fn build(
         page_cache: PageCache::default(),
         secrets_session_key: secrets.session_key,
     });
-    let runner = jobs::runner(&portal);
+    let mailer = match &state.config.smtp_url {
+        Some(url) => domain::mail::Mailer::smtp(url, &state.config.mail_from())?,
+        None => domain::mail::Mailer::files(
+            state.config.data_dir.join("outbox"),
+            &state.config.mail_from(),
+        )?,
+    };
+    let runner = jobs::runner(&portal, mailer);
     Ok(Built {
         router: http::router(state.clone()),
         state,

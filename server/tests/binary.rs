@@ -48,6 +48,8 @@ fn help_documents_the_configuration() {
         "PORTAL_PLANS_FILE",
         "PORTAL_SECURITY_CONTACT",
         "PORTAL_CONFIG_FILE",
+        "PORTAL_SMTP_URL",
+        "PORTAL_MAIL_FROM",
     ] {
         assert!(help.contains(var), "--help mentions {var}");
     }
