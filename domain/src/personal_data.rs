@@ -43,6 +43,19 @@ use Erasure::*;
 
 pub static PERSONAL_TABLES: &[Table] = &[
     Table {
+        name: "email_tokens",
+        owner_column: "user_id",
+        columns: &[
+            col("token_hash", false, DeleteRow),
+            col("user_id", false, DeleteRow),
+            col("purpose", false, NotPersonal),
+            col("email", true, DeleteRow),
+            col("expires_at", false, NotPersonal),
+            col("used_at", false, NotPersonal),
+            col("created_at", false, NotPersonal),
+        ],
+    },
+    Table {
         name: "outbox_emails",
         owner_column: "user_id",
         columns: &[

@@ -435,9 +435,17 @@ async fn sign_up_creates_user_customer_and_owner_membership_once(db: Db) {
         terms_accepted: true,
     };
     let valid = signup::validate(&form).unwrap();
-    let outcome = signup::create_account(&db, &hasher, &clock, &random, &meta, &valid)
-        .await
-        .unwrap();
+    let outcome = signup::create_account(
+        &db,
+        &hasher,
+        "https://portal.example",
+        &clock,
+        &random,
+        &meta,
+        &valid,
+    )
+    .await
+    .unwrap();
     let SignUpOutcome::Created {
         user_id,
         customer_id,
@@ -477,9 +485,17 @@ async fn sign_up_creates_user_customer_and_owner_membership_once(db: Db) {
         ..form.clone()
     })
     .unwrap();
-    let outcome = signup::create_account(&db, &hasher, &clock, &random, &meta, &again)
-        .await
-        .unwrap();
+    let outcome = signup::create_account(
+        &db,
+        &hasher,
+        "https://portal.example",
+        &clock,
+        &random,
+        &meta,
+        &again,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         outcome,
         SignUpOutcome::EmailTaken { user_id },
@@ -488,6 +504,170 @@ async fn sign_up_creates_user_customer_and_owner_membership_once(db: Db) {
     let users: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await.unwrap());
     let customers: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(pool).await.unwrap());
     assert_eq!((users, customers), (1, 1), "nothing half-created");
+}
+
+/// Signs up `email` and returns the user id and the link token from the queued email.
+async fn sign_up(db: &Db, clock: &ManualClock, email: &str) -> (Uuid, String) {
+    use domain::accounts::{
+        password::PasswordHasher,
+        signup::{self, SignUpForm, SignUpOutcome},
+    };
+    let hasher = PasswordHasher::new(b"pepper", 12, 1);
+    let form = SignUpForm {
+        email: email.into(),
+        password: "plum tractor seventeen orbit".into(),
+        display_name: "Bob <b>".into(),
+        age_confirmed: true,
+        terms_accepted: true,
+    };
+    let valid = signup::validate(&form).unwrap();
+    let outcome = signup::create_account(
+        db,
+        &hasher,
+        "https://portal.example",
+        clock,
+        &OsRandom,
+        &RequestMeta::default(),
+        &valid,
+    )
+    .await
+    .unwrap();
+    let SignUpOutcome::Created { user_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let texts: Vec<(String, String, String)> = domain::on_db!(db, pool =>
+        sqlx::query_as("SELECT recipient, text_body, html_body FROM outbox_emails WHERE user_id = $1 ORDER BY created_at DESC")
+            .bind(user_id).fetch_all(pool).await.unwrap());
+    let (recipient, text, html) = texts
+        .first()
+        .expect("a verification email is queued")
+        .clone();
+    assert_eq!(recipient, email);
+    assert!(
+        html.contains("Bob &lt;b&gt;"),
+        "names are escaped in HTML: {html}"
+    );
+    let start = text
+        .find("https://portal.example/verify-email/")
+        .expect("the link")
+        + "https://portal.example/verify-email/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(token.len(), 64);
+    (user_id, token)
+}
+
+async fn email_verification_links_work_once_and_expire(db: Db) {
+    use domain::accounts::{email_tokens::TokenError, verification};
+    let clock = clock();
+    let random = SeededRandom::new(10);
+    let meta = RequestMeta::default();
+    let (alice, token) = sign_up(&db, &clock, "alice@example.com").await;
+    let stored: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM email_tokens WHERE token_hash = $1")
+        .bind(&token).fetch_one(pool).await.unwrap());
+    assert_eq!(stored, 0, "only a hash of the token is stored");
+
+    assert_eq!(
+        verification::verify(&db, &token, &meta, &clock, &random)
+            .await
+            .unwrap(),
+        Ok(alice)
+    );
+    let verified: Option<i64> = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT email_verified_at FROM users WHERE id = $1")
+        .bind(alice).fetch_one(pool).await.unwrap());
+    assert_eq!(verified, Some(clock.now_ms()));
+    assert_eq!(
+        verification::verify(&db, &token, &meta, &clock, &random)
+            .await
+            .unwrap(),
+        Err(TokenError::Invalid),
+        "single use"
+    );
+    assert_eq!(
+        verification::verify(&db, "not-a-token", &meta, &clock, &random)
+            .await
+            .unwrap(),
+        Err(TokenError::Invalid)
+    );
+
+    let (_bob, bob_token) = sign_up(&db, &clock, "bob@example.com").await;
+    clock.advance(Duration::hours(25));
+    assert_eq!(
+        verification::verify(&db, &bob_token, &meta, &clock, &random)
+            .await
+            .unwrap(),
+        Err(TokenError::Expired)
+    );
+}
+
+async fn resend_is_rate_limited_and_unverified_accounts_go_after_seven_days(db: Db) {
+    use domain::accounts::verification::{self, ResendError};
+    let clock = clock();
+    let random = SeededRandom::new(11);
+    let (alice, alice_token) = sign_up(&db, &clock, "alice@example.com").await;
+    let (carol, _) = sign_up(&db, &clock, "carol@example.com").await;
+    // Sign-up sent one link; two more are allowed within the hour, then no more.
+    assert_eq!(
+        verification::resend(&db, carol, "https://portal.example", &clock, &random)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        verification::resend(&db, carol, "https://portal.example", &clock, &random)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        verification::resend(&db, carol, "https://portal.example", &clock, &random)
+            .await
+            .unwrap(),
+        Err(ResendError::TooManyRequests)
+    );
+    clock.advance(Duration::minutes(61));
+    assert_eq!(
+        verification::resend(&db, carol, "https://portal.example", &clock, &random)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+
+    verification::verify(&db, &alice_token, &RequestMeta::default(), &clock, &random)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        verification::resend(&db, alice, "https://portal.example", &clock, &random)
+            .await
+            .unwrap(),
+        Err(ResendError::AlreadyVerified)
+    );
+
+    clock.advance(Duration::days(6));
+    assert_eq!(
+        verification::purge_unverified(&db, &clock, &random)
+            .await
+            .unwrap(),
+        0,
+        "not yet"
+    );
+    clock.advance(Duration::days(1));
+    assert_eq!(
+        verification::purge_unverified(&db, &clock, &random)
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<Uuid> = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT id FROM users").fetch_all(pool).await.unwrap());
+    assert_eq!(left, vec![alice], "the verified account stays");
+    let customers: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(pool).await.unwrap());
+    assert_eq!(customers, 1, "carol's customer went with her");
+    let mail_for_carol: i64 = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM outbox_emails WHERE user_id = $1")
+        .bind(carol).fetch_one(pool).await.unwrap());
+    assert_eq!(mail_for_carol, 0);
 }
 
 async fn ping_reports_a_reachable_database(db: Db) {
@@ -507,4 +687,6 @@ contract_tests!(
     every_table_and_column_is_in_the_personal_data_registry,
     ping_reports_a_reachable_database,
     sign_up_creates_user_customer_and_owner_membership_once,
+    email_verification_links_work_once_and_expire,
+    resend_is_rate_limited_and_unverified_accounts_go_after_seven_days,
 );

@@ -3,10 +3,12 @@
 use domain::{jobs::Runner, mail::Mailer, Portal};
 
 pub const PURGE_SESSIONS: &str = "sessions.purge";
+pub const PURGE_UNVERIFIED: &str = "accounts.purge_unverified";
 
 pub fn runner(portal: &Portal, mailer: Mailer) -> Runner {
     let purge_portal = portal.clone();
     let mail_db = portal.db.clone();
+    let unverified_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -32,5 +34,22 @@ pub fn runner(portal: &Portal, mailer: Mailer) -> Runner {
             Ok(())
         }
     })
+    .handle(PURGE_UNVERIFIED, move |_| {
+        let portal = unverified_portal.clone();
+        async move {
+            let removed = domain::accounts::verification::purge_unverified(
+                &portal.db,
+                &*portal.clock,
+                &*portal.random,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if removed > 0 {
+                tracing::info!(removed, "deleted accounts never verified");
+            }
+            Ok(())
+        }
+    })
     .every(PURGE_SESSIONS, time::Duration::minutes(15))
+    .every(PURGE_UNVERIFIED, time::Duration::hours(1))
 }

@@ -1,6 +1,8 @@
 //! Accounts: people who sign in (users), the organisations that pay (customers), and how a
 //! user proves who they are. Built up by the accounts issue; passwords come first.
 
+pub mod email_tokens;
 pub mod password;
 pub mod signup;
 pub mod totp;
+pub mod verification;

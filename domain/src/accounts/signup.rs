@@ -132,11 +132,13 @@ pub async fn user_id_by_email(
 }
 
 /// Creates the user, a customer named after them and their owner membership, with an audit
-/// entry, in one transaction. The password is hashed first in every case, so that an address
+/// entry and the verification email, in one transaction. The password is hashed first in every case, so that an address
 /// that is taken answers in the same time as a new one.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_account(
     db: &Db,
     hasher: &PasswordHasher,
+    public_url: &str,
     clock: &dyn Clock,
     random: &dyn Random,
     meta: &RequestMeta,
@@ -195,6 +197,16 @@ pub async fn create_account(
         .target("user", user_id)
         .details(serde_json::json!({ "method": "password", "terms_version": TERMS_VERSION }));
     audit::record(&mut tx, &event, meta, clock, random).await?;
+    super::verification::send(
+        &mut tx,
+        user_id,
+        &signup.email,
+        &signup.display_name,
+        public_url,
+        clock,
+        random,
+    )
+    .await?;
     tx.commit().await?;
     Ok(SignUpOutcome::Created {
         user_id,
