@@ -1,7 +1,13 @@
 //! The services' shared handles, built once at start-up by the server and handed to every
 //! request (as Leptos context and axum state) and to the job runner.
 
-use crate::{clock::Clock, db::Db, plans::PlanCatalog, random::Random};
+use crate::{
+    accounts::{password::PasswordHasher, totp::SecretBox},
+    clock::Clock,
+    db::Db,
+    plans::PlanCatalog,
+    random::Random,
+};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -12,4 +18,7 @@ pub struct Portal {
     pub plans: Arc<PlanCatalog>,
     /// The public base URL (no trailing slash), used in links that leave the portal.
     pub public_url: Arc<str>,
+    pub passwords: PasswordHasher,
+    /// Encrypts two-factor secrets at rest.
+    pub secret_box: Arc<SecretBox>,
 }

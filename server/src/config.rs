@@ -99,6 +99,18 @@ pub struct Config {
     #[arg(long, env = "PORTAL_PASSWORD_PEPPER_FILE")]
     pub password_pepper_file: Option<PathBuf>,
 
+    /// Keys that encrypt two-factor secrets at rest: `id:base64key[,id:base64key…]`, 32-byte keys,
+    /// the first one current. To rotate, put a new key first and keep the old ones after it.
+    #[arg(long, env = "PORTAL_TOTP_KEYS", hide_env_values = true)]
+    pub totp_keys: Option<String>,
+    /// File holding PORTAL_TOTP_KEYS.
+    #[arg(long, env = "PORTAL_TOTP_KEYS_FILE")]
+    pub totp_keys_file: Option<PathBuf>,
+
+    /// bcrypt cost for password hashes (at least 12).
+    #[arg(long, env = "PORTAL_BCRYPT_COST", default_value_t = 12)]
+    pub bcrypt_cost: u32,
+
     /// Idle time after which a session ends, in minutes.
     #[arg(long, env = "PORTAL_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
     pub session_idle_minutes: i64,
@@ -175,6 +187,9 @@ impl Config {
         let contact = self.security_contact();
         if !(contact.starts_with("mailto:") || contact.starts_with("https://")) {
             return Err("PORTAL_SECURITY_CONTACT must be a mailto: or https:// URI".into());
+        }
+        if !(12..=16).contains(&self.bcrypt_cost) {
+            return Err("PORTAL_BCRYPT_COST must be between 12 and 16".into());
         }
         if self.session_idle_minutes < 1 {
             return Err("PORTAL_SESSION_IDLE_MINUTES must be at least 1".into());

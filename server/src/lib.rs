@@ -67,6 +67,12 @@ pub async fn build(
         random: random.clone(),
         plans: Arc::new(plans),
         public_url: config.public_url().into(),
+        passwords: domain::accounts::password::PasswordHasher::new(
+            &secrets.password_pepper,
+            config.bcrypt_cost,
+            domain::accounts::password::default_concurrency(),
+        ),
+        secret_box: Arc::new(secrets.totp_keys),
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")

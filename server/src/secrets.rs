@@ -10,76 +10,120 @@ use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 pub struct Secrets {
     pub session_key: Vec<u8>,
     pub password_pepper: Vec<u8>,
+    /// Encrypts TOTP secrets at rest; the first key is current.
+    pub totp_keys: domain::accounts::totp::SecretBox,
+}
+
+enum Format {
+    /// Base64 of at least this many bytes.
+    Base64(usize),
+    /// `id:base64key[,id:base64key…]`, 32-byte keys, current first.
+    KeyRing,
 }
 
 struct Spec {
     variable: &'static str,
     file_name: &'static str,
-    min_bytes: usize,
+    format: Format,
 }
 
 const SESSION_KEY: Spec = Spec {
     variable: "PORTAL_SESSION_KEY",
     file_name: "session_key",
-    min_bytes: 64,
+    format: Format::Base64(64),
 };
 const PASSWORD_PEPPER: Spec = Spec {
     variable: "PORTAL_PASSWORD_PEPPER",
     file_name: "password_pepper",
-    min_bytes: 32,
+    format: Format::Base64(32),
+};
+const TOTP_KEYS: Spec = Spec {
+    variable: "PORTAL_TOTP_KEYS",
+    file_name: "totp_keys",
+    format: Format::KeyRing,
 };
 
 impl Secrets {
     pub fn load(config: &Config, random: &dyn Random) -> Result<Self, String> {
+        let (text, source) = resolve(
+            &SESSION_KEY,
+            config.session_key.as_deref(),
+            config.session_key_file.as_deref(),
+            config,
+            random,
+        )?;
+        let session_key = decode(&SESSION_KEY, &text, &source)?;
+        let (text, source) = resolve(
+            &PASSWORD_PEPPER,
+            config.password_pepper.as_deref(),
+            config.password_pepper_file.as_deref(),
+            config,
+            random,
+        )?;
+        let password_pepper = decode(&PASSWORD_PEPPER, &text, &source)?;
+        let (text, source) = resolve(
+            &TOTP_KEYS,
+            config.totp_keys.as_deref(),
+            config.totp_keys_file.as_deref(),
+            config,
+            random,
+        )?;
+        let totp_keys = domain::accounts::totp::SecretBox::from_spec(text.trim())
+            .map_err(|e| format!("{} ({source}): {e}", TOTP_KEYS.variable))?;
         Ok(Self {
-            session_key: resolve(
-                &SESSION_KEY,
-                config.session_key.as_deref(),
-                config.session_key_file.as_deref(),
-                config,
-                random,
-            )?,
-            password_pepper: resolve(
-                &PASSWORD_PEPPER,
-                config.password_pepper.as_deref(),
-                config.password_pepper_file.as_deref(),
-                config,
-                random,
-            )?,
+            session_key,
+            password_pepper,
+            totp_keys,
         })
     }
 }
 
 fn decode(spec: &Spec, text: &str, source: &str) -> Result<Vec<u8>, String> {
+    let min_bytes = match spec.format {
+        Format::Base64(n) => n,
+        Format::KeyRing => 0,
+    };
     let bytes = STANDARD
         .decode(text.trim())
         .map_err(|_| format!("{} ({source}) is not valid base64", spec.variable))?;
-    if bytes.len() < spec.min_bytes {
+    if bytes.len() < min_bytes {
         return Err(format!(
-            "{} ({source}) is too short: {} bytes, at least {} needed (e.g. `openssl rand -base64 {}`)",
+            "{} ({source}) is too short: {} bytes, at least {min_bytes} needed (e.g. `openssl rand -base64 {min_bytes}`)",
             spec.variable,
             bytes.len(),
-            spec.min_bytes,
-            spec.min_bytes
         ));
     }
     Ok(bytes)
 }
 
+fn generate(spec: &Spec, random: &dyn Random) -> String {
+    let random_base64 = |n: usize| {
+        let mut bytes = vec![0u8; n];
+        random.fill(&mut bytes);
+        STANDARD.encode(bytes)
+    };
+    match spec.format {
+        Format::Base64(n) => random_base64(n),
+        Format::KeyRing => format!("k1:{}", random_base64(32)),
+    }
+}
+
+/// The secret's text and where it came from: the environment, a file, or (in development) the
+/// data directory, where a missing one is generated.
 fn resolve(
     spec: &Spec,
     value: Option<&str>,
     file: Option<&Path>,
     config: &Config,
     random: &dyn Random,
-) -> Result<Vec<u8>, String> {
+) -> Result<(String, String), String> {
     if let Some(value) = value {
-        return decode(spec, value, "environment");
+        return Ok((value.to_string(), "environment".into()));
     }
     if let Some(file) = file {
         let text = fs::read_to_string(file)
             .map_err(|e| format!("{}_FILE {}: {e}", spec.variable, file.display()))?;
-        return decode(spec, &text, &format!("{}_FILE", spec.variable));
+        return Ok((text, format!("{}_FILE", spec.variable)));
     }
     if config.environment == Environment::Production {
         return Err(format!(
@@ -90,17 +134,16 @@ fn resolve(
     let path = config.data_dir.join("secrets").join(spec.file_name);
     if path.exists() {
         let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        return decode(spec, &text, &path.display().to_string());
+        return Ok((text, path.display().to_string()));
     }
-    let mut bytes = vec![0u8; spec.min_bytes];
-    random.fill(&mut bytes);
-    write_private(&path, &STANDARD.encode(&bytes))?;
+    let text = generate(spec, random);
+    write_private(&path, &text)?;
     tracing::warn!(
         secret = spec.variable,
         path = %path.display(),
         "generated a new secret for development; set it explicitly in production"
     );
-    Ok(bytes)
+    Ok((text, path.display().to_string()))
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {
@@ -173,6 +216,44 @@ mod tests {
             error.contains("PORTAL_PASSWORD_PEPPER is not set"),
             "{error}"
         );
+
+        let pepper = STANDARD.encode([8u8; 32]);
+        let c = config(&[
+            "--environment",
+            "production",
+            "--session-key",
+            &key,
+            "--password-pepper",
+            &pepper,
+        ]);
+        let error = Secrets::load(&c, &OsRandom).err().unwrap();
+        assert!(error.contains("PORTAL_TOTP_KEYS is not set"), "{error}");
+        let ring = format!("k1:{}", STANDARD.encode([9u8; 32]));
+        let c = config(&[
+            "--environment",
+            "production",
+            "--session-key",
+            &key,
+            "--password-pepper",
+            &pepper,
+            "--totp-keys",
+            &ring,
+        ]);
+        assert!(Secrets::load(&c, &OsRandom).is_ok());
+        let c = config(&[
+            "--environment",
+            "production",
+            "--session-key",
+            &key,
+            "--password-pepper",
+            &pepper,
+            "--totp-keys",
+            "k1:c2hvcnQ=",
+        ]);
+        assert!(Secrets::load(&c, &OsRandom)
+            .err()
+            .unwrap()
+            .contains("PORTAL_TOTP_KEYS"));
 
         let c = config(&["--environment", "production", "--session-key", "c2hvcnQ="]);
         assert!(Secrets::load(&c, &OsRandom)

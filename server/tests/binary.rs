@@ -50,6 +50,8 @@ fn help_documents_the_configuration() {
         "PORTAL_CONFIG_FILE",
         "PORTAL_SMTP_URL",
         "PORTAL_MAIL_FROM",
+        "PORTAL_TOTP_KEYS",
+        "PORTAL_BCRYPT_COST",
     ] {
         assert!(help.contains(var), "--help mentions {var}");
     }
