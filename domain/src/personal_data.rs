@@ -93,6 +93,8 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("terms_version", true, NotPersonal),
             col("terms_accepted_at", true, NotPersonal),
             col("created_at", true, NotPersonal),
+            col("sign_in_failures", false, NotPersonal),
+            col("last_sign_in_failure_at", false, NotPersonal),
         ],
     },
     Table {

@@ -670,6 +670,47 @@ async fn resend_is_rate_limited_and_unverified_accounts_go_after_seven_days(db: 
     assert_eq!(mail_for_carol, 0);
 }
 
+async fn failed_sign_ins_slow_an_account_down_without_locking_it(db: Db) {
+    use domain::accounts::throttle;
+    let clock = clock();
+    let (alice, _) = sign_up(&db, &clock, "alice@example.com").await;
+    let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
+    for _ in 0..4 {
+        throttle::record_failure(&db, alice, &clock).await.unwrap();
+    }
+    assert_eq!(
+        throttle::account_may_try(&db, alice, &clock).await.unwrap(),
+        Ok(()),
+        "four failures are free"
+    );
+    throttle::record_failure(&db, alice, &clock).await.unwrap();
+    assert_eq!(
+        throttle::account_may_try(&db, alice, &clock).await.unwrap(),
+        Err(std::time::Duration::from_secs(1))
+    );
+    assert_eq!(
+        throttle::account_may_try(&db, bob, &clock).await.unwrap(),
+        Ok(()),
+        "per account"
+    );
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        throttle::account_may_try(&db, alice, &clock).await.unwrap(),
+        Ok(())
+    );
+    throttle::record_failure(&db, alice, &clock).await.unwrap();
+    assert_eq!(
+        throttle::account_may_try(&db, alice, &clock).await.unwrap(),
+        Err(std::time::Duration::from_secs(2)),
+        "doubling"
+    );
+    throttle::clear_failures(&db, alice).await.unwrap();
+    assert_eq!(
+        throttle::account_may_try(&db, alice, &clock).await.unwrap(),
+        Ok(())
+    );
+}
+
 async fn ping_reports_a_reachable_database(db: Db) {
     assert!(db.ping().await);
     let _ = OsRandom;
@@ -689,4 +730,5 @@ contract_tests!(
     sign_up_creates_user_customer_and_owner_membership_once,
     email_verification_links_work_once_and_expire,
     resend_is_rate_limited_and_unverified_accounts_go_after_seven_days,
+    failed_sign_ins_slow_an_account_down_without_locking_it,
 );

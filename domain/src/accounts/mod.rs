@@ -4,5 +4,6 @@
 pub mod email_tokens;
 pub mod password;
 pub mod signup;
+pub mod throttle;
 pub mod totp;
 pub mod verification;
