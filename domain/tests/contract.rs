@@ -711,6 +711,115 @@ async fn failed_sign_ins_slow_an_account_down_without_locking_it(db: Db) {
     );
 }
 
+async fn sign_in_answers_alike_for_unknown_and_wrong_and_upgrades_old_hashes(db: Db) {
+    use domain::accounts::{
+        password::PasswordHasher,
+        signin::{sign_in, SignInOutcome},
+    };
+    let clock = clock();
+    let random = SeededRandom::new(12);
+    let meta = RequestMeta {
+        request_id: None,
+        client_ip: Some("192.0.2.5".into()),
+    };
+    let (alice, _) = sign_up(&db, &clock, "alice@example.com").await;
+    let hasher = PasswordHasher::new(b"pepper", 12, 1);
+    let pw = "plum tractor seventeen orbit";
+
+    let ok = sign_in(
+        &db,
+        &hasher,
+        &clock,
+        &random,
+        &meta,
+        " ALICE@example.com ",
+        pw,
+    )
+    .await
+    .unwrap();
+    let SignInOutcome::SignedIn {
+        user_id,
+        customer_id,
+        needs_second_factor,
+    } = ok
+    else {
+        panic!("{ok:?}")
+    };
+    assert_eq!(user_id, alice);
+    assert!(customer_id.is_some());
+    assert!(!needs_second_factor);
+
+    assert_eq!(
+        sign_in(
+            &db,
+            &hasher,
+            &clock,
+            &random,
+            &meta,
+            "alice@example.com",
+            "wrong"
+        )
+        .await
+        .unwrap(),
+        SignInOutcome::Refused
+    );
+    assert_eq!(
+        sign_in(
+            &db,
+            &hasher,
+            &clock,
+            &random,
+            &meta,
+            "nobody@example.com",
+            pw
+        )
+        .await
+        .unwrap(),
+        SignInOutcome::Refused
+    );
+
+    // Another pepper: the same database refuses every sign-in.
+    let other = PasswordHasher::new(b"another pepper", 12, 1);
+    assert_eq!(
+        sign_in(&db, &other, &clock, &random, &meta, "alice@example.com", pw)
+            .await
+            .unwrap(),
+        SignInOutcome::Refused
+    );
+
+    // A hash from an older, cheaper configuration is upgraded at sign-in.
+    let stronger = PasswordHasher::new(b"pepper", 13, 1);
+    assert!(matches!(
+        sign_in(
+            &db,
+            &stronger,
+            &clock,
+            &random,
+            &meta,
+            "alice@example.com",
+            pw
+        )
+        .await
+        .unwrap(),
+        SignInOutcome::SignedIn { .. }
+    ));
+    let hash: String = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(alice).fetch_one(pool).await.unwrap());
+    assert!(hash.starts_with("$2b$13$"), "{hash}");
+
+    let actions: Vec<String> = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT action FROM audit_log ORDER BY occurred_at, id")
+        .fetch_all(pool).await.unwrap());
+    assert_eq!(actions.iter().filter(|a| *a == "sign_in.failed").count(), 3);
+    assert_eq!(
+        actions.iter().filter(|a| *a == "sign_in.password").count(),
+        2
+    );
+    let logged_passwords: i64 = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE CAST(details AS TEXT) LIKE '%tractor%' OR CAST(personal AS TEXT) LIKE '%tractor%'")
+        .fetch_one(pool).await.unwrap());
+    assert_eq!(logged_passwords, 0, "no password in the audit log");
+}
+
 async fn ping_reports_a_reachable_database(db: Db) {
     assert!(db.ping().await);
     let _ = OsRandom;
@@ -731,4 +840,5 @@ contract_tests!(
     email_verification_links_work_once_and_expire,
     resend_is_rate_limited_and_unverified_accounts_go_after_seven_days,
     failed_sign_ins_slow_an_account_down_without_locking_it,
+    sign_in_answers_alike_for_unknown_and_wrong_and_upgrades_old_hashes,
 );

@@ -3,6 +3,7 @@
 
 pub mod email_tokens;
 pub mod password;
+pub mod signin;
 pub mod signup;
 pub mod throttle;
 pub mod totp;
