@@ -19,13 +19,6 @@ impl Locale {
             Locale::Ru => "ru",
         }
     }
-
-    /// The best supported locale for an `Accept-Language` header; English when nothing fits.
-    /// Russian is not offered until its translation is complete.
-    pub fn negotiate(accept_language: Option<&str>) -> Locale {
-        let _ = accept_language;
-        Locale::En
-    }
 }
 
 /// The message `key` in `locale`.

@@ -822,7 +822,6 @@ async fn sign_in_answers_alike_for_unknown_and_wrong_and_upgrades_old_hashes(db:
 
 async fn ping_reports_a_reachable_database(db: Db) {
     assert!(db.ping().await);
-    let _ = OsRandom;
 }
 
 contract_tests!(

@@ -1,7 +1,6 @@
 //! The mailer against a real SMTP server (aiosmtpd, started per test), on both databases.
 
 use domain::{
-    audit::RequestMeta,
     clock::ManualClock,
     db::{Backend, Db},
     jobs::{self, Runner},
@@ -126,7 +125,6 @@ async fn queued_mail_is_delivered_over_smtp_and_survives_a_failure(backend: Back
     let db = test_db.db.clone();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
     let random = SeededRandom::new(1);
-    let _ = RequestMeta::default();
 
     // Rolled back: nothing is queued, nothing is sent.
     let mut tx = db.begin().await.unwrap();

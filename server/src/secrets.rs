@@ -5,7 +5,12 @@
 use crate::config::{Config, Environment};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use domain::random::Random;
-use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+use std::{
+    fs,
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
 
 pub struct Secrets {
     pub session_key: Vec<u8>,
@@ -45,22 +50,26 @@ const TOTP_KEYS: Spec = Spec {
 
 impl Secrets {
     pub fn load(config: &Config, random: &dyn Random) -> Result<Self, String> {
-        let (text, source) = resolve(
+        let base64 = |spec: &Spec, value: Option<&String>, file: Option<&PathBuf>| {
+            let (text, source) = resolve(
+                spec,
+                value.map(String::as_str),
+                file.map(PathBuf::as_path),
+                config,
+                random,
+            )?;
+            decode(spec, &text, &source)
+        };
+        let session_key = base64(
             &SESSION_KEY,
-            config.session_key.as_deref(),
-            config.session_key_file.as_deref(),
-            config,
-            random,
+            config.session_key.as_ref(),
+            config.session_key_file.as_ref(),
         )?;
-        let session_key = decode(&SESSION_KEY, &text, &source)?;
-        let (text, source) = resolve(
+        let password_pepper = base64(
             &PASSWORD_PEPPER,
-            config.password_pepper.as_deref(),
-            config.password_pepper_file.as_deref(),
-            config,
-            random,
+            config.password_pepper.as_ref(),
+            config.password_pepper_file.as_ref(),
         )?;
-        let password_pepper = decode(&PASSWORD_PEPPER, &text, &source)?;
         let (text, source) = resolve(
             &TOTP_KEYS,
             config.totp_keys.as_deref(),
@@ -78,10 +87,10 @@ impl Secrets {
     }
 }
 
+/// A base64 secret of at least the spec's length.
 fn decode(spec: &Spec, text: &str, source: &str) -> Result<Vec<u8>, String> {
-    let min_bytes = match spec.format {
-        Format::Base64(n) => n,
-        Format::KeyRing => 0,
+    let Format::Base64(min_bytes) = spec.format else {
+        return Err(format!("{} is not a base64 secret", spec.variable));
     };
     let bytes = STANDARD
         .decode(text.trim())

@@ -45,9 +45,11 @@ pub fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|cookies| {
-            cookies
-                .split(';')
-                .any(|c| c.trim_start().starts_with(&format!("{session_cookie}=")))
+            cookies.split(';').any(|c| {
+                c.trim_start()
+                    .strip_prefix(session_cookie)
+                    .is_some_and(|rest| rest.starts_with('='))
+            })
         });
     if has_session {
         return None;
