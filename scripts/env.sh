@@ -8,6 +8,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portal-target}"
 export PATH="$PORTAL_TOOLS/bin:$PORTAL_TOOLS/node_modules/.bin:$PATH"
 
 if [ -f "$PORTAL_TOOLS/toolchain" ] && [ "$(cat "$PORTAL_TOOLS/toolchain")" = rustup ]; then
+  # Undo the Debian settings in case this file was sourced before the choice was made.
+  unset RUSTC RUSTDOC RUSTC_BOOTSTRAP CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER __CARGO_TESTS_ONLY_SRC_ROOT
   export PORTAL_CARGO="cargo"
   export PORTAL_WASM_BUILD_STD=""
 else
