@@ -9,6 +9,12 @@ const port = Number(process.env.PORTAL_E2E_PORT ?? 3111);
 const baseURL = `http://127.0.0.1:${port}`;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portal-e2e-'));
 const serverBin = process.env.PORTAL_SERVER_BIN ?? '../target/debug/server';
+// A real SMTP server (aiosmtpd, installed by scripts/setup.sh --test) receives the portal's
+// mail into a maildir that the tests read (tests/mail.ts).
+const smtpPort = port + 1;
+const maildir = path.join(dataDir, 'maildir');
+process.env.PORTAL_E2E_MAILDIR = maildir;
+const python = process.env.PORTAL_TEST_PYTHON ?? `${os.homedir()}/.cache/portal-tools/venv/bin/python`;
 
 const chromium = {
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -29,7 +35,12 @@ export default defineConfig({
     { name: 'hydrated', use: { javaScriptEnabled: true } },
     { name: 'no-javascript', use: { javaScriptEnabled: false } },
   ],
-  webServer: {
+  webServer: [{
+    command: `${python} -m aiosmtpd -n -l 127.0.0.1:${smtpPort} -c aiosmtpd.handlers.Mailbox ${maildir}`,
+    port: smtpPort,
+    reuseExistingServer: false,
+    timeout: 30_000,
+  }, {
     command: serverBin,
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,
@@ -41,6 +52,9 @@ export default defineConfig({
       PORTAL_DATA_DIR: dataDir,
       LEPTOS_SITE_ROOT: process.env.LEPTOS_SITE_ROOT ?? '../target/site',
       RUST_LOG: 'warn',
+      PORTAL_PUBLIC_URL: baseURL,
+      PORTAL_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+      PORTAL_JOB_POLL_SECONDS: '1',
     },
-  },
+  }],
 });

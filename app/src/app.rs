@@ -1,27 +1,45 @@
 use crate::{
     components::layout::Layout,
     i18n::{tr, UiLocale},
-    pages::{landing::LandingPage, not_found::NotFound},
+    pages::{
+        account::{AccountPage, TwoFactorPage},
+        landing::LandingPage,
+        legal::{PrivacyPage, TermsPage},
+        not_found::NotFound,
+        password_reset::{ForgotPasswordPage, ResetPasswordPage},
+        sign_in::{SecondFactorPage, SignInPage},
+        sign_up::SignUpPage,
+    },
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    SsrMode, StaticSegment,
+    path, SsrMode,
 };
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(UiLocale::default());
+    // Async everywhere: each page is rendered completely before it is sent, so it works
+    // without JavaScript (out-of-order streaming needs a script to fill in).
+    let ssr = SsrMode::Async;
     view! {
         <Title formatter=|page: String| format!("{page} · {}", tr("site.name"))/>
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    // Async: the whole page is rendered before it is sent, so it is complete
-                    // without JavaScript (out-of-order streaming needs a script to fill in).
-                    <Route path=StaticSegment("") view=LandingPage ssr=SsrMode::Async/>
+                    <Route path=path!("") view=LandingPage ssr=ssr.clone()/>
+                    <Route path=path!("/sign-up") view=SignUpPage ssr=ssr.clone()/>
+                    <Route path=path!("/sign-in") view=SignInPage ssr=ssr.clone()/>
+                    <Route path=path!("/sign-in/two-factor") view=SecondFactorPage ssr=ssr.clone()/>
+                    <Route path=path!("/forgot-password") view=ForgotPasswordPage ssr=ssr.clone()/>
+                    <Route path=path!("/reset-password/:token") view=ResetPasswordPage ssr=ssr.clone()/>
+                    <Route path=path!("/account") view=AccountPage ssr=ssr.clone()/>
+                    <Route path=path!("/account/two-factor") view=TwoFactorPage ssr=ssr.clone()/>
+                    <Route path=path!("/terms") view=TermsPage ssr=ssr.clone()/>
+                    <Route path=path!("/privacy") view=PrivacyPage ssr=ssr/>
                 </Routes>
             </Layout>
         </Router>

@@ -95,6 +95,20 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("created_at", true, NotPersonal),
             col("sign_in_failures", false, NotPersonal),
             col("last_sign_in_failure_at", false, NotPersonal),
+            col("totp_secret", false, DeleteRow),
+            col("totp_pending_secret", false, DeleteRow),
+            col("totp_enabled_at", true, NotPersonal),
+            col("totp_last_step", false, NotPersonal),
+        ],
+    },
+    Table {
+        name: "recovery_codes",
+        owner_column: "user_id",
+        columns: &[
+            col("user_id", false, DeleteRow),
+            col("code_hash", false, DeleteRow),
+            col("used_at", true, NotPersonal),
+            col("created_at", true, NotPersonal),
         ],
     },
     Table {
@@ -131,6 +145,7 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("last_seen_at", true, NotPersonal),
             col("client_ip", true, DeleteRow),
             col("user_agent", true, DeleteRow),
+            col("signed_in_at", true, NotPersonal),
         ],
     },
     Table {

@@ -4,6 +4,80 @@
 use crate::{db::Db, on_db};
 use uuid::Uuid;
 
+/// The database key of a session id: its SHA-256, so that a copy of the database does not hand
+/// out live session cookies.
+pub fn storage_key(session_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(session_id.as_bytes()))
+}
+
+/// "Firefox 128 on Linux", from a user agent string, for the list of sessions.
+pub fn describe_device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent.filter(|ua| !ua.trim().is_empty()) else {
+        return "Unknown device".to_string();
+    };
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(found) if found.name != "UNKNOWN" => {
+            let major = found.version.split('.').next().unwrap_or("");
+            let browser = if major.is_empty() || major == "UNKNOWN" {
+                found.name.to_string()
+            } else {
+                format!("{} {major}", found.name)
+            };
+            if found.os == "UNKNOWN" {
+                browser
+            } else {
+                format!("{browser} on {}", found.os)
+            }
+        }
+        _ => ua.chars().take(60).collect(),
+    }
+}
+
+/// An address as shown to people: the network part only (IPv4 /24, IPv6 /48). The full
+/// address stays in the database for the security log.
+pub fn truncate_ip(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.x")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// The session data entry that says who is signed in (written at sign-in, after the session id
+/// was renewed). The session store copies it into the `account_id` and `signed_in_at` columns.
+pub const AUTH_KEY: &str = "auth";
+/// The entry of a sign-in whose password was right and whose second factor is still to come.
+pub const PENDING_SECOND_FACTOR_KEY: &str = "pending_second_factor";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthState {
+    pub user_id: Uuid,
+    pub signed_in_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingSecondFactor {
+    pub user_id: Uuid,
+    /// Milliseconds; the second step must follow within a few minutes.
+    pub started_at: i64,
+}
+
+impl AuthState {
+    pub fn owner(&self) -> SessionOwner {
+        SessionOwner {
+            account_id: self.user_id,
+            signed_in_at: self.signed_in_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
@@ -15,10 +89,18 @@ pub struct SessionRow {
 pub struct SessionInfo {
     pub id: String,
     pub account_id: Option<Uuid>,
+    pub signed_in_at: Option<i64>,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// Who holds a signed-in session, and since when (the absolute lifetime counts from then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub account_id: Uuid,
+    pub signed_in_at: i64,
 }
 
 /// Inserts a session; false when the id is taken (the caller then draws another id).
@@ -27,15 +109,18 @@ pub async fn create(
     id: &str,
     data: &[u8],
     expires_at: i64,
+    owner: Option<SessionOwner>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let result = on_db!(db, pool => sqlx::query(
-        "INSERT INTO sessions (id, data, expires_at, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO sessions (id, data, expires_at, account_id, signed_in_at, created_at, last_seen_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
     .bind(data)
     .bind(expires_at)
+    .bind(owner.map(|o| o.account_id))
+    .bind(owner.map(|o| o.signed_in_at))
     .bind(now)
     .execute(pool)
     .await
@@ -43,35 +128,44 @@ pub async fn create(
     Ok(result == 1)
 }
 
-/// Writes the session's data, creating the row if needed.
+/// Writes the session's data and owner. Only an existing row is updated: a session revoked
+/// while one of its requests was running stays revoked. Returns false when there was no row.
 pub async fn save(
     db: &Db,
     id: &str,
     data: &[u8],
     expires_at: i64,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    on_db!(db, pool => sqlx::query(
-        "INSERT INTO sessions (id, data, expires_at, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
-         ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+    owner: Option<SessionOwner>,
+) -> Result<bool, sqlx::Error> {
+    let updated = on_db!(db, pool => sqlx::query(
+        "UPDATE sessions SET data = $2, expires_at = $3, account_id = $4, signed_in_at = $5 WHERE id = $1",
     )
     .bind(id)
     .bind(data)
     .bind(expires_at)
-    .bind(now)
+    .bind(owner.map(|o| o.account_id))
+    .bind(owner.map(|o| o.signed_in_at))
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(updated == 1)
 }
 
-/// The session's data, unless it is missing or expired.
-pub async fn load(db: &Db, id: &str, now: i64) -> Result<Option<SessionRow>, sqlx::Error> {
+/// The session's data, unless it is missing, idle too long (`expires_at`), or signed in at or
+/// before `signed_in_after` (the absolute lifetime).
+pub async fn load(
+    db: &Db,
+    id: &str,
+    now: i64,
+    signed_in_after: i64,
+) -> Result<Option<SessionRow>, sqlx::Error> {
     on_db!(db, pool => sqlx::query_as::<_, SessionRow>(
-        "SELECT id, data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2",
+        "SELECT id, data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2 \
+         AND (signed_in_at IS NULL OR signed_in_at > $3)",
     )
     .bind(id)
     .bind(now)
+    .bind(signed_in_after)
     .fetch_optional(pool)
     .await)
 }
@@ -81,40 +175,32 @@ pub async fn delete(db: &Db, id: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Records that the session was used, at most once a minute per session so that a busy
-/// browser does not write on every request. Returns true when a row was updated.
+/// Records that the session was used and extends its idle expiry to `expires_at`, at most
+/// once a minute per session so that a busy browser does not write on every request. Returns
+/// true when a row was updated.
 pub async fn touch(
     db: &Db,
     id: &str,
     client_ip: Option<&str>,
     user_agent: Option<&str>,
     now: i64,
+    expires_at: i64,
 ) -> Result<bool, sqlx::Error> {
     let user_agent = user_agent.map(|ua| ua.chars().take(512).collect::<String>());
     let result = on_db!(db, pool => sqlx::query(
-        "UPDATE sessions SET last_seen_at = $2, client_ip = $3, user_agent = $4 \
-         WHERE id = $1 AND (last_seen_at <= $5 OR client_ip IS NULL)",
+        "UPDATE sessions SET last_seen_at = $2, client_ip = $3, user_agent = $4, expires_at = $6 \
+         WHERE id = $1 AND expires_at > $2 AND (last_seen_at <= $5 OR client_ip IS NULL)",
     )
     .bind(id)
     .bind(now)
     .bind(client_ip)
     .bind(user_agent)
     .bind(now - 60_000)
+    .bind(expires_at)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(result == 1)
-}
-
-/// Ties the session to the signed-in account (or unties it at sign-out).
-pub async fn set_account(db: &Db, id: &str, account_id: Option<Uuid>) -> Result<(), sqlx::Error> {
-    on_db!(db, pool => sqlx::query("UPDATE sessions SET account_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(account_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
 }
 
 /// The account's live sessions, most recently used first.
@@ -122,13 +208,16 @@ pub async fn list_for_account(
     db: &Db,
     account_id: Uuid,
     now: i64,
+    signed_in_after: i64,
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
     on_db!(db, pool => sqlx::query_as::<_, SessionInfo>(
-        "SELECT id, account_id, created_at, last_seen_at, client_ip, user_agent FROM sessions \
-         WHERE account_id = $1 AND expires_at > $2 ORDER BY last_seen_at DESC",
+        "SELECT id, account_id, signed_in_at, created_at, last_seen_at, client_ip, user_agent FROM sessions \
+         WHERE account_id = $1 AND expires_at > $2 AND (signed_in_at IS NULL OR signed_in_at > $3) \
+         ORDER BY last_seen_at DESC, id",
     )
     .bind(account_id)
     .bind(now)
+    .bind(signed_in_after)
     .fetch_all(pool)
     .await)
 }
@@ -155,12 +244,44 @@ pub async fn revoke_others(db: &Db, account_id: Uuid, keep: &str) -> Result<u64,
     Ok(result)
 }
 
-/// Removes expired sessions; run by the `sessions.purge` job.
-pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    let result = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-        .bind(now)
+/// Ends every session of the account (after a password reset, or at account deletion).
+pub async fn revoke_all(db: &Db, account_id: Uuid) -> Result<u64, sqlx::Error> {
+    let result = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        .bind(account_id)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(result)
+}
+
+/// Removes sessions idle too long or signed in at or before `signed_in_after`; run by the
+/// `sessions.purge` job.
+pub async fn purge_expired(db: &Db, now: i64, signed_in_after: i64) -> Result<u64, sqlx::Error> {
+    let result = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR signed_in_at <= $2")
+        .bind(now)
+        .bind(signed_in_after)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_shown_truncated() {
+        assert_eq!(truncate_ip("203.0.113.77"), "203.0.113.x");
+        assert_eq!(truncate_ip("2001:db8:abcd:12::1"), "2001:db8:abcd::/48");
+        assert_eq!(truncate_ip("garbage"), "");
+    }
+
+    #[test]
+    fn devices_are_described_from_the_user_agent() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(describe_device(Some(firefox)), "Firefox 128 on Linux");
+        assert_eq!(describe_device(None), "Unknown device");
+        assert_eq!(storage_key("abc").len(), 64);
+    }
 }

@@ -328,75 +328,113 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
     let now = clock.now_ms();
     let hour = 3_600_000;
     let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-    assert!(sessions::create(&db, "s1", b"{}", now + hour, now)
+    let owner = |account_id, signed_in_at| {
+        Some(sessions::SessionOwner {
+            account_id,
+            signed_in_at,
+        })
+    };
+    assert!(sessions::create(&db, "s1", b"{}", now + hour, None, now)
         .await
         .unwrap());
     assert!(
-        !sessions::create(&db, "s1", b"{}", now + hour, now)
+        !sessions::create(&db, "s1", b"{}", now + hour, None, now)
             .await
             .unwrap(),
         "id collision detected"
     );
-    sessions::save(&db, "s2", b"{\"a\":1}", now + hour, now)
-        .await
-        .unwrap();
-    sessions::save(&db, "s3", b"{}", now + 2 * hour, now)
-        .await
-        .unwrap();
-    sessions::set_account(&db, "s1", Some(alice)).await.unwrap();
-    sessions::set_account(&db, "s2", Some(alice)).await.unwrap();
-    sessions::set_account(&db, "s3", Some(bob)).await.unwrap();
-
-    assert_eq!(
-        sessions::load(&db, "s2", now).await.unwrap().unwrap().data,
-        b"{\"a\":1}"
-    );
     assert!(
-        sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now)
+        sessions::save(&db, "s1", b"{}", now + hour, owner(alice, now))
             .await
             .unwrap()
     );
     assert!(
-        !sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now + 30_000)
+        !sessions::save(&db, "gone", b"{}", now + hour, owner(alice, now))
+            .await
+            .unwrap(),
+        "saving a revoked session does not bring it back"
+    );
+    sessions::create(&db, "s2", b"{\"a\":1}", now + hour, owner(alice, now), now)
+        .await
+        .unwrap();
+    sessions::create(&db, "s3", b"{}", now + 2 * hour, owner(bob, now - hour), now)
+        .await
+        .unwrap();
+    let any = 0;
+
+    assert_eq!(
+        sessions::load(&db, "s2", now, any)
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+        b"{\"a\":1}"
+    );
+    assert!(
+        sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now, now + hour)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now + 30_000, now + hour)
             .await
             .unwrap(),
         "at most once a minute"
     );
     assert!(
-        sessions::touch(&db, "s1", Some("192.0.2.9"), Some("Firefox"), now + 61_000)
+        sessions::touch(&db, "s1", Some("192.0.2.9"), Some("Firefox"), now + 61_000, now + hour)
             .await
             .unwrap()
     );
 
-    let listed = sessions::list_for_account(&db, alice, now).await.unwrap();
+    let listed = sessions::list_for_account(&db, alice, now, any)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].id, "s1", "most recently used first");
     assert_eq!(listed[0].client_ip.as_deref(), Some("192.0.2.9"));
+    assert_eq!(listed[0].signed_in_at, Some(now));
 
+    assert!(
+        sessions::load(&db, "s3", now, now - hour).await.unwrap().is_none(),
+        "a session signed in before the absolute limit does not load, however recently used"
+    );
+    assert!(sessions::load(&db, "s3", now, now - hour - 1)
+        .await
+        .unwrap()
+        .is_some());
     assert!(
         !sessions::revoke(&db, bob, "s1").await.unwrap(),
         "bob cannot end alice's session"
     );
-    assert!(sessions::load(&db, "s1", now).await.unwrap().is_some());
+    assert!(sessions::load(&db, "s1", now, any).await.unwrap().is_some());
     assert_eq!(sessions::revoke_others(&db, alice, "s1").await.unwrap(), 1);
-    assert!(sessions::load(&db, "s2", now).await.unwrap().is_none());
+    assert!(sessions::load(&db, "s2", now, any).await.unwrap().is_none());
     assert!(
-        sessions::load(&db, "s3", now).await.unwrap().is_some(),
+        sessions::load(&db, "s3", now, any).await.unwrap().is_some(),
         "bob's session untouched"
     );
 
     assert!(
-        sessions::load(&db, "s1", now + hour)
+        sessions::load(&db, "s1", now + hour, any)
             .await
             .unwrap()
             .is_none(),
-        "expired sessions do not load"
+        "idle sessions do not load"
     );
-    assert_eq!(sessions::purge_expired(&db, now + hour).await.unwrap(), 1);
     assert_eq!(
-        sessions::purge_expired(&db, now + 3 * hour).await.unwrap(),
+        sessions::purge_expired(&db, now + hour, any).await.unwrap(),
         1
     );
+    assert_eq!(
+        sessions::purge_expired(&db, now, now - hour).await.unwrap(),
+        1,
+        "bob's session is past its absolute lifetime"
+    );
+    sessions::create(&db, "s4", b"{}", now + hour, owner(bob, now), now)
+        .await
+        .unwrap();
+    assert_eq!(sessions::revoke_all(&db, bob).await.unwrap(), 1);
 }
 
 async fn every_table_and_column_is_in_the_personal_data_registry(db: Db) {
@@ -544,7 +582,7 @@ async fn sign_up(db: &Db, clock: &ManualClock, email: &str) -> (Uuid, String) {
         .clone();
     assert_eq!(recipient, email);
     assert!(
-        html.contains("Bob &lt;b&gt;"),
+        html.contains("Bob &#60;b&#62;"),
         "names are escaped in HTML: {html}"
     );
     let start = text

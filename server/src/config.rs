@@ -27,6 +27,14 @@ pub enum Command {
     Migrate,
 }
 
+/// An address (`10.0.0.1`) or a range (`10.0.0.0/8`).
+fn parse_trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
     /// Missing secrets are generated into the data directory.
@@ -115,6 +123,20 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
     pub session_idle_minutes: i64,
 
+    /// Time after signing in at which a session ends however active it is, in hours.
+    #[arg(long, env = "PORTAL_SESSION_ABSOLUTE_HOURS", default_value_t = 7 * 24)]
+    pub session_absolute_hours: i64,
+
+    /// Reverse proxies whose X-Forwarded-For is believed, as comma-separated addresses or CIDR
+    /// ranges (e.g. `10.0.0.0/8,127.0.0.1`). Default: none; the client IP is the socket's peer.
+    #[arg(long, env = "PORTAL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Sign-in, sign-up and password-reset attempts allowed per client IP per minute (per
+    /// replica).
+    #[arg(long, env = "PORTAL_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
+    pub auth_attempts_per_minute: u32,
+
     /// SMTP server for outgoing mail, e.g. smtp://user:pass@mail.example.com:587?tls=required
     /// (STARTTLS), smtps://… (TLS), smtp://127.0.0.1:25 (plain, local relay). Default: no SMTP;
     /// messages are written as .eml files to the data directory's outbox.
@@ -131,6 +153,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// Sessions signed in at or before this time (milliseconds) are over.
+    pub fn signed_in_after(&self, now_ms: i64) -> i64 {
+        now_ms - self.session_absolute_hours * 3_600_000
+    }
+
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
@@ -193,6 +220,12 @@ impl Config {
         }
         if self.session_idle_minutes < 1 {
             return Err("PORTAL_SESSION_IDLE_MINUTES must be at least 1".into());
+        }
+        if self.session_absolute_hours < 1 {
+            return Err("PORTAL_SESSION_ABSOLUTE_HOURS must be at least 1".into());
+        }
+        if self.auth_attempts_per_minute < 1 {
+            return Err("PORTAL_AUTH_ATTEMPTS_PER_MINUTE must be at least 1".into());
         }
         Ok(())
     }

@@ -5,7 +5,8 @@ use domain::{jobs::Runner, mail::Mailer, Portal};
 pub const PURGE_SESSIONS: &str = "sessions.purge";
 pub const PURGE_UNVERIFIED: &str = "accounts.purge_unverified";
 
-pub fn runner(portal: &Portal, mailer: Mailer) -> Runner {
+/// `session_absolute_hours`: signed-in sessions older than this are purged too.
+pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> Runner {
     let purge_portal = portal.clone();
     let mail_db = portal.db.clone();
     let unverified_portal = portal.clone();
@@ -25,7 +26,12 @@ pub fn runner(portal: &Portal, mailer: Mailer) -> Runner {
     .handle(PURGE_SESSIONS, move |_| {
         let portal = purge_portal.clone();
         async move {
-            let removed = domain::sessions::purge_expired(&portal.db, portal.clock.now_ms())
+            let now = portal.clock.now_ms();
+            let removed = domain::sessions::purge_expired(
+                &portal.db,
+                now,
+                now - session_absolute_hours * 3_600_000,
+            )
                 .await
                 .map_err(|e| e.to_string())?;
             if removed > 0 {

@@ -80,6 +80,7 @@ pub async fn build(
         .site_pkg_dir("pkg")
         .site_addr(config.site_addr)
         .build();
+    let auth_limiter = domain::accounts::throttle::IpLimiter::new(config.auth_attempts_per_minute);
     let state = AppState::new(state::Shared {
         portal: portal.clone(),
         public_url: config.public_url(),
@@ -89,6 +90,7 @@ pub async fn build(
         assets,
         metrics: Metrics::default(),
         page_cache: PageCache::default(),
+        auth_limiter,
         secrets_session_key: secrets.session_key,
     });
     let mailer = match &state.config.smtp_url {
@@ -98,7 +100,7 @@ pub async fn build(
             &state.config.mail_from(),
         )?,
     };
-    let runner = jobs::runner(&portal, mailer);
+    let runner = jobs::runner(&portal, mailer, state.config.session_absolute_hours);
     Ok(Built {
         router: http::router(state.clone()),
         state,

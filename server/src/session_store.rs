@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use domain::{clock::to_millis, sessions, Portal};
-use sha2::{Digest, Sha256};
 use tower_sessions::{
     cookie::time::OffsetDateTime,
     session::{Id, Record},
@@ -14,6 +13,10 @@ use tower_sessions::{
 #[derive(Clone)]
 pub struct DbSessionStore {
     portal: Portal,
+    /// Idle time after which a session ends (extended by activity, see `http::sessions::touch`).
+    idle_ms: i64,
+    /// The absolute lifetime of a signed-in session.
+    absolute_ms: i64,
 }
 
 impl std::fmt::Debug for DbSessionStore {
@@ -23,22 +26,36 @@ impl std::fmt::Debug for DbSessionStore {
 }
 
 impl DbSessionStore {
-    pub fn new(portal: Portal) -> Self {
-        Self { portal }
+    pub fn new(portal: Portal, idle_minutes: i64, absolute_hours: i64) -> Self {
+        Self {
+            portal,
+            idle_ms: idle_minutes * 60_000,
+            absolute_ms: absolute_hours * 3_600_000,
+        }
+    }
+
+    /// Expiry follows the portal's clock (tests move it), not the record's wall-clock date.
+    fn expires_at(&self) -> i64 {
+        self.portal.clock.now_ms() + self.idle_ms
     }
 }
 
 /// The database key of a session id.
 pub fn storage_key(id: &Id) -> String {
-    hex::encode(Sha256::digest(id.to_string().as_bytes()))
+    sessions::storage_key(&id.to_string())
 }
 
 fn backend(e: sqlx::Error) -> Error {
     Error::Backend(e.to_string())
 }
 
-fn expiry_ms(record: &Record) -> i64 {
-    (record.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64
+/// Who is signed in, from the session's data (see [`sessions::AuthState`]).
+fn owner(record: &Record) -> Option<sessions::SessionOwner> {
+    record
+        .data
+        .get(sessions::AUTH_KEY)
+        .and_then(|v| serde_json::from_value::<sessions::AuthState>(v.clone()).ok())
+        .map(|auth| auth.owner())
 }
 
 #[async_trait]
@@ -52,7 +69,8 @@ impl SessionStore for DbSessionStore {
                 &self.portal.db,
                 &storage_key(&record.id),
                 &data,
-                expiry_ms(record),
+                self.expires_at(),
+                owner(record),
                 now,
             )
             .await
@@ -66,20 +84,28 @@ impl SessionStore for DbSessionStore {
 
     async fn save(&self, record: &Record) -> Result<()> {
         let data = serde_json::to_vec(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+        // A revoked session is not brought back by a request that was still running.
         sessions::save(
             &self.portal.db,
             &storage_key(&record.id),
             &data,
-            expiry_ms(record),
-            self.portal.clock.now_ms(),
+            self.expires_at(),
+            owner(record),
         )
         .await
+        .map(|_| ())
         .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let now = self.portal.clock.now();
-        let Some(row) = sessions::load(&self.portal.db, &storage_key(id), to_millis(now))
+        let now_ms = to_millis(now);
+        let Some(row) = sessions::load(
+            &self.portal.db,
+            &storage_key(id),
+            now_ms,
+            now_ms - self.absolute_ms,
+        )
             .await
             .map_err(backend)?
         else {

@@ -1,9 +1,10 @@
-use crate::i18n::tr;
+use crate::{i18n::tr, server_fns::account::current_viewer};
 use leptos::prelude::*;
 
 /// Header, navigation and footer around every page.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    let viewer = Resource::new_blocking(|| (), |_| current_viewer());
     view! {
         <a class="skip-link" href="#content">{tr("site.skip_to_content")}</a>
         <header class="site-header">
@@ -17,6 +18,24 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <nav aria-label=tr("site.nav_label")>
                     <ul class="nav-list">
                         <li><a href="/#pricing">{tr("site.nav_pricing")}</a></li>
+                        <Suspense fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                match viewer.await.ok().flatten() {
+                                    Some(viewer) => view! {
+                                        <li><a href="/account">{tr("site.nav_account")}<span class="visually-hidden">{format!(" ({})", viewer.display_name)}</span></a></li>
+                                        <li>
+                                            <form method="post" action="/sign-out" class="inline">
+                                                <button class="link-button" type="submit">{tr("site.nav_sign_out")}</button>
+                                            </form>
+                                        </li>
+                                    }.into_any(),
+                                    None => view! {
+                                        <li><a href="/sign-in">{tr("site.nav_sign_in")}</a></li>
+                                        <li><a class="button primary small" href="/sign-up">{tr("site.nav_sign_up")}</a></li>
+                                    }.into_any(),
+                                }
+                            })}
+                        </Suspense>
                     </ul>
                 </nav>
             </div>

@@ -1,2 +1,3 @@
 pub mod layout;
 pub mod price_switch;
+pub mod form;

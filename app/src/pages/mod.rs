@@ -1,2 +1,7 @@
+pub mod account;
 pub mod landing;
+pub mod legal;
 pub mod not_found;
+pub mod password_reset;
+pub mod sign_in;
+pub mod sign_up;

@@ -6,3 +6,11 @@ pub(crate) fn portal() -> Result<domain::Portal, leptos::prelude::ServerFnError>
     leptos::prelude::use_context::<domain::Portal>()
         .ok_or_else(|| leptos::prelude::ServerFnError::new("portal context missing"))
 }
+
+pub mod account;
+
+/// Session lifetimes from configuration, provided as context by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub absolute_ms: i64,
+}

@@ -38,6 +38,7 @@ struct Candidate {
     password_hash: Option<String>,
     password_scheme: Option<i32>,
     customer_id: Option<Uuid>,
+    two_factor: bool,
 }
 
 pub async fn sign_in(
@@ -50,7 +51,7 @@ pub async fn sign_in(
     password: &str,
 ) -> Result<SignInOutcome, AccountError> {
     let candidate: Option<Candidate> = on_db!(db, pool => sqlx::query_as(
-        "SELECT u.id, u.password_hash, u.password_scheme, \
+        "SELECT u.id, u.password_hash, u.password_scheme, (u.totp_enabled_at IS NOT NULL) AS two_factor, \
                 (SELECT m.customer_id FROM memberships m WHERE m.user_id = u.id ORDER BY m.created_at LIMIT 1) AS customer_id \
          FROM users u WHERE u.email_normalized = $1",
     )
@@ -107,8 +108,13 @@ pub async fn sign_in(
             .await
             .map(|_| ()))?;
     }
-    let mut event =
-        AuditEvent::new(Actor::User(user.id), "sign_in.password").target("user", user.id);
+    // With two-factor on, the sign-in is complete (and audited) only after the second step.
+    let action = if user.two_factor {
+        "sign_in.password_ok_second_factor_next"
+    } else {
+        "sign_in.password"
+    };
+    let mut event = AuditEvent::new(Actor::User(user.id), action).target("user", user.id);
     if let Some(customer) = user.customer_id {
         event = event.customer(customer);
     }
@@ -118,6 +124,6 @@ pub async fn sign_in(
     Ok(SignInOutcome::SignedIn {
         user_id: user.id,
         customer_id: user.customer_id,
-        needs_second_factor: false,
+        needs_second_factor: user.two_factor,
     })
 }

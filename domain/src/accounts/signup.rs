@@ -64,12 +64,18 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// Whether `email` (trimmed) looks like an address we can send to.
+pub fn email_is_valid(email: &str) -> bool {
+    let email = email.trim();
+    !email.is_empty() && email.len() <= MAX_EMAIL_LENGTH && email_address::EmailAddress::is_valid(email)
+}
+
 pub fn validate(form: &SignUpForm) -> Result<ValidSignUp, Vec<FieldError>> {
     let mut errors = Vec::new();
     let email = form.email.trim();
     if email.is_empty() {
         errors.push(problem(Field::Email, "signup.email_required"));
-    } else if email.len() > MAX_EMAIL_LENGTH || !email_address::EmailAddress::is_valid(email) {
+    } else if !email_is_valid(email) {
         errors.push(problem(Field::Email, "signup.email_invalid"));
     }
     let display_name = form.display_name.trim();

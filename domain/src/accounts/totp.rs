@@ -132,6 +132,11 @@ pub struct Enrolment {
 pub fn new_enrolment(random: &dyn Random, account_name: &str, issuer: &str) -> Enrolment {
     let mut secret = vec![0u8; SECRET_BYTES];
     random.fill(&mut secret);
+    enrolment_for(secret, account_name, issuer)
+}
+
+/// The enrolment view of an existing secret (a page reloaded mid-enrolment shows the same key).
+pub fn enrolment_for(secret: Vec<u8>, account_name: &str, issuer: &str) -> Enrolment {
     let t = totp(&secret, account_name, issuer);
     let otpauth_url = t.to_url().expect("account name is set");
     let qr_svg = qrcode::QrCode::new(otpauth_url.as_bytes())

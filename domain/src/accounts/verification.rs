@@ -3,6 +3,7 @@
 //! nobody can squat an address.
 
 use super::{
+    emails::{self, Kind},
     email_tokens::{self, Purpose, TokenError, MAX_PER_HOUR},
     signup::normalize_email,
 };
@@ -10,57 +11,14 @@ use crate::{
     audit::{self, Actor, AuditEvent, RequestMeta},
     clock::Clock,
     db::{Db, Tx},
-    i18n::{t, Locale},
-    mail::{self, OutgoingEmail},
+    i18n::Locale,
+    mail,
     on_db, on_tx,
     random::Random,
 };
 use uuid::Uuid;
 
 pub const UNVERIFIED_LIFETIME: time::Duration = time::Duration::days(7);
-
-/// Escapes text for HTML email bodies.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// The verification email for `email`, with its link.
-pub fn verification_email(
-    user_id: Uuid,
-    email: &str,
-    name: &str,
-    link: &str,
-    locale: Locale,
-) -> OutgoingEmail {
-    let fill = |key: &str| {
-        t(locale, key)
-            .replace("%{name}", name)
-            .replace("%{link}", link)
-    };
-    let fill_html = |key: &str| {
-        t(locale, key)
-            .replace("%{name}", &escape(name))
-            .replace("%{link}", &escape(link))
-    };
-    OutgoingEmail {
-        to: email.to_string(),
-        user_id: Some(user_id),
-        subject: t(locale, "email.verify_subject"),
-        text: fill("email.verify_text"),
-        html: format!(
-            "<!DOCTYPE html><html lang=\"{}\"><body><p>{}</p><p><a href=\"{}\">{}</a></p><p>{}</p></body></html>",
-            locale.code(),
-            fill_html("email.verify_greeting"),
-            escape(link),
-            t(locale, "email.verify_button"),
-            fill_html("email.verify_footer"),
-        ),
-    }
-}
 
 /// Creates a verification link and queues its email, in the caller's transaction.
 #[allow(clippy::too_many_arguments)]
@@ -77,7 +35,7 @@ pub async fn send(
     let link = format!("{}/verify-email/{raw}", public_url.trim_end_matches('/'));
     mail::enqueue(
         tx,
-        &verification_email(user_id, email, name, &link, Locale::En),
+        &emails::compose(Kind::Verify, Locale::En, email, user_id, name, Some(&link)),
         clock,
         random,
     )

@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 pub mod error_page;
+pub mod forms;
 pub mod gzip_splice;
 pub mod health;
 pub mod metrics;
@@ -39,6 +40,9 @@ use tower_http::{
 fn leptos_context(state: AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     move || {
         provide_context(state.portal.clone());
+        provide_context(app::server_fns::SessionPolicy {
+            absolute_ms: state.config.session_absolute_hours * 3_600_000,
+        });
         let nonce = leptos::prelude::use_context::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<security::CspNonce>().cloned());
         if let Some(nonce) = nonce {
@@ -57,7 +61,10 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string());
-    let api = request.uri().path().starts_with("/api/");
+    // Server functions and every response to a visitor with a session are personal.
+    let personal = request.uri().path().starts_with("/api/")
+        || (page_cache::has_session_cookie(&request, state.session_cookie_name())
+            && !request.uri().path().starts_with("/pkg/"));
     let nonce = security::new_nonce(&state);
     let mut response = if let Some(refusal) = security::refuse_cross_origin(&state, &request) {
         refusal
@@ -69,7 +76,7 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             .insert(security::CspNonce(nonce.clone()));
         next.run(request).await
     };
-    if api {
+    if personal {
         response = no_store(response);
     }
     security::apply(&mut response, &nonce, state.https);
@@ -103,8 +110,8 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let pages = Router::new().leptos_routes_with_context(&state, routes, context, app_shell);
 
-    let routes = Router::new()
-        .merge(pages)
+    let routes = pages
+        .merge(forms::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

@@ -39,19 +39,7 @@ pub fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
     if request.method() != Method::GET || request.uri().path() != "/" {
         return None;
     }
-    let has_session = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|cookies| {
-            cookies.split(';').any(|c| {
-                c.trim_start()
-                    .strip_prefix(session_cookie)
-                    .is_some_and(|rest| rest.starts_with('='))
-            })
-        });
-    if has_session {
+    if has_session_cookie(request, session_cookie) {
         return None;
     }
     match request.uri().query() {
@@ -65,6 +53,21 @@ pub fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
         ),
         _ => None,
     }
+}
+
+pub fn has_session_cookie(request: &Request, session_cookie: &str) -> bool {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|cookies| {
+            cookies.split(';').any(|c| {
+                c.trim_start()
+                    .strip_prefix(session_cookie)
+                    .is_some_and(|rest| rest.starts_with('='))
+            })
+        })
 }
 
 fn accepts_gzip(request: &Request) -> bool {

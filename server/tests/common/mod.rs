@@ -121,7 +121,7 @@ impl TestApp {
 macro_rules! app_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[tokio::test]
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let app = $crate::common::spawn_app(domain::db::Backend::Sqlite).await;
                 super::$name(&app).await;
@@ -129,7 +129,7 @@ macro_rules! app_tests {
             })*
         }
         mod postgres {
-            $(#[tokio::test]
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let app = $crate::common::spawn_app(domain::db::Backend::Postgres).await;
                 super::$name(&app).await;

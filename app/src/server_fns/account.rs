@@ -1,0 +1,232 @@
+//! What the account pages show. Changes go through the form handlers (server crate,
+//! `http::forms`), which work without JavaScript; these only read.
+
+use crate::forms::Flash;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The signed-in person, for the header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub display_name: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The handle the revoke form posts (the stored key, not the cookie's id).
+    pub id: String,
+    pub device: String,
+    pub signed_in: String,
+    pub last_seen: String,
+    pub ip: String,
+    pub current: bool,
+}
+
+/// How this account confirms a sensitive change: "password", "code" or "provider".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reauth {
+    Password,
+    Code,
+    Provider,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountOverview {
+    pub viewer: Viewer,
+    pub created: String,
+    pub has_password: bool,
+    pub two_factor: bool,
+    pub reauth: Reauth,
+    pub sessions: Vec<SessionView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwoFactorView {
+    pub enabled: bool,
+    /// While enrolling: the QR code (SVG markup made by the server) and the key as text.
+    pub qr_svg: String,
+    pub key_text: String,
+    pub codes_left: i64,
+    pub reauth: Reauth,
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use super::*;
+    use domain::{
+        accounts::{profile, reauth},
+        sessions::{AuthState, AUTH_KEY},
+    };
+    use tower_sessions::Session;
+
+    pub async fn session() -> Result<Session, ServerFnError> {
+        leptos_axum::extract::<Session>()
+            .await
+            .map_err(|_| ServerFnError::new("no session"))
+    }
+
+    pub async fn signed_in(session: &Session) -> Option<AuthState> {
+        session.get::<AuthState>(AUTH_KEY).await.ok().flatten()
+    }
+
+    /// The signed-in account, or a redirect to the sign-in page.
+    pub async fn require_account() -> Result<(Session, profile::Account), ServerFnError> {
+        let session = session().await?;
+        let portal = crate::server_fns::portal()?;
+        if let Some(auth) = signed_in(&session).await {
+            if let Some(account) = profile::load(&portal.db, auth.user_id)
+                .await
+                .map_err(ServerFnError::new)?
+            {
+                return Ok((session, account));
+            }
+        }
+        leptos_axum::redirect("/sign-in");
+        Err(ServerFnError::new("not signed in"))
+    }
+
+    pub fn viewer(account: &profile::Account) -> Viewer {
+        Viewer {
+            display_name: account.display_name.clone(),
+            email: account.email.clone(),
+            email_verified: account.email_verified(),
+        }
+    }
+
+    pub fn reauth_of(account: &profile::Account) -> Reauth {
+        match reauth::method(account) {
+            reauth::ReauthMethod::Password => Reauth::Password,
+            reauth::ReauthMethod::Code => Reauth::Code,
+            reauth::ReauthMethod::Provider => Reauth::Provider,
+        }
+    }
+
+    /// "22 Nov 2026, 14:05 UTC".
+    pub fn when(ms: i64) -> String {
+        let format = time::macros::format_description!(
+            "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+        );
+        time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&format).ok())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use server::{require_account, session, signed_in};
+
+/// The flash left by the last form post, removed as it is read.
+#[server(endpoint = "flash")]
+pub async fn take_flash() -> Result<Option<Flash>, ServerFnError> {
+    let session = server::session().await?;
+    Ok(session
+        .remove::<Flash>(crate::forms::FLASH_KEY)
+        .await
+        .ok()
+        .flatten())
+}
+
+/// The signed-in person, if any.
+#[server(endpoint = "viewer")]
+pub async fn current_viewer() -> Result<Option<Viewer>, ServerFnError> {
+    let session = server::session().await?;
+    let Some(auth) = server::signed_in(&session).await else {
+        return Ok(None);
+    };
+    let portal = crate::server_fns::portal()?;
+    Ok(domain::accounts::profile::load(&portal.db, auth.user_id)
+        .await
+        .map_err(ServerFnError::new)?
+        .map(|account| server::viewer(&account)))
+}
+
+#[server(endpoint = "account")]
+pub async fn load_account_overview() -> Result<AccountOverview, ServerFnError> {
+    let (session, account) = server::require_account().await?;
+    let portal = crate::server_fns::portal()?;
+    let now = portal.clock.now_ms();
+    let absolute = use_context::<crate::server_fns::SessionPolicy>()
+        .map(|p| p.absolute_ms)
+        .unwrap_or(7 * 24 * 3_600_000);
+    let current = session
+        .id()
+        .map(|id| domain::sessions::storage_key(&id.to_string()));
+    let sessions = domain::sessions::list_for_account(&portal.db, account.user_id, now, now - absolute)
+        .await
+        .map_err(ServerFnError::new)?
+        .into_iter()
+        .map(|s| SessionView {
+            current: current.as_deref() == Some(s.id.as_str()),
+            device: domain::sessions::describe_device(s.user_agent.as_deref()),
+            signed_in: server::when(s.signed_in_at.unwrap_or(s.created_at)),
+            last_seen: server::when(s.last_seen_at),
+            ip: s
+                .client_ip
+                .as_deref()
+                .map(domain::sessions::truncate_ip)
+                .unwrap_or_default(),
+            id: s.id,
+        })
+        .collect();
+    Ok(AccountOverview {
+        viewer: server::viewer(&account),
+        created: server::when(account.created_at),
+        has_password: account.has_password,
+        two_factor: account.two_factor_enabled(),
+        reauth: server::reauth_of(&account),
+        sessions,
+    })
+}
+
+#[server(endpoint = "two_factor")]
+pub async fn load_two_factor() -> Result<TwoFactorView, ServerFnError> {
+    use domain::accounts::two_factor;
+    let (_, account) = server::require_account().await?;
+    let portal = crate::server_fns::portal()?;
+    let reauth = server::reauth_of(&account);
+    if account.two_factor_enabled() {
+        let codes_left = two_factor::recovery_codes_left(&portal.db, account.user_id)
+            .await
+            .map_err(ServerFnError::new)?;
+        return Ok(TwoFactorView {
+            enabled: true,
+            qr_svg: String::new(),
+            key_text: String::new(),
+            codes_left,
+            reauth,
+        });
+    }
+    let enrolment = two_factor::enrolment(&portal, account.user_id)
+        .await
+        .map_err(ServerFnError::new)?;
+    Ok(TwoFactorView {
+        enabled: false,
+        qr_svg: enrolment.qr_svg,
+        key_text: enrolment.key_text,
+        codes_left: 0,
+        reauth,
+    })
+}
+
+/// Whether a password-reset link can still be used (the page shows the form only then).
+#[server(endpoint = "reset_link")]
+pub async fn reset_link_state(token: String) -> Result<Option<String>, ServerFnError> {
+    let portal = crate::server_fns::portal()?;
+    Ok(
+        match domain::accounts::reset::link_is_live(&portal, &token)
+            .await
+            .map_err(ServerFnError::new)?
+        {
+            Ok(()) => None,
+            Err(domain::accounts::email_tokens::TokenError::Expired) => {
+                Some(crate::i18n::tr("reset.link_expired"))
+            }
+            Err(domain::accounts::email_tokens::TokenError::Invalid) => {
+                Some(crate::i18n::tr("reset.link_invalid"))
+            }
+        },
+    )
+}

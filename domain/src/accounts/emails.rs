@@ -1,0 +1,168 @@
+//! The account emails (verification, reset, notices), one layout for all: askama templates
+//! with an HTML and a text part (`domain/templates/email.*`), every sentence from the
+//! translation layer under `email.<kind>.*`.
+
+use crate::{
+    i18n::{t, Locale},
+    mail::OutgoingEmail,
+};
+use askama::Template;
+use uuid::Uuid;
+
+pub struct Button {
+    pub label: String,
+    pub link: String,
+}
+
+/// One layout, two renderings: askama escapes the HTML one and leaves the text one alone.
+#[derive(Template)]
+#[template(path = "email.html")]
+struct HtmlEmail<'a> {
+    lang: &'a str,
+    site_name: &'a str,
+    subject: &'a str,
+    greeting: &'a str,
+    paragraphs: &'a [String],
+    button: &'a Option<Button>,
+    footer: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "email.txt")]
+struct TextEmail<'a> {
+    site_name: &'a str,
+    greeting: &'a str,
+    paragraphs: &'a [String],
+    button: &'a Option<Button>,
+    footer: &'a Option<String>,
+}
+
+/// The kinds of account email; each has `subject`, `greeting` and `body` messages (paragraphs
+/// separated by blank lines), and optionally `button` and `footer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Verify,
+    AddressTaken,
+    Reset,
+    PasswordChanged,
+    TwoFactorEnabled,
+    TwoFactorDisabled,
+}
+
+impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Verify => "verify",
+            Kind::AddressTaken => "address_taken",
+            Kind::Reset => "reset",
+            Kind::PasswordChanged => "password_changed",
+            Kind::TwoFactorEnabled => "two_factor_enabled",
+            Kind::TwoFactorDisabled => "two_factor_disabled",
+        }
+    }
+}
+
+/// The message `key` if it exists (rust-i18n answers a missing key with the key itself).
+fn optional(locale: Locale, key: &str) -> Option<String> {
+    let text = t(locale, key);
+    (text != key).then_some(text)
+}
+
+/// Composes an account email to `to` for the person named `name`; `link` goes on the button.
+pub fn compose(
+    kind: Kind,
+    locale: Locale,
+    to: &str,
+    user_id: Uuid,
+    name: &str,
+    link: Option<&str>,
+) -> OutgoingEmail {
+    let base = format!("email.{}", kind.key());
+    let message = |part: &str| t(locale, &format!("{base}.{part}")).replace("%{name}", name);
+    let subject = message("subject");
+    let greeting = message("greeting");
+    let paragraphs: Vec<String> = message("body")
+        .split("\n\n")
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let button = link.map(|link| Button {
+        label: optional(locale, &format!("{base}.button"))
+            .unwrap_or_else(|| t(locale, "email.open_link")),
+        link: link.to_string(),
+    });
+    let footer = optional(locale, &format!("{base}.footer"));
+    let site_name = t(locale, "site.name");
+    let html = HtmlEmail {
+        lang: locale.code(),
+        site_name: &site_name,
+        subject: &subject,
+        greeting: &greeting,
+        paragraphs: &paragraphs,
+        button: &button,
+        footer: &footer,
+    }
+    .render()
+    .expect("the email template renders");
+    let text = TextEmail {
+        site_name: &site_name,
+        greeting: &greeting,
+        paragraphs: &paragraphs,
+        button: &button,
+        footer: &footer,
+    }
+    .render()
+    .expect("the email template renders");
+    OutgoingEmail {
+        to: to.to_string(),
+        user_id: Some(user_id),
+        subject,
+        text,
+        html,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [Kind; 6] = [
+        Kind::Verify,
+        Kind::AddressTaken,
+        Kind::Reset,
+        Kind::PasswordChanged,
+        Kind::TwoFactorEnabled,
+        Kind::TwoFactorDisabled,
+    ];
+
+    #[test]
+    fn every_kind_has_its_messages() {
+        for kind in KINDS {
+            for part in ["subject", "greeting", "body"] {
+                let key = format!("email.{}.{part}", kind.key());
+                assert!(optional(Locale::En, &key).is_some(), "missing {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let email = compose(
+            Kind::Verify,
+            Locale::En,
+            "a@example.com",
+            Uuid::nil(),
+            "<Tom & Jerry>",
+            Some("https://portal.example/verify-email/abc?x=1&y=2"),
+        );
+        // askama escapes with numeric character references.
+        assert!(email.html.contains("&#60;Tom &#38; Jerry&#62;"), "{}", email.html);
+        assert!(!email.html.contains("<Tom"));
+        assert!(email.text.contains("<Tom & Jerry>"));
+        assert!(email
+            .text
+            .contains("https://portal.example/verify-email/abc?x=1&y=2"));
+        assert!(email.html.contains("verify-email/abc?x=1&#38;y=2"));
+        assert_eq!(email.subject, "Verify your email address");
+    }
+}

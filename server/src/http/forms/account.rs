@@ -1,0 +1,252 @@
+//! The account page's forms: name, password, sessions, two-factor authentication. Sensitive
+//! changes re-authenticate first ([`domain::accounts::reauth`]).
+
+use super::{failure, require_auth, tr, wait_message, FormContext};
+use app::forms::Flash;
+use axum::{response::Response, Form};
+use domain::{
+    accounts::{
+        profile,
+        reauth::{self, ReauthRefusal},
+        two_factor::{self, TwoFactorError},
+    },
+    audit::{self, Actor, AuditEvent},
+    sessions::{self, AuthState},
+};
+use serde::Deserialize;
+
+/// The signed-in account, or the response sending the visitor to sign in.
+macro_rules! signed_in {
+    ($ctx:expr) => {
+        match require_auth(&$ctx).await {
+            Ok(auth) => auth,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// The stored key of this request's session (the id in the cookie is never stored).
+async fn current_key(ctx: &FormContext) -> Option<String> {
+    ctx.session
+        .id()
+        .map(|id| sessions::storage_key(&id.to_string()))
+}
+
+/// Re-authenticates with `answer`; on refusal, the flash says why under `field`.
+async fn reauthenticate(
+    ctx: &FormContext,
+    auth: &AuthState,
+    answer: &str,
+    flash: &mut Flash,
+    field: &str,
+) -> Result<bool, Response> {
+    match reauth::confirm(&ctx.state.portal, &ctx.meta, auth.user_id, answer).await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(ReauthRefusal::Wrong)) => {
+            flash.errors.insert(field.into(), tr("reauth.wrong"));
+            Ok(false)
+        }
+        Ok(Err(ReauthRefusal::Throttled(wait))) => {
+            flash.alert = Some(wait_message(wait));
+            Ok(false)
+        }
+        Ok(Err(ReauthRefusal::NeedsProvider)) => {
+            flash.alert = Some(tr("reauth.needs_provider"));
+            Ok(false)
+        }
+        Err(error) => Err(failure(&error.to_string())),
+    }
+}
+
+async fn audit_event(ctx: &FormContext, auth: &AuthState, action: &'static str) -> Result<(), Response> {
+    let portal = &ctx.state.portal;
+    let result = async {
+        let mut tx = portal.db.begin().await?;
+        let event = AuditEvent::new(Actor::User(auth.user_id), action).target("user", auth.user_id);
+        audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
+        tx.commit().await
+    }
+    .await;
+    result.map_err(|error| failure(&error.to_string()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NameFields {
+    display_name: String,
+}
+
+pub async fn rename(ctx: FormContext, Form(fields): Form<NameFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("name");
+    match profile::rename(&ctx.state.portal, &ctx.meta, auth.user_id, &fields.display_name).await {
+        Ok(Ok(())) => flash.notice = Some(tr("account.name_saved")),
+        Ok(Err(key)) => {
+            flash
+                .values
+                .insert("display_name".into(), fields.display_name);
+            flash.errors.insert("display_name".into(), tr(key));
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account", flash).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordFields {
+    current: String,
+    new_password: String,
+}
+
+pub async fn change_password(ctx: FormContext, Form(fields): Form<PasswordFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("password");
+    match reauthenticate(&ctx, &auth, &fields.current, &mut flash, "current").await {
+        Ok(true) => {}
+        Ok(false) => return ctx.back("/account", flash).await,
+        Err(response) => return response,
+    }
+    let keep = current_key(&ctx).await;
+    match profile::set_password(
+        &ctx.state.portal,
+        &ctx.meta,
+        auth.user_id,
+        &fields.new_password,
+        keep.as_deref(),
+        "password.changed",
+    )
+    .await
+    {
+        Ok(Ok(())) => {
+            // A privilege change: a new session id, as at sign-in.
+            if let Err(error) = ctx.session.cycle_id().await {
+                return failure(&error.to_string());
+            }
+            flash.notice = Some(tr("account.password_saved"));
+        }
+        Ok(Err(problem)) => {
+            flash
+                .errors
+                .insert("new_password".into(), tr(problem.message_key()));
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account", flash).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokeFields {
+    id: String,
+}
+
+pub async fn revoke_session(ctx: FormContext, Form(fields): Form<RevokeFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("sessions");
+    // Scoped by account: another account's session id ends nothing.
+    match sessions::revoke(&ctx.state.portal.db, auth.user_id, &fields.id).await {
+        Ok(true) => {
+            if let Err(response) = audit_event(&ctx, &auth, "session.revoked").await {
+                return response;
+            }
+            if current_key(&ctx).await.as_deref() == Some(fields.id.as_str()) {
+                let _ = ctx.session.flush().await;
+                return super::see_other("/");
+            }
+            flash.notice = Some(tr("account.session_revoked"));
+        }
+        Ok(false) => flash.alert = Some(tr("account.session_unknown")),
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account", flash).await
+}
+
+pub async fn revoke_other_sessions(ctx: FormContext) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("sessions");
+    let Some(keep) = current_key(&ctx).await else {
+        return super::see_other("/sign-in");
+    };
+    match sessions::revoke_others(&ctx.state.portal.db, auth.user_id, &keep).await {
+        Ok(count) => {
+            if count > 0 {
+                if let Err(response) = audit_event(&ctx, &auth, "session.revoked_others").await {
+                    return response;
+                }
+            }
+            flash.notice =
+                Some(tr("account.sessions_revoked").replace("%{count}", &count.to_string()));
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account", flash).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CodeFields {
+    code: String,
+}
+
+pub async fn confirm_two_factor(ctx: FormContext, Form(fields): Form<CodeFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("two_factor");
+    match two_factor::confirm(&ctx.state.portal, &ctx.meta, auth.user_id, &fields.code).await {
+        Ok(Ok(codes)) => {
+            if let Err(error) = ctx.session.cycle_id().await {
+                return failure(&error.to_string());
+            }
+            flash.notice = Some(tr("two_factor.enabled"));
+            flash.recovery_codes = codes;
+        }
+        Ok(Err(TwoFactorError::WrongCode)) => {
+            flash.errors.insert("code".into(), tr("two_factor.wrong_code"));
+        }
+        Ok(Err(TwoFactorError::NotStarted | TwoFactorError::AlreadyEnabled)) => {}
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account/two-factor", flash).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReauthFields {
+    answer: String,
+}
+
+pub async fn disable_two_factor(ctx: FormContext, Form(fields): Form<ReauthFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("two_factor_disable");
+    match reauthenticate(&ctx, &auth, &fields.answer, &mut flash, "answer").await {
+        Ok(true) => {}
+        Ok(false) => return ctx.back("/account/two-factor", flash).await,
+        Err(response) => return response,
+    }
+    if let Err(error) = two_factor::disable(&ctx.state.portal, &ctx.meta, auth.user_id).await {
+        return failure(&error.to_string());
+    }
+    if let Err(error) = ctx.session.cycle_id().await {
+        return failure(&error.to_string());
+    }
+    flash.notice = Some(tr("two_factor.disabled"));
+    ctx.back("/account", flash).await
+}
+
+pub async fn new_recovery_codes(ctx: FormContext, Form(fields): Form<ReauthFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("recovery_codes");
+    match reauthenticate(&ctx, &auth, &fields.answer, &mut flash, "answer").await {
+        Ok(true) => {}
+        Ok(false) => return ctx.back("/account/two-factor", flash).await,
+        Err(response) => return response,
+    }
+    match two_factor::regenerate_recovery_codes(&ctx.state.portal, &ctx.meta, auth.user_id).await {
+        Ok(codes) => {
+            flash.notice = Some(tr("two_factor.codes_replaced"));
+            flash.recovery_codes = codes;
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account/two-factor", flash).await
+}

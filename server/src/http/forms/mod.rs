@@ -1,0 +1,147 @@
+//! The handlers of the account forms. Every form is a plain HTML form that posts here and is
+//! answered with a redirect (POST/redirect/GET), so it works the same with and without
+//! JavaScript; what the next page shows travels in the session's one-time flash
+//! ([`app::forms::Flash`]). The Origin check in the edge middleware guards every post.
+
+pub mod account;
+pub mod auth;
+
+use crate::state::AppState;
+use app::forms::{Flash, FLASH_KEY};
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use domain::{
+    audit::RequestMeta,
+    i18n::{t, Locale},
+    sessions::{AuthState, AUTH_KEY},
+};
+use std::{net::IpAddr, time::Duration};
+use tower_sessions::Session;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sign-up", post(auth::sign_up))
+        .route("/sign-in", post(auth::sign_in))
+        .route("/sign-in/two-factor", post(auth::second_factor))
+        .route("/sign-out", post(auth::sign_out))
+        .route("/verify-email/{token}", get(auth::verify_email))
+        .route("/verify-email/resend", post(auth::resend_verification))
+        .route("/forgot-password", post(auth::forgot_password))
+        .route("/reset-password/{token}", post(auth::reset_password))
+        .route("/account/name", post(account::rename))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions/revoke", post(account::revoke_session))
+        .route(
+            "/account/sessions/revoke-others",
+            post(account::revoke_other_sessions),
+        )
+        .route("/account/two-factor/confirm", post(account::confirm_two_factor))
+        .route("/account/two-factor/disable", post(account::disable_two_factor))
+        .route(
+            "/account/two-factor/recovery-codes",
+            post(account::new_recovery_codes),
+        )
+}
+
+/// What every form handler needs from the request: the state, the session, the client IP and
+/// the request id (for the audit log).
+pub struct FormContext {
+    pub state: AppState,
+    pub session: Session,
+    pub ip: Option<IpAddr>,
+    pub meta: RequestMeta,
+}
+
+impl FromRequestParts<AppState> for FormContext {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| failure("the session layer is missing"))?;
+        let ip = super::client_ip::from_parts(
+            &parts.extensions,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        );
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Self {
+            state: state.clone(),
+            session,
+            ip,
+            meta: RequestMeta {
+                request_id,
+                client_ip: ip.map(|ip| ip.to_string()),
+            },
+        })
+    }
+}
+
+impl FormContext {
+    pub async fn auth(&self) -> Option<AuthState> {
+        self.session.get::<AuthState>(AUTH_KEY).await.ok().flatten()
+    }
+
+    /// Leaves `flash` for the next page and sends the browser there.
+    pub async fn back(&self, to: &str, flash: Flash) -> Response {
+        if let Err(error) = self.session.insert(FLASH_KEY, flash).await {
+            return failure(&error.to_string());
+        }
+        see_other(to)
+    }
+
+    /// The per-IP limit on guessing (sign-in, sign-up, reset, second factor).
+    pub fn over_ip_limit(&self) -> Option<Duration> {
+        let ip = self.ip?;
+        self.state.auth_limiter.check(ip).err()
+    }
+
+    pub fn now(&self) -> i64 {
+        self.state.portal.clock.now_ms()
+    }
+}
+
+/// The signed-in account's session, or the response that sends a visitor to sign in.
+pub async fn require_auth(ctx: &FormContext) -> Result<AuthState, Response> {
+    ctx.auth().await.ok_or_else(|| see_other("/sign-in"))
+}
+
+pub fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
+}
+
+/// A failure the person cannot fix: logged, and answered with the error page.
+pub fn failure(error: &str) -> Response {
+    tracing::error!(%error, "form handler failed");
+    super::error_page::internal_error_response()
+}
+
+pub fn tr(key: &str) -> String {
+    t(Locale::En, key)
+}
+
+/// "Too many attempts: try again in 3 minutes."
+pub fn wait_message(wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    tr("signin.throttled").replace("%{minutes}", &minutes.to_string())
+}
+
+/// A path inside the portal to return to, or the account page (never another site).
+pub fn local_path(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/account"
+    }
+}

@@ -1,0 +1,353 @@
+//! Accounts over HTTP, on both databases: the form handlers, sessions and their security.
+
+mod common;
+
+use common::TestApp;
+use domain::on_db;
+use reqwest::{header, StatusCode};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The session cookie a response sets (`name=value`), if any.
+fn set_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("portal_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A browser: remembers its session cookie, sends our Origin on posts.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self { app, cookie: None }
+    }
+
+    fn remember(&mut self, response: &reqwest::Response) {
+        if let Some(cookie) = set_cookie(response) {
+            self.cookie = Some(cookie);
+        }
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header(header::ORIGIN, &self.app.address)
+            .form(form);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.remember(&response);
+        response
+    }
+
+    async fn get(&mut self, path: &str) -> reqwest::Response {
+        let mut request = self.app.client.get(self.app.url(path));
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.remember(&response);
+        response
+    }
+
+    /// Who the portal thinks is signed in (the header's server function).
+    async fn viewer(&mut self) -> Option<String> {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url("/api/viewer"))
+            .header(header::ORIGIN, &self.app.address)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let value: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        value["display_name"].as_str().map(str::to_string)
+    }
+
+    async fn sign_up(&mut self, email: &str, password: &str, name: &str) -> reqwest::Response {
+        self.post(
+            "/sign-up",
+            &[
+                ("email", email),
+                ("password", password),
+                ("display_name", name),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> reqwest::Response {
+        self.post("/sign-in", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// The text of the flash alert or notice the next page shows.
+    async fn flash(&mut self) -> serde_json::Value {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url("/api/flash"))
+            .header(header::ORIGIN, &self.app.address)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let text = request.send().await.unwrap().text().await.unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+async fn session_keys_of(app: &TestApp, email: &str) -> Vec<String> {
+    on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.account_id WHERE u.email_normalized = $1"
+    )
+    .bind(email)
+    .fetch_all(pool)
+    .await
+    .unwrap())
+}
+
+async fn sign_up_and_sign_in_rotate_the_session_and_sign_out_ends_it(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    let response = browser
+        .sign_up("ada@example.com", PASSWORD, "Ada Lovelace")
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/sign-in");
+    assert_eq!(browser.viewer().await, None, "sign-up does not sign in");
+
+    // A visitor's session (here: one holding a flash) is replaced at sign-in.
+    let before = browser.cookie.clone().expect("the flash made a session");
+    let response = browser.sign_in("ada@example.com", PASSWORD).await;
+    assert_eq!(location(&response), "/account");
+    let after = browser.cookie.clone().unwrap();
+    assert_ne!(before, after, "a new session id at sign-in");
+    assert_eq!(browser.viewer().await.as_deref(), Some("Ada Lovelace"));
+    let mut old = Browser::new(app);
+    old.cookie = Some(before);
+    assert_eq!(old.viewer().await, None, "the old id is worth nothing");
+
+    let hash: String = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT password_hash FROM users WHERE email_normalized = 'ada@example.com'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert!(hash.starts_with("$2b$12$"), "{hash}");
+
+    // Sign-out deletes the session on the server: a copied cookie is no use afterwards.
+    let copy = browser.cookie.clone();
+    let response = browser.post("/sign-out", &[]).await;
+    assert_eq!(location(&response), "/");
+    assert!(session_keys_of(app, "ada@example.com").await.is_empty());
+    let mut thief = Browser::new(app);
+    thief.cookie = copy;
+    assert_eq!(thief.viewer().await, None);
+}
+
+async fn one_message_for_unknown_address_and_wrong_password(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser
+        .sign_up("grace@example.com", PASSWORD, "Grace Hopper")
+        .await;
+    browser.flash().await;
+    browser.sign_in("grace@example.com", "wrong password here").await;
+    let wrong = browser.flash().await;
+    browser.sign_in("nobody@example.com", PASSWORD).await;
+    let unknown = browser.flash().await;
+    assert_eq!(wrong["alert"], unknown["alert"]);
+    assert!(wrong["alert"].as_str().unwrap().contains("do not match"));
+    assert_eq!(unknown["values"]["email"], "nobody@example.com");
+}
+
+async fn a_cross_origin_post_is_refused(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser.sign_up("ed@example.com", PASSWORD, "Ed").await;
+    let response = app
+        .client
+        .post(app.url("/sign-in"))
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[("email", "ed@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&response).is_none(), "nothing signed in");
+}
+
+async fn the_72_byte_prefix_of_a_long_password_does_not_sign_in(app: &TestApp) {
+    let long = format!("{}{}", "lantern velvet origami ".repeat(4), "x".repeat(8));
+    assert_eq!(long.len(), 100);
+    let mut browser = Browser::new(app);
+    browser.sign_up("long@example.com", &long, "Long").await;
+    browser.sign_in("long@example.com", &long[..72]).await;
+    assert_eq!(browser.viewer().await, None);
+    browser.sign_in("long@example.com", &long).await;
+    assert_eq!(browser.viewer().await.as_deref(), Some("Long"));
+}
+
+async fn rate_limits_engage_per_ip_and_per_account(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser.sign_up("kim@example.com", PASSWORD, "Kim").await;
+    // Five failures are free; the account then waits, even with the right password.
+    for _ in 0..6 {
+        browser.sign_in("kim@example.com", "wrong password here").await;
+    }
+    browser.flash().await;
+    browser.sign_in("kim@example.com", PASSWORD).await;
+    let flash = browser.flash().await;
+    assert!(
+        flash["alert"].as_str().unwrap().contains("Too many attempts"),
+        "{flash}"
+    );
+    assert_eq!(browser.viewer().await, None);
+    app.clock.advance(time::Duration::minutes(15));
+    browser.sign_in("kim@example.com", PASSWORD).await;
+    assert_eq!(browser.viewer().await.as_deref(), Some("Kim"));
+
+    // Per IP: 20 attempts a minute (the default), then refusals without checking anything.
+    let mut other = Browser::new(app);
+    let mut limited = false;
+    for _ in 0..25 {
+        other.sign_in("nobody@example.com", "whatever it is").await;
+        let flash = other.flash().await;
+        if flash["alert"]
+            .as_str()
+            .is_some_and(|a| a.contains("Too many attempts"))
+        {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the per-IP limit engaged");
+}
+
+async fn one_account_cannot_end_another_accounts_sessions(app: &TestApp) {
+    let mut alice = Browser::new(app);
+    alice.sign_up("alice@example.com", PASSWORD, "Alice").await;
+    alice.sign_in("alice@example.com", PASSWORD).await;
+    let mut bob = Browser::new(app);
+    bob.sign_up("bob@example.com", PASSWORD, "Bob").await;
+    bob.sign_in("bob@example.com", PASSWORD).await;
+    let bobs = session_keys_of(app, "bob@example.com").await;
+    assert_eq!(bobs.len(), 1);
+
+    alice
+        .post("/account/sessions/revoke", &[("id", &bobs[0])])
+        .await;
+    assert!(alice.flash().await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("no longer exists"));
+    assert_eq!(bob.viewer().await.as_deref(), Some("Bob"), "bob still in");
+    alice.post("/account/sessions/revoke-others", &[]).await;
+    assert_eq!(bob.viewer().await.as_deref(), Some("Bob"));
+
+    // Bob can end his own session from another device.
+    let mut bob_phone = Browser::new(app);
+    bob_phone.sign_in("bob@example.com", PASSWORD).await;
+    bob_phone
+        .post("/account/sessions/revoke", &[("id", &bobs[0])])
+        .await;
+    assert_eq!(bob.viewer().await, None);
+    assert_eq!(bob_phone.viewer().await.as_deref(), Some("Bob"));
+}
+
+async fn sessions_end_after_the_absolute_lifetime(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser.sign_up("zoe@example.com", PASSWORD, "Zoe").await;
+    browser.sign_in("zoe@example.com", PASSWORD).await;
+    // Active every 11 hours, inside the 12-hour idle limit: still signed in after 165 hours ...
+    for _ in 0..15 {
+        app.clock.advance(time::Duration::hours(11));
+        assert_eq!(browser.viewer().await.as_deref(), Some("Zoe"));
+    }
+    // ... and out once 7 days (168 hours) have passed since signing in.
+    app.clock.advance(time::Duration::hours(4));
+    assert_eq!(browser.viewer().await, None);
+
+    // Idle for longer than 12 hours ends a session too.
+    let mut idle = Browser::new(app);
+    idle.sign_in("zoe@example.com", PASSWORD).await;
+    assert_eq!(idle.viewer().await.as_deref(), Some("Zoe"));
+    app.clock.advance(time::Duration::hours(12) + time::Duration::minutes(2));
+    assert_eq!(idle.viewer().await, None);
+}
+
+async fn verification_link_confirms_the_address_once(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser.sign_up("vera@example.com", PASSWORD, "Vera").await;
+    let text: String = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = 'vera@example.com'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/verify-email/"))
+        .unwrap();
+    let path = &link[link.find("/verify-email/").unwrap()..];
+    let response = browser.get(path).await;
+    assert_eq!(location(&response), "/sign-in");
+    assert!(browser.flash().await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("confirmed"));
+    browser.get(path).await;
+    assert!(browser.flash().await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("not valid"));
+
+    // Signing up again with the address answers the same and tells its owner.
+    let response = Browser::new(app)
+        .sign_up("VERA@example.com", PASSWORD, "Mallory")
+        .await;
+    assert_eq!(location(&response), "/sign-in");
+    let subjects: Vec<String> = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT subject FROM outbox_emails WHERE recipient = 'vera@example.com' ORDER BY created_at"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(
+        subjects.last().map(String::as_str),
+        Some("Someone tried to sign up with your address")
+    );
+}
+
+app_tests!(
+    sign_up_and_sign_in_rotate_the_session_and_sign_out_ends_it,
+    one_message_for_unknown_address_and_wrong_password,
+    a_cross_origin_post_is_refused,
+    the_72_byte_prefix_of_a_long_password_does_not_sign_in,
+    rate_limits_engage_per_ip_and_per_account,
+    one_account_cannot_end_another_accounts_sessions,
+    sessions_end_after_the_absolute_lifetime,
+    verification_link_confirms_the_address_once,
+);
