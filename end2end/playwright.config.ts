@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 // passes its path), on its own port with a fresh SQLite data directory.
 const port = Number(process.env.PORTAL_E2E_PORT ?? 3111);
 const baseURL = `http://127.0.0.1:${port}`;
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portal-e2e-'));
+// Created once by the main process; the test workers (which load this file again) inherit it.
+const dataDir = process.env.PORTAL_E2E_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'portal-e2e-'));
+process.env.PORTAL_E2E_DATA_DIR = dataDir;
 const serverBin = process.env.PORTAL_SERVER_BIN ?? '../target/debug/server';
 // A real SMTP server (aiosmtpd, installed by scripts/setup.sh --test) receives the portal's
 // mail into a maildir that the tests read (tests/mail.ts).
@@ -55,6 +57,8 @@ export default defineConfig({
       PORTAL_PUBLIC_URL: baseURL,
       PORTAL_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
       PORTAL_JOB_POLL_SECONDS: '1',
+      // Every test browses from 127.0.0.1; the per-IP limit is tested in server/tests/accounts.rs.
+      PORTAL_AUTH_ATTEMPTS_PER_MINUTE: '1000',
     },
   }],
 });

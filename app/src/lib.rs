@@ -17,9 +17,8 @@ pub use app::App;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
-    // Lets browser tests (and curious people) tell a hydrated page from a server-rendered one.
-    if let Some(root) = leptos::prelude::document().document_element() {
-        let _ = root.set_attribute("data-hydrated", "true");
-    }
+    // Islands: only the interactive parts (`#[island]`) run in the browser; every other part of
+    // a page is server-rendered HTML whose forms and links work without JavaScript. The boot
+    // script in `shell.rs` hydrates each island after this.
+    leptos::mount::hydrate_islands();
 }

@@ -18,8 +18,18 @@ pub fn shell(assets: AssetManifest) -> impl IntoView {
     let nonce = leptos::nonce::use_nonce()
         .map(|n| n.to_string())
         .unwrap_or_default();
+    // Islands mode: nothing outside an island is hydrated.
+    if let Some(context) = Owner::current_shared_context() {
+        context.set_is_hydrating(false);
+    }
+    // Loads the WASM, then hydrates each island (`<leptos-island data-component=…>`), then marks
+    // the page (`data-hydrated`, which browser tests wait for).
     let boot = format!(
-        "import('/pkg/{js}').then(m=>m.default({{module_or_path:'/pkg/{wasm}'}}).then(()=>m.hydrate()));",
+        "import('/pkg/{js}').then(m=>m.default({{module_or_path:'/pkg/{wasm}'}}).then(()=>{{\
+         m.hydrate();\
+         for(const el of document.querySelectorAll('leptos-island')){{const f=m[el.dataset.component];if(f)f(el);}}\
+         document.documentElement.dataset.hydrated='true';\
+         }}));",
         js = assets.js,
         wasm = assets.wasm
     );

@@ -357,9 +357,16 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
     sessions::create(&db, "s2", b"{\"a\":1}", now + hour, owner(alice, now), now)
         .await
         .unwrap();
-    sessions::create(&db, "s3", b"{}", now + 2 * hour, owner(bob, now - hour), now)
-        .await
-        .unwrap();
+    sessions::create(
+        &db,
+        "s3",
+        b"{}",
+        now + 2 * hour,
+        owner(bob, now - hour),
+        now,
+    )
+    .await
+    .unwrap();
     let any = 0;
 
     assert_eq!(
@@ -370,22 +377,39 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
             .data,
         b"{\"a\":1}"
     );
+    assert!(sessions::touch(
+        &db,
+        "s1",
+        Some("192.0.2.1"),
+        Some("Firefox"),
+        now,
+        now + hour
+    )
+    .await
+    .unwrap());
     assert!(
-        sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now, now + hour)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !sessions::touch(&db, "s1", Some("192.0.2.1"), Some("Firefox"), now + 30_000, now + hour)
-            .await
-            .unwrap(),
+        !sessions::touch(
+            &db,
+            "s1",
+            Some("192.0.2.1"),
+            Some("Firefox"),
+            now + 30_000,
+            now + hour
+        )
+        .await
+        .unwrap(),
         "at most once a minute"
     );
-    assert!(
-        sessions::touch(&db, "s1", Some("192.0.2.9"), Some("Firefox"), now + 61_000, now + hour)
-            .await
-            .unwrap()
-    );
+    assert!(sessions::touch(
+        &db,
+        "s1",
+        Some("192.0.2.9"),
+        Some("Firefox"),
+        now + 61_000,
+        now + hour
+    )
+    .await
+    .unwrap());
 
     let listed = sessions::list_for_account(&db, alice, now, any)
         .await
@@ -396,7 +420,10 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
     assert_eq!(listed[0].signed_in_at, Some(now));
 
     assert!(
-        sessions::load(&db, "s3", now, now - hour).await.unwrap().is_none(),
+        sessions::load(&db, "s3", now, now - hour)
+            .await
+            .unwrap()
+            .is_none(),
         "a session signed in before the absolute limit does not load, however recently used"
     );
     assert!(sessions::load(&db, "s3", now, now - hour - 1)

@@ -64,7 +64,7 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   await open(page, '/account/two-factor', javaScriptEnabled);
   await expect(page.locator('.qr svg')).toBeVisible();
   const key = (await page.getByTestId('totp-key').textContent())!.trim();
-  await page.getByLabel('Code').fill(totp(key));
+  await page.getByLabel('Code', { exact: true }).fill(totp(key));
   await page.getByRole('button', { name: 'Turn on two-factor authentication' }).click();
   await expect(page.getByRole('status')).toContainText('Two-factor authentication is on');
   const codes = await page.locator('.recovery-codes code').allTextContents();
@@ -76,10 +76,10 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   // Sign-in now asks for the code; the enrolment's time step is used up, so take the next one.
   await signIn(page, email, password, javaScriptEnabled);
   await expect(page).toHaveURL(/\/sign-in\/two-factor$/);
-  await page.getByLabel('Code').fill('000000');
+  await page.getByLabel('Code', { exact: true }).fill('000000');
   await page.getByRole('button', { name: 'Verify' }).click();
   await expect(page.locator('#second_factor-code-error')).toContainText('not right');
-  await page.getByLabel('Code').fill(totp(key, Date.now() / 1000 + 30));
+  await page.getByLabel('Code', { exact: true }).fill(totp(key, Date.now() / 1000 + 30));
   await page.getByRole('button', { name: 'Verify' }).click();
   await expect(page).toHaveURL(/\/account$/);
   await signOut(page);
@@ -106,7 +106,7 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   await expect(page.getByRole('alert')).toContainText('do not match an account');
   await signIn(page, email, newPassword, javaScriptEnabled);
   await expect(page).toHaveURL(/\/sign-in\/two-factor$/);
-  await page.getByLabel('Code').fill(codes[0]);
+  await page.getByLabel('Code', { exact: true }).fill(codes[0]);
   await page.getByRole('button', { name: 'Verify' }).click();
   await expect(page).toHaveURL(/\/account$/);
   await open(page, '/account/two-factor', javaScriptEnabled);

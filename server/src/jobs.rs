@@ -32,8 +32,8 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
                 now,
                 now - session_absolute_hours * 3_600_000,
             )
-                .await
-                .map_err(|e| e.to_string())?;
+            .await
+            .map_err(|e| e.to_string())?;
             if removed > 0 {
                 tracing::info!(removed, "purged expired sessions");
             }

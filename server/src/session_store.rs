@@ -106,8 +106,8 @@ impl SessionStore for DbSessionStore {
             now_ms,
             now_ms - self.absolute_ms,
         )
-            .await
-            .map_err(backend)?
+        .await
+        .map_err(backend)?
         else {
             return Ok(None);
         };

@@ -175,7 +175,9 @@ async fn one_message_for_unknown_address_and_wrong_password(app: &TestApp) {
         .sign_up("grace@example.com", PASSWORD, "Grace Hopper")
         .await;
     browser.flash().await;
-    browser.sign_in("grace@example.com", "wrong password here").await;
+    browser
+        .sign_in("grace@example.com", "wrong password here")
+        .await;
     let wrong = browser.flash().await;
     browser.sign_in("nobody@example.com", PASSWORD).await;
     let unknown = browser.flash().await;
@@ -215,13 +217,18 @@ async fn rate_limits_engage_per_ip_and_per_account(app: &TestApp) {
     browser.sign_up("kim@example.com", PASSWORD, "Kim").await;
     // Five failures are free; the account then waits, even with the right password.
     for _ in 0..6 {
-        browser.sign_in("kim@example.com", "wrong password here").await;
+        browser
+            .sign_in("kim@example.com", "wrong password here")
+            .await;
     }
     browser.flash().await;
     browser.sign_in("kim@example.com", PASSWORD).await;
     let flash = browser.flash().await;
     assert!(
-        flash["alert"].as_str().unwrap().contains("Too many attempts"),
+        flash["alert"]
+            .as_str()
+            .unwrap()
+            .contains("Too many attempts"),
         "{flash}"
     );
     assert_eq!(browser.viewer().await, None);
@@ -294,7 +301,8 @@ async fn sessions_end_after_the_absolute_lifetime(app: &TestApp) {
     let mut idle = Browser::new(app);
     idle.sign_in("zoe@example.com", PASSWORD).await;
     assert_eq!(idle.viewer().await.as_deref(), Some("Zoe"));
-    app.clock.advance(time::Duration::hours(12) + time::Duration::minutes(2));
+    app.clock
+        .advance(time::Duration::hours(12) + time::Duration::minutes(2));
     assert_eq!(idle.viewer().await, None);
 }
 

@@ -142,7 +142,11 @@ async fn responses_are_compressed(app: &TestApp) {
             let mut html = String::new();
             std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut html)
                 .unwrap();
-            assert!(html.contains("</html>"), "complete page: {path} {}", &html[html.len().saturating_sub(600)..]);
+            assert!(
+                html.contains("</html>"),
+                "complete page: {path} {}",
+                &html[html.len().saturating_sub(600)..]
+            );
             if path == "/" {
                 assert!(
                     html.contains(&format!("nonce=\"{nonce}\"")),

@@ -62,7 +62,12 @@ pub fn Field(
 
 /// A required checkbox with its label and message.
 #[component]
-pub fn Checkbox(flash: Flash, form: &'static str, name: &'static str, children: Children) -> impl IntoView {
+pub fn Checkbox(
+    flash: Flash,
+    form: &'static str,
+    name: &'static str,
+    children: Children,
+) -> impl IntoView {
     let id = format!("{form}-{name}");
     let error = flash.error(form, name);
     let has_error = error.is_some();

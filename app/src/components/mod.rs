@@ -1,3 +1,3 @@
+pub mod form;
 pub mod layout;
 pub mod price_switch;
-pub mod form;

@@ -12,7 +12,12 @@ use leptos_meta::{Meta, Title};
 
 /// The re-authentication field of a sensitive form.
 #[component]
-fn ReauthField(flash: Flash, form: &'static str, name: &'static str, reauth: Reauth) -> impl IntoView {
+fn ReauthField(
+    flash: Flash,
+    form: &'static str,
+    name: &'static str,
+    reauth: Reauth,
+) -> impl IntoView {
     match reauth {
         Reauth::Password => view! {
             <Field flash form name label=tr("field.current_password") kind="password"

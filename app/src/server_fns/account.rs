@@ -154,23 +154,24 @@ pub async fn load_account_overview() -> Result<AccountOverview, ServerFnError> {
     let current = session
         .id()
         .map(|id| domain::sessions::storage_key(&id.to_string()));
-    let sessions = domain::sessions::list_for_account(&portal.db, account.user_id, now, now - absolute)
-        .await
-        .map_err(ServerFnError::new)?
-        .into_iter()
-        .map(|s| SessionView {
-            current: current.as_deref() == Some(s.id.as_str()),
-            device: domain::sessions::describe_device(s.user_agent.as_deref()),
-            signed_in: server::when(s.signed_in_at.unwrap_or(s.created_at)),
-            last_seen: server::when(s.last_seen_at),
-            ip: s
-                .client_ip
-                .as_deref()
-                .map(domain::sessions::truncate_ip)
-                .unwrap_or_default(),
-            id: s.id,
-        })
-        .collect();
+    let sessions =
+        domain::sessions::list_for_account(&portal.db, account.user_id, now, now - absolute)
+            .await
+            .map_err(ServerFnError::new)?
+            .into_iter()
+            .map(|s| SessionView {
+                current: current.as_deref() == Some(s.id.as_str()),
+                device: domain::sessions::describe_device(s.user_agent.as_deref()),
+                signed_in: server::when(s.signed_in_at.unwrap_or(s.created_at)),
+                last_seen: server::when(s.last_seen_at),
+                ip: s
+                    .client_ip
+                    .as_deref()
+                    .map(domain::sessions::truncate_ip)
+                    .unwrap_or_default(),
+                id: s.id,
+            })
+            .collect();
     Ok(AccountOverview {
         viewer: server::viewer(&account),
         created: server::when(account.created_at),

@@ -156,7 +156,11 @@ mod tests {
             Some("https://portal.example/verify-email/abc?x=1&y=2"),
         );
         // askama escapes with numeric character references.
-        assert!(email.html.contains("&#60;Tom &#38; Jerry&#62;"), "{}", email.html);
+        assert!(
+            email.html.contains("&#60;Tom &#38; Jerry&#62;"),
+            "{}",
+            email.html
+        );
         assert!(!email.html.contains("<Tom"));
         assert!(email.text.contains("<Tom & Jerry>"));
         assert!(email

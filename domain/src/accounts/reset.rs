@@ -44,7 +44,14 @@ pub async fn request(portal: &Portal, meta: &RequestMeta, email: &str) -> Result
     )
     .await?;
     let link = format!("{}/reset-password/{raw}", portal.public_url);
-    let message = emails::compose(Kind::Reset, Locale::En, &address, user_id, &name, Some(&link));
+    let message = emails::compose(
+        Kind::Reset,
+        Locale::En,
+        &address,
+        user_id,
+        &name,
+        Some(&link),
+    );
     mail::enqueue(&mut tx, &message, &*portal.clock, &*portal.random).await?;
     let event =
         AuditEvent::new(Actor::Anonymous, "password.reset_requested").target("user", user_id);
@@ -60,7 +67,10 @@ pub enum ResetRefusal {
 }
 
 /// Whether a reset link is still usable (the page shows the form only for a live link).
-pub async fn link_is_live(portal: &Portal, raw: &str) -> Result<Result<(), TokenError>, AccountError> {
+pub async fn link_is_live(
+    portal: &Portal,
+    raw: &str,
+) -> Result<Result<(), TokenError>, AccountError> {
     let mut tx = portal.db.begin().await?;
     let result = email_tokens::consume(&mut tx, raw, Purpose::Reset, &*portal.clock).await?;
     tx.rollback().await?;
@@ -88,10 +98,9 @@ pub async fn complete(
     let account = profile::load(&portal.db, user_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    if let Err(problem) = super::password::check_new_password(
-        new_password,
-        &[&address, &account.display_name],
-    ) {
+    if let Err(problem) =
+        super::password::check_new_password(new_password, &[&address, &account.display_name])
+    {
         tx.rollback().await?;
         return Ok(Err(ResetRefusal::Password(problem)));
     }
@@ -105,7 +114,8 @@ pub async fn complete(
     .await
     .map(|_| ()))?;
     tx.commit().await?;
-    match profile::set_password(portal, meta, user_id, new_password, None, "password.reset").await? {
+    match profile::set_password(portal, meta, user_id, new_password, None, "password.reset").await?
+    {
         Ok(()) => Ok(Ok(user_id)),
         Err(problem) => Ok(Err(ResetRefusal::Password(problem))),
     }

@@ -67,7 +67,9 @@ pub fn normalize_email(email: &str) -> String {
 /// Whether `email` (trimmed) looks like an address we can send to.
 pub fn email_is_valid(email: &str) -> bool {
     let email = email.trim();
-    !email.is_empty() && email.len() <= MAX_EMAIL_LENGTH && email_address::EmailAddress::is_valid(email)
+    !email.is_empty()
+        && email.len() <= MAX_EMAIL_LENGTH
+        && email_address::EmailAddress::is_valid(email)
 }
 
 pub fn validate(form: &SignUpForm) -> Result<ValidSignUp, Vec<FieldError>> {

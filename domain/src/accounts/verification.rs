@@ -3,8 +3,8 @@
 //! nobody can squat an address.
 
 use super::{
-    emails::{self, Kind},
     email_tokens::{self, Purpose, TokenError, MAX_PER_HOUR},
+    emails::{self, Kind},
     signup::normalize_email,
 };
 use crate::{
@@ -12,8 +12,7 @@ use crate::{
     clock::Clock,
     db::{Db, Tx},
     i18n::Locale,
-    mail,
-    on_db, on_tx,
+    mail, on_db, on_tx,
     random::Random,
 };
 use uuid::Uuid;

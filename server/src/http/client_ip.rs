@@ -78,6 +78,9 @@ mod tests {
             "the right-most untrusted hop, not the client-supplied left entry"
         );
         assert_eq!(resolve(ip("10.0.0.2"), vec![], &trusted), ip("10.0.0.2"));
-        assert_eq!(resolve(ip("::ffff:10.0.0.2"), vec![ip("192.0.2.1")], &trusted), ip("192.0.2.1"));
+        assert_eq!(
+            resolve(ip("::ffff:10.0.0.2"), vec![ip("192.0.2.1")], &trusted),
+            ip("192.0.2.1")
+        );
     }
 }

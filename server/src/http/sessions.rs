@@ -19,24 +19,25 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore, SignedCook
         state.config.session_idle_minutes,
         state.config.session_absolute_hours,
     ))
-        .with_name(state.session_cookie_name())
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(state.https)
-        .with_path("/")
-        // The cookie lives as long as a signed-in session may; the idle limit is kept on the
-        // server, where each use extends it (see `touch`).
-        .with_expiry(Expiry::OnInactivity(time::Duration::hours(
-            state.config.session_absolute_hours,
-        )))
-        .with_signed(Key::from(&state.secrets_session_key))
+    .with_name(state.session_cookie_name())
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(state.https)
+    .with_path("/")
+    // The cookie lives as long as a signed-in session may; the idle limit is kept on the
+    // server, where each use extends it (see `touch`).
+    .with_expiry(Expiry::OnInactivity(time::Duration::hours(
+        state.config.session_absolute_hours,
+    )))
+    .with_signed(Key::from(&state.secrets_session_key))
 }
 
 /// Records the session's last use, client IP and user agent, and extends its idle expiry (at
 /// most once a minute).
 pub async fn touch(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let session = request.extensions().get::<Session>().cloned();
-    let ip = super::client_ip::from_request(&request, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    let ip = super::client_ip::from_request(&request, &state.config.trusted_proxies)
+        .map(|ip| ip.to_string());
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)

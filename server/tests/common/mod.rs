@@ -33,6 +33,20 @@ fn fixture_site(dir: &std::path::Path) -> PathBuf {
     site
 }
 
+/// One runtime, alive for the whole test process, serves every test's portal, as the binary's
+/// one runtime does. (Serving from each test's own runtime, which ends with the test, made
+/// renders hang now and then while other tests were finishing.)
+pub fn server_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the test server runtime starts")
+    })
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, None).await
 }
@@ -46,7 +60,8 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
     ));
     std::fs::create_dir_all(&data_dir).unwrap();
     let site = fixture_site(&data_dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let cli = server::config::Cli::try_parse_from([
         "server",
@@ -65,17 +80,25 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
     ])
     .unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
-    let built = server::build(
-        cli.config,
-        Arc::new(clock.clone()),
-        Arc::new(SeededRandom::new(42)),
-    )
-    .await
-    .expect("server builds");
-    let app = built
-        .router
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server_clock = clock.clone();
+    let state = server_runtime()
+        .spawn(async move {
+            let built = server::build(
+                cli.config,
+                Arc::new(server_clock),
+                Arc::new(SeededRandom::new(42)),
+            )
+            .await
+            .expect("server builds");
+            let app = built
+                .router
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            built.state
+        })
+        .await
+        .unwrap();
     TestApp {
         address: format!("http://{addr}"),
         client: reqwest::Client::builder()
@@ -83,7 +106,7 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
             .build()
             .unwrap(),
         clock,
-        state: built.state,
+        state,
         data_dir,
         cleanup: Some(cleanup),
     }
@@ -91,10 +114,14 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
 
 /// Serves `router` (already wrapped in the portal's middleware) on a port of its own.
 pub async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    server_runtime().spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        axum::serve(listener, app).await.unwrap()
+    });
     format!("http://{addr}")
 }
 
@@ -121,7 +148,7 @@ impl TestApp {
 macro_rules! app_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[tokio::test]
             async fn $name() {
                 let app = $crate::common::spawn_app(domain::db::Backend::Sqlite).await;
                 super::$name(&app).await;
@@ -129,7 +156,7 @@ macro_rules! app_tests {
             })*
         }
         mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[tokio::test]
             async fn $name() {
                 let app = $crate::common::spawn_app(domain::db::Backend::Postgres).await;
                 super::$name(&app).await;

@@ -58,7 +58,11 @@ async fn reauthenticate(
     }
 }
 
-async fn audit_event(ctx: &FormContext, auth: &AuthState, action: &'static str) -> Result<(), Response> {
+async fn audit_event(
+    ctx: &FormContext,
+    auth: &AuthState,
+    action: &'static str,
+) -> Result<(), Response> {
     let portal = &ctx.state.portal;
     let result = async {
         let mut tx = portal.db.begin().await?;
@@ -79,7 +83,14 @@ pub struct NameFields {
 pub async fn rename(ctx: FormContext, Form(fields): Form<NameFields>) -> Response {
     let auth = signed_in!(ctx);
     let mut flash = Flash::for_form("name");
-    match profile::rename(&ctx.state.portal, &ctx.meta, auth.user_id, &fields.display_name).await {
+    match profile::rename(
+        &ctx.state.portal,
+        &ctx.meta,
+        auth.user_id,
+        &fields.display_name,
+    )
+    .await
+    {
         Ok(Ok(())) => flash.notice = Some(tr("account.name_saved")),
         Ok(Err(key)) => {
             flash
@@ -201,7 +212,9 @@ pub async fn confirm_two_factor(ctx: FormContext, Form(fields): Form<CodeFields>
             flash.recovery_codes = codes;
         }
         Ok(Err(TwoFactorError::WrongCode)) => {
-            flash.errors.insert("code".into(), tr("two_factor.wrong_code"));
+            flash
+                .errors
+                .insert("code".into(), tr("two_factor.wrong_code"));
         }
         Ok(Err(TwoFactorError::NotStarted | TwoFactorError::AlreadyEnabled)) => {}
         Err(error) => return failure(&error.to_string()),

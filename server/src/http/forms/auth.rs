@@ -3,11 +3,7 @@
 
 use super::{failure, local_path, see_other, tr, wait_message, FormContext};
 use app::forms::Flash;
-use axum::{
-    extract::Path,
-    response::Response,
-    Form,
-};
+use axum::{extract::Path, response::Response, Form};
 use domain::{
     accounts::{
         email_tokens::TokenError,
@@ -176,11 +172,7 @@ pub async fn sign_in(ctx: FormContext, Form(fields): Form<SignInFields>) -> Resp
                     user_id,
                     started_at: ctx.now(),
                 };
-                if let Err(error) = ctx
-                    .session
-                    .insert(PENDING_SECOND_FACTOR_KEY, pending)
-                    .await
-                {
+                if let Err(error) = ctx.session.insert(PENDING_SECOND_FACTOR_KEY, pending).await {
                     return failure(&error.to_string());
                 }
                 return see_other("/sign-in/two-factor");
@@ -270,7 +262,9 @@ pub async fn second_factor(ctx: FormContext, Form(fields): Form<SecondFactorFiel
         return failure(&error.to_string());
     }
     if !right {
-        flash.errors.insert("code".into(), tr("two_factor.wrong_code"));
+        flash
+            .errors
+            .insert("code".into(), tr("two_factor.wrong_code"));
         return ctx.back("/sign-in/two-factor", flash).await;
     }
     if let Err(error) = ctx.session.cycle_id().await {

@@ -40,8 +40,14 @@ pub fn routes() -> Router<AppState> {
             "/account/sessions/revoke-others",
             post(account::revoke_other_sessions),
         )
-        .route("/account/two-factor/confirm", post(account::confirm_two_factor))
-        .route("/account/two-factor/disable", post(account::disable_two_factor))
+        .route(
+            "/account/two-factor/confirm",
+            post(account::confirm_two_factor),
+        )
+        .route(
+            "/account/two-factor/disable",
+            post(account::disable_two_factor),
+        )
         .route(
             "/account/two-factor/recovery-codes",
             post(account::new_recovery_codes),
