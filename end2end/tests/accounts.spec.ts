@@ -59,6 +59,9 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
   await expect(page.locator('table.sessions')).toContainText('this device');
+  // The device and the shortened network address of this very session.
+  await expect(page.locator('table.sessions')).toContainText('127.0.0.x');
+  await expect(page.locator('table.sessions')).not.toContainText('Unknown device');
 
   // Two-factor enrolment: the test is the authenticator app.
   await open(page, '/account/two-factor', javaScriptEnabled);

@@ -33,7 +33,8 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore, SignedCook
 }
 
 /// Records the session's last use, client IP and user agent, and extends its idle expiry (at
-/// most once a minute).
+/// most once a minute). Before the handler runs, so that the page listing the sessions shows
+/// the current one complete; a session created by this request is recorded on its next one.
 pub async fn touch(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let session = request.extensions().get::<Session>().cloned();
     let ip = super::client_ip::from_request(&request, &state.config.trusted_proxies)
@@ -43,7 +44,6 @@ pub async fn touch(State(state): State<AppState>, request: Request, next: Next) 
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let response = next.run(request).await;
     if let Some(id) = session.and_then(|s| s.id()) {
         let key = crate::session_store::storage_key(&id);
         let now = state.portal.clock.now_ms();
@@ -60,5 +60,5 @@ pub async fn touch(State(state): State<AppState>, request: Request, next: Next) 
             tracing::warn!(%error, "could not record session activity");
         }
     }
-    response
+    next.run(request).await
 }
