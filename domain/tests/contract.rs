@@ -889,6 +889,262 @@ async fn ping_reports_a_reachable_database(db: Db) {
     assert!(db.ping().await);
 }
 
+fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    domain::Portal {
+        db: db.clone(),
+        clock: Arc::new(clock.clone()),
+        random: Arc::new(SeededRandom::new(9)),
+        plans: Arc::new(domain::plans::PlanCatalog::sample()),
+        public_url: "https://portal.example".into(),
+        passwords: domain::accounts::password::PasswordHasher::new(b"pepper", 12, 1),
+        secret_box: Arc::new(
+            domain::accounts::totp::SecretBox::from_spec(&format!("k1:{key}")).unwrap(),
+        ),
+    }
+}
+
+async fn subjects_to(db: &Db, email: &str) -> Vec<String> {
+    domain::on_db!(db, pool => sqlx::query_scalar(
+        "SELECT subject FROM outbox_emails WHERE recipient = $1 ORDER BY created_at, id"
+    )
+    .bind(email)
+    .fetch_all(pool)
+    .await
+    .unwrap())
+}
+
+async fn two_factor_codes_work_once_and_recovery_codes_are_single_use(db: Db) {
+    use domain::accounts::{
+        profile,
+        totp::current_code,
+        two_factor::{self, TwoFactorError},
+    };
+    let clock = clock();
+    let portal = portal(&db, &clock);
+    let meta = RequestMeta::default();
+    let (user_id, _) = sign_up(&db, &clock, "tess@example.com").await;
+    let now = || (clock.now_ms() / 1000) as u64;
+
+    assert_eq!(
+        two_factor::confirm(&portal, &meta, user_id, "123456")
+            .await
+            .unwrap(),
+        Err(TwoFactorError::NotStarted)
+    );
+    let enrolment = two_factor::enrolment(&portal, user_id).await.unwrap();
+    assert!(enrolment.qr_svg.starts_with("<?xml") || enrolment.qr_svg.contains("<svg"));
+    let again = two_factor::enrolment(&portal, user_id).await.unwrap();
+    assert_eq!(
+        again.secret, enrolment.secret,
+        "a reload shows the same key"
+    );
+    let stored: Option<String> = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT totp_pending_secret FROM users WHERE id = $1"
+    ).bind(user_id).fetch_one(pool).await.unwrap());
+    let stored = stored.unwrap();
+    assert!(stored.starts_with("k1:"), "sealed at rest");
+    assert!(!stored.contains(&enrolment.key_text.replace(' ', "")));
+
+    let wrong = if current_code(&enrolment.secret, now()) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        two_factor::confirm(&portal, &meta, user_id, wrong)
+            .await
+            .unwrap(),
+        Err(TwoFactorError::WrongCode)
+    );
+    let code = current_code(&enrolment.secret, now());
+    let codes = two_factor::confirm(&portal, &meta, user_id, &code)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    assert!(profile::load(&db, user_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .two_factor_enabled());
+    assert!(subjects_to(&db, "tess@example.com")
+        .await
+        .contains(&"Two-factor authentication is on".to_string()));
+
+    // The confirming code's time step is used up; the next step's code works once.
+    assert!(!two_factor::check_code(&portal, user_id, &code)
+        .await
+        .unwrap());
+    clock.advance(Duration::seconds(30));
+    let next = current_code(&enrolment.secret, now());
+    assert!(two_factor::check_code(&portal, user_id, &next)
+        .await
+        .unwrap());
+    assert!(
+        !two_factor::check_code(&portal, user_id, &next)
+            .await
+            .unwrap(),
+        "no replay"
+    );
+
+    // Recovery codes: any case and spacing, each once.
+    let spaced = codes[0].to_uppercase().replace('-', " ");
+    assert!(two_factor::check_code(&portal, user_id, &spaced)
+        .await
+        .unwrap());
+    assert!(!two_factor::check_code(&portal, user_id, &codes[0])
+        .await
+        .unwrap());
+    assert_eq!(
+        two_factor::recovery_codes_left(&db, user_id).await.unwrap(),
+        9
+    );
+    let (other_user, _) = sign_up(&db, &clock, "other@example.com").await;
+    assert!(
+        !two_factor::check_code(&portal, other_user, &codes[1])
+            .await
+            .unwrap(),
+        "one account's codes do nothing for another"
+    );
+
+    two_factor::disable(&portal, &meta, user_id).await.unwrap();
+    assert!(!profile::load(&db, user_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .two_factor_enabled());
+    assert!(!two_factor::check_code(&portal, user_id, &codes[1])
+        .await
+        .unwrap());
+    assert_eq!(
+        two_factor::recovery_codes_left(&db, user_id).await.unwrap(),
+        0
+    );
+}
+
+async fn password_reset_links_work_once_and_end_every_session(db: Db) {
+    use domain::accounts::{
+        email_tokens::TokenError,
+        password::PasswordProblem,
+        reset::{self, ResetRefusal},
+        signin::{sign_in, SignInOutcome},
+    };
+    let clock = clock();
+    let portal = portal(&db, &clock);
+    let meta = RequestMeta::default();
+    let (user_id, _) = sign_up(&db, &clock, "rita@example.com").await;
+    let now = clock.now_ms();
+    sessions::create(
+        &db,
+        "phone",
+        b"{}",
+        now + 3_600_000,
+        Some(sessions::SessionOwner {
+            account_id: user_id,
+            signed_in_at: now,
+        }),
+        now,
+    )
+    .await
+    .unwrap();
+
+    // Unknown addresses get nothing, and no error either.
+    reset::request(&portal, &meta, "nobody@example.com")
+        .await
+        .unwrap();
+    assert!(subjects_to(&db, "nobody@example.com").await.is_empty());
+    reset::request(&portal, &meta, " RITA@example.com ")
+        .await
+        .unwrap();
+    let text: String = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = 'rita@example.com' AND subject = 'Choose a new password'"
+    ).fetch_one(pool).await.unwrap());
+    let start = text.find("/reset-password/").unwrap() + "/reset-password/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+
+    // A refused password leaves the link usable.
+    assert_eq!(
+        reset::complete(&portal, &meta, &token, "short")
+            .await
+            .unwrap(),
+        Err(ResetRefusal::Password(PasswordProblem::TooShort))
+    );
+    assert_eq!(reset::link_is_live(&portal, &token).await.unwrap(), Ok(()));
+    let fresh = "saffron kettle mountain echo";
+    assert_eq!(
+        reset::complete(&portal, &meta, &token, fresh)
+            .await
+            .unwrap(),
+        Ok(user_id)
+    );
+    assert_eq!(
+        reset::complete(&portal, &meta, &token, fresh)
+            .await
+            .unwrap(),
+        Err(ResetRefusal::Link(TokenError::Invalid))
+    );
+    assert!(
+        sessions::load(&db, "phone", now, 0)
+            .await
+            .unwrap()
+            .is_none(),
+        "every session ended"
+    );
+    assert!(subjects_to(&db, "rita@example.com")
+        .await
+        .contains(&"Your password was changed".to_string()));
+    let outcome = sign_in(
+        &db,
+        &portal.passwords,
+        &clock,
+        &OsRandom,
+        &meta,
+        "rita@example.com",
+        fresh,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, SignInOutcome::SignedIn { .. }),
+        "{outcome:?}"
+    );
+
+    // Links expire after an hour; at most three are sent an hour.
+    reset::request(&portal, &meta, "rita@example.com")
+        .await
+        .unwrap();
+    reset::request(&portal, &meta, "rita@example.com")
+        .await
+        .unwrap();
+    reset::request(&portal, &meta, "rita@example.com")
+        .await
+        .unwrap();
+    let sent = subjects_to(&db, "rita@example.com")
+        .await
+        .iter()
+        .filter(|s| *s == "Choose a new password")
+        .count();
+    assert_eq!(sent, 3, "the fourth request within the hour sends nothing");
+    let latest: String = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = 'rita@example.com' AND subject = 'Choose a new password' ORDER BY created_at DESC, id DESC"
+    ).fetch_all(pool).await.unwrap().into_iter().next().unwrap());
+    let start = latest.find("/reset-password/").unwrap() + "/reset-password/".len();
+    let token: String = latest[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    clock.advance(Duration::minutes(61));
+    assert_eq!(
+        reset::link_is_live(&portal, &token).await.unwrap(),
+        Err(TokenError::Expired)
+    );
+}
+
 contract_tests!(
     jobs_enqueued_in_a_rolled_back_transaction_do_not_exist,
     a_claimed_job_is_not_claimed_twice_until_its_lease_expires,
@@ -905,4 +1161,6 @@ contract_tests!(
     resend_is_rate_limited_and_unverified_accounts_go_after_seven_days,
     failed_sign_ins_slow_an_account_down_without_locking_it,
     sign_in_answers_alike_for_unknown_and_wrong_and_upgrades_old_hashes,
+    two_factor_codes_work_once_and_recovery_codes_are_single_use,
+    password_reset_links_work_once_and_end_every_session,
 );

@@ -349,7 +349,77 @@ async fn verification_link_confirms_the_address_once(app: &TestApp) {
     );
 }
 
+async fn password_change_reauthenticates_and_ends_the_other_sessions(app: &TestApp) {
+    let mut laptop = Browser::new(app);
+    laptop.sign_up("pat@example.com", PASSWORD, "Pat").await;
+    laptop.sign_in("pat@example.com", PASSWORD).await;
+    let mut phone = Browser::new(app);
+    phone.sign_in("pat@example.com", PASSWORD).await;
+    let fresh = "umbrella quartz meadow fiddle";
+
+    laptop
+        .post(
+            "/account/password",
+            &[
+                ("current", "not my password at all"),
+                ("new_password", fresh),
+            ],
+        )
+        .await;
+    let flash = laptop.flash().await;
+    assert_eq!(
+        flash["errors"]["current"],
+        "That is not right. Please try again."
+    );
+    assert_eq!(
+        phone.viewer().await.as_deref(),
+        Some("Pat"),
+        "nothing changed"
+    );
+
+    laptop
+        .post(
+            "/account/password",
+            &[("current", PASSWORD), ("new_password", "short")],
+        )
+        .await;
+    assert!(laptop.flash().await["errors"]["new_password"]
+        .as_str()
+        .unwrap()
+        .contains("12 characters"));
+
+    let before = laptop.cookie.clone();
+    laptop
+        .post(
+            "/account/password",
+            &[("current", PASSWORD), ("new_password", fresh)],
+        )
+        .await;
+    assert_ne!(laptop.cookie, before, "a new session id after the change");
+    assert!(laptop.flash().await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("password was changed"));
+    assert_eq!(
+        laptop.viewer().await.as_deref(),
+        Some("Pat"),
+        "still signed in here"
+    );
+    assert_eq!(phone.viewer().await, None, "signed out elsewhere");
+
+    laptop.post("/account/name", &[("display_name", "")]).await;
+    assert!(laptop.flash().await["errors"]["display_name"]
+        .as_str()
+        .unwrap()
+        .contains("Enter your name"));
+    laptop
+        .post("/account/name", &[("display_name", "  Pat Smith ")])
+        .await;
+    assert_eq!(laptop.viewer().await.as_deref(), Some("Pat Smith"));
+}
+
 app_tests!(
+    password_change_reauthenticates_and_ends_the_other_sessions,
     sign_up_and_sign_in_rotate_the_session_and_sign_out_ends_it,
     one_message_for_unknown_address_and_wrong_password,
     a_cross_origin_post_is_refused,
