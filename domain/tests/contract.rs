@@ -1145,6 +1145,122 @@ async fn password_reset_links_work_once_and_end_every_session(db: Db) {
     );
 }
 
+async fn email_change_confirms_the_new_address_and_tells_the_old_one(db: Db) {
+    use domain::accounts::{
+        email_change::{self, ChangeRefusal, ConfirmRefusal},
+        email_tokens::TokenError,
+        profile,
+    };
+    let clock = clock();
+    let portal = portal(&db, &clock);
+    let meta = RequestMeta::default();
+    let (user_id, _) = sign_up(&db, &clock, "old@example.com").await;
+    let (other_id, _) = sign_up(&db, &clock, "taken@example.com").await;
+
+    assert_eq!(
+        email_change::request(&portal, &meta, user_id, "not an address")
+            .await
+            .unwrap(),
+        Err(ChangeRefusal::Invalid)
+    );
+    assert_eq!(
+        email_change::request(&portal, &meta, user_id, " OLD@example.com")
+            .await
+            .unwrap(),
+        Err(ChangeRefusal::SameAsNow)
+    );
+    // Another account's address: the same answer, and its owner hears of it; no link goes out.
+    email_change::request(&portal, &meta, user_id, "taken@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let taken = subjects_to(&db, "taken@example.com").await;
+    assert!(taken.contains(&"Someone tried to sign up with your address".to_string()));
+    assert!(!taken.contains(&"Confirm your new email address".to_string()));
+
+    email_change::request(&portal, &meta, user_id, "New@Example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let text: String = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = 'New@Example.com'"
+    ).fetch_one(pool).await.unwrap());
+    let start = text.find("/confirm-email/").unwrap() + "/confirm-email/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(
+        profile::load(&db, user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email
+            .as_deref(),
+        Some("old@example.com"),
+        "nothing changes before the link is followed"
+    );
+    assert_eq!(
+        email_change::confirm(&portal, &meta, &token).await.unwrap(),
+        Ok(user_id)
+    );
+    let account = profile::load(&db, user_id).await.unwrap().unwrap();
+    assert_eq!(account.email.as_deref(), Some("New@Example.com"));
+    assert!(account.email_verified());
+    assert!(subjects_to(&db, "old@example.com")
+        .await
+        .contains(&"Your email address was changed".to_string()));
+    assert_eq!(
+        email_change::confirm(&portal, &meta, &token).await.unwrap(),
+        Err(ConfirmRefusal::Link(TokenError::Invalid))
+    );
+
+    // A link for an address someone else took meanwhile does nothing.
+    email_change::request(&portal, &meta, other_id, "free@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let text: String = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = 'free@example.com'"
+    ).fetch_one(pool).await.unwrap());
+    let start = text.find("/confirm-email/").unwrap() + "/confirm-email/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    email_change::request(&portal, &meta, user_id, "free@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let mine: String = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = 'free@example.com' AND user_id = $1"
+    ).bind(user_id).fetch_one(pool).await.unwrap());
+    let start = mine.find("/confirm-email/").unwrap() + "/confirm-email/".len();
+    let my_token: String = mine[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(
+        email_change::confirm(&portal, &meta, &my_token)
+            .await
+            .unwrap(),
+        Ok(user_id)
+    );
+    assert_eq!(
+        email_change::confirm(&portal, &meta, &token).await.unwrap(),
+        Err(ConfirmRefusal::Taken)
+    );
+    assert_eq!(
+        profile::load(&db, other_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email
+            .as_deref(),
+        Some("taken@example.com")
+    );
+}
+
 contract_tests!(
     jobs_enqueued_in_a_rolled_back_transaction_do_not_exist,
     a_claimed_job_is_not_claimed_twice_until_its_lease_expires,
@@ -1163,4 +1279,5 @@ contract_tests!(
     sign_in_answers_alike_for_unknown_and_wrong_and_upgrades_old_hashes,
     two_factor_codes_work_once_and_recovery_codes_are_single_use,
     password_reset_links_work_once_and_end_every_session,
+    email_change_confirms_the_new_address_and_tells_the_old_one,
 );

@@ -114,6 +114,23 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   await expect(page).toHaveURL(/\/account$/);
   await open(page, '/account/two-factor', javaScriptEnabled);
   await expect(page.getByText('Unused recovery codes: 9.')).toBeVisible();
+
+  // Email change: re-authenticate, confirm from the new address, the old one is told.
+  const newEmail = email.replace('ada-', 'ada.new-');
+  await open(page, '/account', javaScriptEnabled);
+  await page.getByLabel('New email address').fill(newEmail);
+  await page.locator('#email-answer').fill('wrong password entirely');
+  await page.getByRole('button', { name: 'Send a confirmation link' }).click();
+  await expect(page.locator('#email-answer-error')).toContainText('not right');
+  await expect(page.getByLabel('New email address')).toHaveValue(newEmail);
+  await page.locator('#email-answer').fill(newPassword);
+  await page.getByRole('button', { name: 'Send a confirmation link' }).click();
+  await expect(page.getByRole('status')).toContainText(`We sent a link to ${newEmail}`);
+  const confirm = await waitForMail(newEmail, /Confirm your new email address/);
+  await open(page, linkIn(confirm, '/confirm-email/'), javaScriptEnabled);
+  await expect(page.getByRole('status')).toContainText('Your email address was changed');
+  await expect(page.locator('.facts')).toContainText(newEmail);
+  await waitForMail(email, /Your email address was changed/);
 });
 
 test('account pages send visitors who are not signed in to the sign-in page', async ({ page, javaScriptEnabled }) => {

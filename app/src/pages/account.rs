@@ -33,6 +33,16 @@ fn ReauthField(
     }
 }
 
+/// The flash for the top of the page: without the alert of a form that shows it in its own
+/// section.
+fn page_level(flash: &Flash, sections: &[&str]) -> Flash {
+    let mut top = flash.clone();
+    if sections.contains(&flash.form.as_str()) {
+        top.alert = None;
+    }
+    top
+}
+
 /// Loads the page's data and the flash together, then renders.
 fn page<T, V>(
     data: Resource<Result<T, ServerFnError>>,
@@ -73,7 +83,7 @@ pub fn AccountPage() -> impl IntoView {
         <section class="container account-page">
             <h1>{tr("account.title")}</h1>
             {page(overview, flash, |overview: AccountOverview, flash| view! {
-                <FlashMessages flash=flash.clone()/>
+                <FlashMessages flash=page_level(&flash, &["password", "email"])/>
                 {(!overview.viewer.email_verified).then(|| view! {
                     <div class="banner" role="region" aria-label=tr("account.verify_banner_label")>
                         <p>{tr("account.verify_banner")}</p>
@@ -105,6 +115,16 @@ pub fn AccountPage() -> impl IntoView {
                             <Field flash=flash.clone() form="password" name="new_password" label=tr("field.new_password")
                                 kind="password" autocomplete="new-password" hint=tr("password.hint")/>
                             <button class="button" type="submit">{tr("account.password_save")}</button>
+                        </form>
+                    </section>
+                    <section class="card" id="email" aria-labelledby="email-title">
+                        <h2 id="email-title">{tr("email_change.title")}</h2>
+                        <FlashMessages flash=Flash { notice: None, ..flash.clone() } form="email"/>
+                        <form method="post" action="/account/email" class="form" novalidate>
+                            <Field flash=flash.clone() form="email" name="new_email" label=tr("email_change.new_email")
+                                kind="email" autocomplete="email"/>
+                            <ReauthField flash=flash.clone() form="email" name="answer" reauth=overview.reauth/>
+                            <button class="button" type="submit">{tr("email_change.submit")}</button>
                         </form>
                     </section>
                     <section class="card" aria-labelledby="two-factor-title">
@@ -176,7 +196,7 @@ pub fn TwoFactorPage() -> impl IntoView {
             <p><a href="/account">{tr("account.back")}</a></p>
             <h1>{tr("two_factor.title")}</h1>
             {page(view_data, flash, |data: TwoFactorView, flash| view! {
-                <FlashMessages flash=flash.clone()/>
+                <FlashMessages flash=page_level(&flash, &["recovery_codes", "two_factor_disable"])/>
                 {(!flash.recovery_codes.is_empty()).then(|| view! {
                     <section class="card codes" aria-labelledby="codes-title">
                         <h2 id="codes-title">{tr("two_factor.codes_title")}</h2>

@@ -47,6 +47,8 @@ pub enum Kind {
     PasswordChanged,
     TwoFactorEnabled,
     TwoFactorDisabled,
+    ConfirmNewAddress,
+    EmailChanged,
 }
 
 impl Kind {
@@ -58,6 +60,8 @@ impl Kind {
             Kind::PasswordChanged => "password_changed",
             Kind::TwoFactorEnabled => "two_factor_enabled",
             Kind::TwoFactorDisabled => "two_factor_disabled",
+            Kind::ConfirmNewAddress => "confirm_new_address",
+            Kind::EmailChanged => "email_changed",
         }
     }
 }
@@ -126,7 +130,9 @@ pub fn compose(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 6] = [
+    const KINDS: [Kind; 8] = [
+        Kind::ConfirmNewAddress,
+        Kind::EmailChanged,
         Kind::Verify,
         Kind::AddressTaken,
         Kind::Reset,

@@ -3,9 +3,11 @@
 
 use super::{failure, require_auth, tr, wait_message, FormContext};
 use app::forms::Flash;
-use axum::{response::Response, Form};
+use axum::{extract::Path, response::Response, Form};
 use domain::{
     accounts::{
+        email_change::{self, ConfirmRefusal},
+        email_tokens::TokenError,
         profile,
         reauth::{self, ReauthRefusal},
         two_factor::{self, TwoFactorError},
@@ -262,4 +264,70 @@ pub async fn new_recovery_codes(ctx: FormContext, Form(fields): Form<ReauthField
         Err(error) => return failure(&error.to_string()),
     }
     ctx.back("/account/two-factor", flash).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EmailFields {
+    new_email: String,
+    answer: String,
+}
+
+pub async fn change_email(ctx: FormContext, Form(fields): Form<EmailFields>) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("email");
+    flash
+        .values
+        .insert("new_email".into(), fields.new_email.clone());
+    match reauthenticate(&ctx, &auth, &fields.answer, &mut flash, "answer").await {
+        Ok(true) => {}
+        Ok(false) => return ctx.back("/account", flash).await,
+        Err(response) => return response,
+    }
+    match email_change::request(
+        &ctx.state.portal,
+        &ctx.meta,
+        auth.user_id,
+        &fields.new_email,
+    )
+    .await
+    {
+        Ok(Ok(())) => {
+            flash.values.clear();
+            flash.notice =
+                Some(tr("email_change.sent").replace("%{email}", fields.new_email.trim()));
+        }
+        Ok(Err(refusal)) => {
+            flash
+                .errors
+                .insert("new_email".into(), tr(refusal.message_key()));
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account", flash).await
+}
+
+pub async fn confirm_email(ctx: FormContext, Path(token): Path<String>) -> Response {
+    let to = if ctx.auth().await.is_some() {
+        "/account"
+    } else {
+        "/sign-in"
+    };
+    let mut flash = Flash::for_form(if to == "/account" {
+        "account"
+    } else {
+        "sign_in"
+    });
+    match email_change::confirm(&ctx.state.portal, &ctx.meta, &token).await {
+        Ok(Ok(_)) => flash.notice = Some(tr("email_change.done")),
+        Ok(Err(refusal)) => {
+            flash.alert = Some(tr(match refusal {
+                ConfirmRefusal::Taken => "email_change.taken",
+                ConfirmRefusal::Link(TokenError::Expired) => "email_change.expired",
+                ConfirmRefusal::Link(TokenError::Invalid) => "email_change.invalid",
+            }))
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back(to, flash).await
 }

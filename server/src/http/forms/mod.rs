@@ -35,6 +35,8 @@ pub fn routes() -> Router<AppState> {
         .route("/reset-password/{token}", post(auth::reset_password))
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
+        .route("/account/email", post(account::change_email))
+        .route("/confirm-email/{token}", get(account::confirm_email))
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route(
             "/account/sessions/revoke-others",
