@@ -13,12 +13,14 @@ export LEPTOS_SITE_ROOT="${LEPTOS_SITE_ROOT:-$CARGO_TARGET_DIR/site}"
 export PORTAL_TEST_PYTHON="$PORTAL_TOOLS/venv/bin/python"
 
 bash "$here/build-site.sh"
+# Node packages: Playwright, and the OpenID provider (oauth2-mock-server) the server tests run.
+(cd end2end && { [ -d node_modules/@playwright/test ] && [ -d node_modules/oauth2-mock-server ] \
+  || npm ci --no-audit --no-fund; })
 
 echo "== cargo test (SQLite and PostgreSQL)"
 $PORTAL_CARGO test --workspace
 
 echo "== browser tests (Chromium, hydrated and without JavaScript)"
-(cd end2end && { [ -d node_modules/@playwright/test ] || npm ci --no-audit --no-fund; })
 # `cargo test` built the server binary along with the integration tests.
 export PORTAL_SERVER_BIN="$CARGO_TARGET_DIR/debug/server"
 (cd end2end && npx playwright test)

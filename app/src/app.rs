@@ -8,7 +8,7 @@ use crate::{
         not_found::NotFound,
         password_reset::{ForgotPasswordPage, ResetPasswordPage},
         sign_in::{SecondFactorPage, SignInPage},
-        sign_up::SignUpPage,
+        sign_up::{ExternalSignUpPage, SignUpPage},
     },
 };
 use leptos::prelude::*;
@@ -32,6 +32,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=LandingPage ssr=ssr.clone()/>
                     <Route path=path!("/sign-up") view=SignUpPage ssr=ssr.clone()/>
+                    <Route path=path!("/sign-up/external") view=ExternalSignUpPage ssr=ssr.clone()/>
                     <Route path=path!("/sign-in") view=SignInPage ssr=ssr.clone()/>
                     <Route path=path!("/sign-in/two-factor") view=SecondFactorPage ssr=ssr.clone()/>
                     <Route path=path!("/forgot-password") view=ForgotPasswordPage ssr=ssr.clone()/>

@@ -175,6 +175,10 @@ pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
         "work items only: payloads carry ids, never personal values, and rows are deleted when done",
     ),
     ("job_schedule", "the last time slot of each periodic job"),
+    (
+        "oauth_states",
+        "hashes of random sign-in flow states, kept minutes to refuse replays",
+    ),
 ];
 
 pub fn table(name: &str) -> Option<&'static Table> {

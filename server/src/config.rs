@@ -132,6 +132,32 @@ pub struct Config {
     #[arg(long, env = "PORTAL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Google sign-in: the OAuth client id from the Google Cloud console. With the secret, shows
+    /// "Continue with Google". Redirect URI: PORTAL_PUBLIC_URL/auth/google/callback.
+    #[arg(long, env = "PORTAL_GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+    #[arg(long, env = "PORTAL_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+    /// Google's issuer (changed only to test against a stand-in provider).
+    #[arg(
+        long,
+        env = "PORTAL_GOOGLE_ISSUER",
+        default_value = "https://accounts.google.com"
+    )]
+    pub google_issuer: String,
+
+    /// Any OpenID Connect provider: its issuer URL (discovery at
+    /// ISSUER/.well-known/openid-configuration). Redirect URI: PORTAL_PUBLIC_URL/auth/oidc/callback.
+    #[arg(long, env = "PORTAL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    #[arg(long, env = "PORTAL_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    #[arg(long, env = "PORTAL_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The provider's name on its button ("Continue with …").
+    #[arg(long, env = "PORTAL_OIDC_NAME", default_value = "single sign-on")]
+    pub oidc_name: String,
+
     /// Sign-in, sign-up and password-reset attempts allowed per client IP per minute (per
     /// replica).
     #[arg(long, env = "PORTAL_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
@@ -153,6 +179,42 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configured external sign-in providers.
+    pub fn providers(&self) -> Result<Vec<crate::oidc::ProviderConfig>, String> {
+        let mut providers = Vec::new();
+        match (&self.google_client_id, &self.google_client_secret) {
+            (Some(id), Some(secret)) => providers.push(crate::oidc::ProviderConfig {
+                id: "google",
+                label: "Google".into(),
+                issuer: self.google_issuer.clone(),
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            }),
+            (None, None) => {}
+            _ => {
+                return Err(
+                    "set both PORTAL_GOOGLE_CLIENT_ID and PORTAL_GOOGLE_CLIENT_SECRET".into(),
+                )
+            }
+        }
+        match (&self.oidc_issuer, &self.oidc_client_id, &self.oidc_client_secret) {
+            (Some(issuer), Some(id), Some(secret)) => providers.push(crate::oidc::ProviderConfig {
+                id: "oidc",
+                label: self.oidc_name.clone(),
+                issuer: issuer.clone(),
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            }),
+            (None, None, None) => {}
+            _ => {
+                return Err(
+                    "set all of PORTAL_OIDC_ISSUER, PORTAL_OIDC_CLIENT_ID and PORTAL_OIDC_CLIENT_SECRET".into(),
+                )
+            }
+        }
+        Ok(providers)
+    }
+
     /// Sessions signed in at or before this time (milliseconds) are over.
     pub fn signed_in_after(&self, now_ms: i64) -> i64 {
         now_ms - self.session_absolute_hours * 3_600_000
@@ -224,6 +286,7 @@ impl Config {
         if self.session_absolute_hours < 1 {
             return Err("PORTAL_SESSION_ABSOLUTE_HOURS must be at least 1".into());
         }
+        self.providers()?;
         if self.auth_attempts_per_minute < 1 {
             return Err("PORTAL_AUTH_ATTEMPTS_PER_MINUTE must be at least 1".into());
         }

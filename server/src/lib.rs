@@ -3,6 +3,7 @@
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod oidc;
 pub mod secrets;
 pub mod session_store;
 pub mod state;
@@ -81,6 +82,7 @@ pub async fn build(
         .site_addr(config.site_addr)
         .build();
     let auth_limiter = domain::accounts::throttle::IpLimiter::new(config.auth_attempts_per_minute);
+    let providers = oidc::Providers::new(config.providers()?);
     let state = AppState::new(state::Shared {
         portal: portal.clone(),
         public_url: config.public_url(),
@@ -91,6 +93,7 @@ pub async fn build(
         metrics: Metrics::default(),
         page_cache: PageCache::default(),
         auth_limiter,
+        providers,
         secrets_session_key: secrets.session_key,
     });
     let mailer = match &state.config.smtp_url {

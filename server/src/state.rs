@@ -27,6 +27,8 @@ pub struct Shared {
     pub secrets_session_key: Vec<u8>,
     /// Sign-in, sign-up, second-factor and reset attempts per client IP (this replica).
     pub auth_limiter: domain::accounts::throttle::IpLimiter,
+    /// External sign-in providers (OpenID Connect).
+    pub providers: crate::oidc::Providers,
 }
 
 impl AppState {

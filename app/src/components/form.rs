@@ -122,3 +122,26 @@ pub fn with_flash<V: IntoView + 'static>(
         </Suspense>
     }
 }
+
+/// "Continue with …" links for the configured external providers (none: nothing shown).
+#[component]
+pub fn ProviderButtons() -> impl IntoView {
+    let providers = use_context::<crate::server_fns::AuthProviders>()
+        .unwrap_or_default()
+        .0;
+    (!providers.is_empty()).then(|| {
+        view! {
+            <div class="providers">
+                <p class="divider"><span>{crate::i18n::tr("external.or")}</span></p>
+                {providers
+                    .into_iter()
+                    .map(|(id, name)| view! {
+                        <a class="button provider" href=format!("/auth/{id}/start")>
+                            {crate::i18n::tr("external.continue_with").replace("%{provider}", &name)}
+                        </a>
+                    })
+                    .collect_view()}
+            </div>
+        }
+    })
+}

@@ -83,7 +83,7 @@ pub fn AccountPage() -> impl IntoView {
         <section class="container account-page">
             <h1>{tr("account.title")}</h1>
             {page(overview, flash, |overview: AccountOverview, flash| view! {
-                <FlashMessages flash=page_level(&flash, &["password", "email"])/>
+                <FlashMessages flash=page_level(&flash, &["password", "email", "identities", "link_google", "link_oidc"])/>
                 {(!overview.viewer.email_verified).then(|| view! {
                     <div class="banner" role="region" aria-label=tr("account.verify_banner_label")>
                         <p>{tr("account.verify_banner")}</p>
@@ -135,6 +135,37 @@ pub fn AccountPage() -> impl IntoView {
                         </a>
                     </section>
                 </div>
+                {(!overview.identities.is_empty() || !overview.linkable.is_empty()).then(|| {
+                    let reauth = overview.reauth;
+                    let flash = flash.clone();
+                    view! {
+                    <section class="card" id="identities" aria-labelledby="identities-title">
+                        <h2 id="identities-title">{tr("external.title")}</h2>
+                        <FlashMessages flash=Flash { notice: None, ..flash.clone() } form="identities"/>
+                        <ul class="identities">
+                            {overview.identities.iter().map(|i| view! {
+                                <li>
+                                    <span>{format!("{} · {}", i.provider_name, i.email.clone().unwrap_or_default())}</span>
+                                    <form method="post" action="/account/identities/unlink" class="inline">
+                                        <input type="hidden" name="provider" value=i.provider.clone()/>
+                                        <input type="hidden" name="subject" value=i.subject.clone()/>
+                                        <button class="button small" type="submit">{tr("external.unlink")}</button>
+                                    </form>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                        {overview.linkable.iter().map(|(id, name)| {
+                            let form: &'static str = if id == "google" { "link_google" } else { "link_oidc" };
+                            view! {
+                            <form method="post" action="/account/identities/link" class="form">
+                                <input type="hidden" name="provider" value=id.clone()/>
+                                <FlashMessages flash=Flash { notice: None, ..flash.clone() } form=form/>
+                                <ReauthField flash=flash.clone() form=form name="answer" reauth=reauth/>
+                                <button class="button" type="submit">{tr("external.link").replace("%{provider}", name)}</button>
+                            </form>
+                        }}).collect_view()}
+                    </section>
+                }})}
                 <section class="card" aria-labelledby="sessions-title">
                     <h2 id="sessions-title">{tr("account.sessions")}</h2>
                     <p class="hint">{tr("account.sessions_hint")}</p>

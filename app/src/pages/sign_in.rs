@@ -1,5 +1,5 @@
 use crate::{
-    components::form::{with_flash, Field, FlashMessages},
+    components::form::{with_flash, Field, FlashMessages, ProviderButtons},
     i18n::tr,
     server_fns::account::take_flash,
 };
@@ -23,6 +23,7 @@ pub fn SignInPage() -> impl IntoView {
                     <button class="button primary" type="submit">{tr("signin.submit")}</button>
                     <p class="aside"><a href="/forgot-password">{tr("signin.forgot")}</a></p>
                 </form>
+                <ProviderButtons/>
                 <p class="aside">{tr("signin.no_account")}" "<a href="/sign-up">{tr("signup.title")}</a></p>
             })}
         </section>

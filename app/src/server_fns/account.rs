@@ -32,9 +32,22 @@ pub enum Reauth {
     Provider,
 }
 
+/// An external identity linked to the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityView {
+    pub provider: String,
+    pub provider_name: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub linked: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountOverview {
     pub viewer: Viewer,
+    pub identities: Vec<IdentityView>,
+    /// Configured providers not linked yet: (id, name).
+    pub linkable: Vec<(String, String)>,
     pub created: String,
     pub has_password: bool,
     pub two_factor: bool,
@@ -172,7 +185,37 @@ pub async fn load_account_overview() -> Result<AccountOverview, ServerFnError> {
                 id: s.id,
             })
             .collect();
+    let providers = use_context::<crate::server_fns::AuthProviders>()
+        .unwrap_or_default()
+        .0;
+    let name_of = |id: &str| {
+        providers
+            .iter()
+            .find(|(p, _)| p == id)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let identities: Vec<IdentityView> =
+        domain::accounts::identities::list(&portal.db, account.user_id)
+            .await
+            .map_err(ServerFnError::new)?
+            .into_iter()
+            .map(|i| IdentityView {
+                provider_name: name_of(&i.provider),
+                linked: server::when(i.created_at),
+                provider: i.provider,
+                subject: i.subject,
+                email: i.email,
+            })
+            .collect();
+    let linkable = providers
+        .iter()
+        .filter(|(id, _)| !identities.iter().any(|i| &i.provider == id))
+        .cloned()
+        .collect();
     Ok(AccountOverview {
+        identities,
+        linkable,
         viewer: server::viewer(&account),
         created: server::when(account.created_at),
         has_password: account.has_password,
@@ -230,4 +273,43 @@ pub async fn reset_link_state(token: String) -> Result<Option<String>, ServerFnE
             }
         },
     )
+}
+
+/// What the sign-up form of a person coming from a provider starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSignUpView {
+    pub provider_name: String,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+}
+
+#[server(endpoint = "external_sign_up")]
+pub async fn load_external_sign_up() -> Result<Option<ExternalSignUpView>, ServerFnError> {
+    use domain::accounts::identities::{PendingIdentity, PENDING_IDENTITY_KEY};
+    let session = server::session().await?;
+    let portal = crate::server_fns::portal()?;
+    let Some(pending) = session
+        .get::<PendingIdentity>(PENDING_IDENTITY_KEY)
+        .await
+        .ok()
+        .flatten()
+        .filter(|p| p.is_fresh(portal.clock.now_ms()))
+    else {
+        return Ok(None);
+    };
+    let providers = use_context::<crate::server_fns::AuthProviders>()
+        .unwrap_or_default()
+        .0;
+    let identity = pending.identity;
+    Ok(Some(ExternalSignUpView {
+        provider_name: providers
+            .iter()
+            .find(|(id, _)| *id == identity.provider)
+            .map(|(_, name)| name.clone())
+            .unwrap_or(identity.provider.clone()),
+        email: identity.email.unwrap_or_default(),
+        display_name: identity.name.unwrap_or_default(),
+        email_verified: identity.email_verified,
+    }))
 }

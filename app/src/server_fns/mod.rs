@@ -14,3 +14,7 @@ pub mod account;
 pub struct SessionPolicy {
     pub absolute_ms: i64,
 }
+
+/// The configured external sign-in providers, (id, name), provided as context by the server.
+#[derive(Debug, Clone, Default)]
+pub struct AuthProviders(pub Vec<(String, String)>);

@@ -4,6 +4,7 @@
 pub mod email_change;
 pub mod email_tokens;
 pub mod emails;
+pub mod identities;
 pub mod password;
 pub mod profile;
 pub mod reauth;

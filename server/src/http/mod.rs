@@ -40,6 +40,7 @@ use tower_http::{
 fn leptos_context(state: AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     move || {
         provide_context(state.portal.clone());
+        provide_context(app::server_fns::AuthProviders(state.providers.buttons()));
         provide_context(app::server_fns::SessionPolicy {
             absolute_ms: state.config.session_absolute_hours * 3_600_000,
         });

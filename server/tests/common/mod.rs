@@ -53,6 +53,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// As [`spawn_app`], with another public URL (e.g. https, as behind a TLS proxy).
 pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestApp {
+    spawn_app_args(backend, public_url, &[]).await
+}
+
+/// As [`spawn_app_with`], with more command-line settings.
+pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &[&str]) -> TestApp {
     let (url, cleanup) = TestDb::fresh_url(backend).await;
     let data_dir = std::env::temp_dir().join(format!(
         "portal-it-{}",
@@ -63,22 +68,23 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let cli = server::config::Cli::try_parse_from([
-        "server",
-        "--site-addr",
-        &addr.to_string(),
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--site-root",
-        site.to_str().unwrap(),
-        "--database-url",
-        &url,
-        "--public-url",
-        &public_url
+    let mut args: Vec<String> = vec![
+        "server".into(),
+        "--site-addr".into(),
+        addr.to_string(),
+        "--data-dir".into(),
+        data_dir.to_str().unwrap().into(),
+        "--site-root".into(),
+        site.to_str().unwrap().into(),
+        "--database-url".into(),
+        url.clone(),
+        "--public-url".into(),
+        public_url
             .map(str::to_string)
             .unwrap_or_else(|| format!("http://{addr}")),
-    ])
-    .unwrap();
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let cli = server::config::Cli::try_parse_from(args).unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
     let server_clock = clock.clone();
     let state = server_runtime()

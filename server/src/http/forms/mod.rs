@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod external;
 
 use crate::state::AppState;
 use app::forms::{Flash, FLASH_KEY};
@@ -33,6 +34,11 @@ pub fn routes() -> Router<AppState> {
         .route("/verify-email/resend", post(auth::resend_verification))
         .route("/forgot-password", post(auth::forgot_password))
         .route("/reset-password/{token}", post(auth::reset_password))
+        .route("/auth/{provider}/start", get(external::start))
+        .route("/auth/{provider}/callback", get(external::callback))
+        .route("/sign-up/external", post(external::sign_up))
+        .route("/account/identities/link", post(external::link))
+        .route("/account/identities/unlink", post(external::unlink))
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))

@@ -1,0 +1,38 @@
+// A real OpenID Connect provider for the server's tests (oauth2-mock-server): discovery, JWKS,
+// authorization code with PKCE, signed ID tokens. Usage: node oidc-provider.mjs PORT.
+// A control endpoint on PORT+1 sets who signs in next and can spoil the next ID token:
+//   POST /next {"sub": "...", "email": "...", "email_verified": true, "name": "...",
+//               "spoil": "nonce" | "iss" | "aud" | "exp" | null}
+import http from 'node:http';
+import { OAuth2Server } from 'oauth2-mock-server';
+
+const port = Number(process.argv[2]);
+const server = new OAuth2Server();
+await server.issuer.keys.generate('RS256');
+let next = { sub: 'someone', email: null, email_verified: false, name: null, spoil: null };
+
+server.service.on('beforeTokenSigning', (token) => {
+  const p = token.payload;
+  p.sub = next.sub;
+  if (next.email) p.email = next.email;
+  p.email_verified = next.email_verified;
+  if (next.name) p.name = next.name;
+  switch (next.spoil) {
+    case 'nonce': p.nonce = 'not-the-nonce-we-sent'; break;
+    case 'iss': p.iss = 'https://evil.example'; break;
+    case 'aud': p.aud = 'another-client'; break;
+    case 'exp': p.iat = Math.floor(Date.now() / 1000) - 7200; p.exp = p.iat + 3600; break;
+  }
+});
+
+await server.start(port, '127.0.0.1');
+server.issuer.url = `http://127.0.0.1:${port}`;
+
+http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (chunk) => (body += chunk));
+  req.on('end', () => {
+    next = { ...next, spoil: null, ...JSON.parse(body || '{}') };
+    res.end('ok');
+  });
+}).listen(port + 1, '127.0.0.1', () => console.log(`ready ${server.issuer.url}`));

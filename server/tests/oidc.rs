@@ -1,0 +1,443 @@
+//! Sign-in with an OpenID Connect provider: a real provider process (oauth2-mock-server, in
+//! end2end/node_modules) issuing signed ID tokens, on both databases.
+
+mod common;
+
+use common::TestApp;
+use reqwest::{header, StatusCode};
+use std::process::{Child, Command, Stdio};
+
+/// The provider process; killed on drop.
+struct Provider {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port_pair() -> u16 {
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < 65535 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Provider {
+    async fn start() -> Self {
+        let port = free_port_pair();
+        let end2end = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end");
+        let child = Command::new("node")
+            .arg("oidc-provider.mjs")
+            .arg(port.to_string())
+            .current_dir(end2end)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs end2end/oidc-provider.mjs (npm ci in end2end installs its package)");
+        let provider = Self { child, port };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .post(provider.control())
+                .body("{}")
+                .send()
+                .await
+                .is_ok()
+            {
+                return provider;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the OpenID provider did not start on port {port}");
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn control(&self) -> String {
+        format!("http://127.0.0.1:{}/next", self.port + 1)
+    }
+
+    /// Who signs in next, and what to spoil in the next ID token.
+    async fn next(&self, next: serde_json::Value) {
+        reqwest::Client::new()
+            .post(self.control())
+            .body(next.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn app_with(backend: domain::db::Backend, provider: &Provider) -> TestApp {
+    let issuer = provider.issuer();
+    common::spawn_app_args(
+        backend,
+        None,
+        &[
+            "--oidc-issuer",
+            &issuer,
+            "--oidc-client-id",
+            "portal",
+            "--oidc-client-secret",
+            "portal-secret",
+            "--oidc-name",
+            "Example SSO",
+        ],
+    )
+    .await
+}
+
+/// A browser: keeps every cookie it is given (session and flow cookies).
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            self.app.url(url)
+        };
+        let mut request = self.app.client.get(&url);
+        if url.starts_with(&self.app.address) {
+            request = request.header(header::COOKIE, self.cookie_header());
+        }
+        let response = request.send().await.unwrap();
+        if url.starts_with(&self.app.address) {
+            self.keep(&response);
+        }
+        response
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let response = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header(header::ORIGIN, &self.app.address)
+            .header(header::COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        response
+    }
+
+    async fn api(&mut self, name: &str) -> serde_json::Value {
+        let text = self
+            .app
+            .client
+            .post(self.app.url(&format!("/api/{name}")))
+            .header(header::ORIGIN, &self.app.address)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    async fn viewer(&mut self) -> Option<String> {
+        self.api("viewer").await["display_name"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Starts the flow and lets the provider answer; returns the callback URL it sent us to.
+    async fn to_provider_and_back(&mut self) -> String {
+        let start = self.get("/auth/oidc/start").await;
+        assert_eq!(start.status(), StatusCode::SEE_OTHER);
+        let authorize = location(&start);
+        assert!(authorize.contains("code_challenge="), "PKCE: {authorize}");
+        assert!(authorize.contains("nonce="), "{authorize}");
+        let answer = self.get(&authorize).await;
+        assert!(answer.status().is_redirection(), "{}", answer.status());
+        let back = location(&answer);
+        assert!(
+            back.starts_with(&self.app.url("/auth/oidc/callback")),
+            "{back}"
+        );
+        back
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
+    app: &TestApp,
+    provider: &Provider,
+) {
+    provider
+        .next(serde_json::json!({
+            "sub": "sso-user-1", "email": "lin@example.com", "email_verified": true, "name": "Lin"
+        }))
+        .await;
+    let mut browser = Browser::new(app);
+    let page = browser.get("/sign-in").await.text().await.unwrap();
+    assert!(
+        page.contains("Continue with Example SSO"),
+        "the button shows"
+    );
+    let back = browser.to_provider_and_back().await;
+    let response = browser.get(&back).await;
+    assert_eq!(location(&response), "/sign-up/external");
+    assert_eq!(
+        browser.viewer().await,
+        None,
+        "not signed in before the confirmations"
+    );
+
+    // The same age and terms confirmations as a sign-up with a password.
+    browser
+        .post(
+            "/sign-up/external",
+            &[("email", "lin@example.com"), ("display_name", "Lin")],
+        )
+        .await;
+    let flash = browser.api("flash").await;
+    assert!(flash["errors"]["age"].is_string(), "{flash}");
+    assert!(flash["errors"]["terms"].is_string(), "{flash}");
+    let response = browser
+        .post(
+            "/sign-up/external",
+            &[
+                ("email", "lin@example.com"),
+                ("display_name", "Lin"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/account");
+    assert_eq!(browser.viewer().await.as_deref(), Some("Lin"));
+    let account = browser.api("account").await;
+    assert_eq!(
+        account["viewer"]["email_verified"], true,
+        "the provider vouched for this address"
+    );
+    assert_eq!(account["identities"][0]["provider"], "oidc");
+
+    // Signed out, the identity signs straight in.
+    browser.post("/sign-out", &[]).await;
+    let back = browser.to_provider_and_back().await;
+    let response = browser.get(&back).await;
+    assert_eq!(location(&response), "/account");
+    assert_eq!(browser.viewer().await.as_deref(), Some("Lin"));
+}
+
+async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Provider) {
+    let mut owner = Browser::new(app);
+    owner
+        .post(
+            "/sign-up",
+            &[
+                ("email", "kai@example.com"),
+                ("password", "correct horse battery staple"),
+                ("display_name", "Kai"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    provider
+        .next(serde_json::json!({
+            "sub": "sso-kai", "email": "kai@example.com", "email_verified": true, "name": "Kai"
+        }))
+        .await;
+    let mut stranger = Browser::new(app);
+    let back = stranger.to_provider_and_back().await;
+    assert_eq!(location(&stranger.get(&back).await), "/sign-up/external");
+    stranger
+        .post(
+            "/sign-up/external",
+            &[
+                ("email", "kai@example.com"),
+                ("display_name", "Kai"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    assert!(stranger.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("exists already"));
+    assert_eq!(stranger.viewer().await, None);
+
+    // The owner links it from the account page after re-authenticating.
+    owner
+        .post(
+            "/sign-in",
+            &[
+                ("email", "kai@example.com"),
+                ("password", "correct horse battery staple"),
+            ],
+        )
+        .await;
+    let response = owner
+        .post(
+            "/account/identities/link",
+            &[("provider", "oidc"), ("answer", "wrong password here")],
+        )
+        .await;
+    assert_eq!(location(&response), "/account");
+    assert!(owner.api("flash").await["errors"]["answer"].is_string());
+    let response = owner
+        .post(
+            "/account/identities/link",
+            &[
+                ("provider", "oidc"),
+                ("answer", "correct horse battery staple"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/auth/oidc/start?intent=link");
+    let start = owner.get("/auth/oidc/start?intent=link").await;
+    let answer = owner.get(&location(&start)).await;
+    owner.get(&location(&answer)).await;
+    assert!(owner.api("flash").await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("linked"));
+    let account = owner.api("account").await;
+    assert_eq!(account["identities"][0]["provider"], "oidc");
+
+    // Now the identity signs in to the owner's account.
+    let mut later = Browser::new(app);
+    let back = later.to_provider_and_back().await;
+    assert_eq!(location(&later.get(&back).await), "/account");
+    assert_eq!(later.viewer().await.as_deref(), Some("Kai"));
+}
+
+async fn spoiled_tokens_and_replayed_or_foreign_states_are_refused(
+    app: &TestApp,
+    provider: &Provider,
+) {
+    for spoil in ["nonce", "iss", "aud", "exp"] {
+        provider
+            .next(serde_json::json!({ "sub": format!("spoiled-{spoil}"), "spoil": spoil }))
+            .await;
+        let mut browser = Browser::new(app);
+        let back = browser.to_provider_and_back().await;
+        let response = browser.get(&back).await;
+        assert_eq!(location(&response), "/sign-in", "{spoil}");
+        assert!(
+            browser.api("flash").await["alert"]
+                .as_str()
+                .unwrap()
+                .contains("could not be completed"),
+            "{spoil}"
+        );
+        assert_eq!(browser.viewer().await, None, "{spoil}");
+        assert!(
+            !browser.cookies.contains_key("portal_oauth"),
+            "the flow cookie is gone"
+        );
+    }
+
+    // A good answer, replayed with the same flow cookie, works once.
+    provider
+        .next(serde_json::json!({ "sub": "replayed" }))
+        .await;
+    let mut browser = Browser::new(app);
+    let back = browser.to_provider_and_back().await;
+    let flow_cookie = browser.cookies.get("portal_oauth").cloned().unwrap();
+    assert_eq!(location(&browser.get(&back).await), "/sign-up/external");
+    let mut replay = Browser::new(app);
+    replay
+        .cookies
+        .insert("portal_oauth".into(), flow_cookie.clone());
+    assert_eq!(location(&replay.get(&back).await), "/sign-in");
+
+    // A state from another flow (another browser's answer) is refused.
+    let mut victim = Browser::new(app);
+    let victims_answer = victim.to_provider_and_back().await;
+    let mut attacker = Browser::new(app);
+    attacker.to_provider_and_back().await;
+    assert_eq!(
+        location(&attacker.get(&victims_answer).await),
+        "/sign-in",
+        "another flow's state"
+    );
+    // And an answer without any flow cookie.
+    let mut bare = Browser::new(app);
+    assert_eq!(location(&bare.get(&victims_answer).await), "/sign-in");
+    let _ = flow_cookie;
+}
+
+macro_rules! oidc_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let provider = super::Provider::start().await;
+                let app = super::app_with(domain::db::Backend::Sqlite, &provider).await;
+                super::$name(&app, &provider).await;
+                app.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                let provider = super::Provider::start().await;
+                let app = super::app_with(domain::db::Backend::Postgres, &provider).await;
+                super::$name(&app, &provider).await;
+                app.cleanup().await;
+            })*
+        }
+    };
+}
+
+oidc_tests!(
+    a_new_identity_signs_up_with_confirmations_then_signs_in,
+    an_address_with_an_account_is_never_merged,
+    spoiled_tokens_and_replayed_or_foreign_states_are_refused,
+);
