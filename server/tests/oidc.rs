@@ -187,7 +187,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Starts the flow and lets the provider answer; returns the callback URL it sent us to.
-    async fn to_provider_and_back(&mut self) -> String {
+    async fn visit_provider(&mut self) -> String {
         let start = self.get("/auth/oidc/start").await;
         assert_eq!(start.status(), StatusCode::SEE_OTHER);
         let authorize = location(&start);
@@ -226,7 +226,7 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
         page.contains("Continue with Example SSO"),
         "the button shows"
     );
-    let back = browser.to_provider_and_back().await;
+    let back = browser.visit_provider().await;
     let response = browser.get(&back).await;
     assert_eq!(location(&response), "/sign-up/external");
     assert_eq!(
@@ -267,7 +267,7 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
 
     // Signed out, the identity signs straight in.
     browser.post("/sign-out", &[]).await;
-    let back = browser.to_provider_and_back().await;
+    let back = browser.visit_provider().await;
     let response = browser.get(&back).await;
     assert_eq!(location(&response), "/account");
     assert_eq!(browser.viewer().await.as_deref(), Some("Lin"));
@@ -293,7 +293,7 @@ async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Pr
         }))
         .await;
     let mut stranger = Browser::new(app);
-    let back = stranger.to_provider_and_back().await;
+    let back = stranger.visit_provider().await;
     assert_eq!(location(&stranger.get(&back).await), "/sign-up/external");
     stranger
         .post(
@@ -352,7 +352,7 @@ async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Pr
 
     // Now the identity signs in to the owner's account.
     let mut later = Browser::new(app);
-    let back = later.to_provider_and_back().await;
+    let back = later.visit_provider().await;
     assert_eq!(location(&later.get(&back).await), "/account");
     assert_eq!(later.viewer().await.as_deref(), Some("Kai"));
 }
@@ -366,7 +366,7 @@ async fn spoiled_tokens_and_replayed_or_foreign_states_are_refused(
             .next(serde_json::json!({ "sub": format!("spoiled-{spoil}"), "spoil": spoil }))
             .await;
         let mut browser = Browser::new(app);
-        let back = browser.to_provider_and_back().await;
+        let back = browser.visit_provider().await;
         let response = browser.get(&back).await;
         assert_eq!(location(&response), "/sign-in", "{spoil}");
         assert!(
@@ -388,20 +388,18 @@ async fn spoiled_tokens_and_replayed_or_foreign_states_are_refused(
         .next(serde_json::json!({ "sub": "replayed" }))
         .await;
     let mut browser = Browser::new(app);
-    let back = browser.to_provider_and_back().await;
+    let back = browser.visit_provider().await;
     let flow_cookie = browser.cookies.get("portal_oauth").cloned().unwrap();
     assert_eq!(location(&browser.get(&back).await), "/sign-up/external");
     let mut replay = Browser::new(app);
-    replay
-        .cookies
-        .insert("portal_oauth".into(), flow_cookie.clone());
+    replay.cookies.insert("portal_oauth".into(), flow_cookie);
     assert_eq!(location(&replay.get(&back).await), "/sign-in");
 
     // A state from another flow (another browser's answer) is refused.
     let mut victim = Browser::new(app);
-    let victims_answer = victim.to_provider_and_back().await;
+    let victims_answer = victim.visit_provider().await;
     let mut attacker = Browser::new(app);
-    attacker.to_provider_and_back().await;
+    attacker.visit_provider().await;
     assert_eq!(
         location(&attacker.get(&victims_answer).await),
         "/sign-in",
@@ -410,7 +408,6 @@ async fn spoiled_tokens_and_replayed_or_foreign_states_are_refused(
     // And an answer without any flow cookie.
     let mut bare = Browser::new(app);
     assert_eq!(location(&bare.get(&victims_answer).await), "/sign-in");
-    let _ = flow_cookie;
 }
 
 macro_rules! oidc_tests {
