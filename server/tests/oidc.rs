@@ -271,6 +271,29 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
     let response = browser.get(&back).await;
     assert_eq!(location(&response), "/account");
     assert_eq!(browser.viewer().await.as_deref(), Some("Lin"));
+
+    // Without a password, a sensitive change needs a fresh sign-in at the provider first.
+    let change = [("new_email", "lin.new@example.com"), ("answer", "")];
+    browser.post("/account/email", &change).await;
+    assert!(browser.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("confirm with it first"));
+    let start = browser.get("/auth/oidc/start?intent=reauth").await;
+    let authorize = location(&start);
+    assert!(authorize.contains("prompt=login"), "{authorize}");
+    assert!(authorize.contains("max_age=0"), "{authorize}");
+    let answer = browser.get(&authorize).await;
+    assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
+    assert!(browser.api("flash").await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("that was you"));
+    browser.post("/account/email", &change).await;
+    assert!(browser.api("flash").await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("We sent a link to lin.new@example.com"));
 }
 
 async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Provider) {

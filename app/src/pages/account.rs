@@ -17,6 +17,9 @@ fn ReauthField(
     form: &'static str,
     name: &'static str,
     reauth: Reauth,
+    /// For accounts that confirm at their provider: (provider id, name).
+    #[prop(default = None)]
+    confirm_with: Option<(String, String)>,
 ) -> impl IntoView {
     match reauth {
         Reauth::Password => view! {
@@ -29,7 +32,15 @@ fn ReauthField(
                 hint=tr("reauth.code_hint")/>
         }
         .into_any(),
-        Reauth::Provider => view! { <p class="hint">{tr("reauth.needs_provider")}</p> }.into_any(),
+        Reauth::Provider => view! {
+            <p class="hint">{tr("reauth.needs_provider")}</p>
+            {confirm_with.map(|(id, provider)| view! {
+                <a class="button" href=format!("/auth/{id}/start?intent=reauth")>
+                    {tr("external.confirm_with").replace("%{provider}", &provider)}
+                </a>
+            })}
+        }
+        .into_any(),
     }
 }
 
@@ -82,7 +93,12 @@ pub fn AccountPage() -> impl IntoView {
         <Meta name="robots" content="noindex"/>
         <section class="container account-page">
             <h1>{tr("account.title")}</h1>
-            {page(overview, flash, |overview: AccountOverview, flash| view! {
+            {page(overview, flash, |overview: AccountOverview, flash| {
+                let confirm_with = overview
+                    .identities
+                    .first()
+                    .map(|i| (i.provider.clone(), i.provider_name.clone()));
+                view! {
                 <FlashMessages flash=page_level(&flash, &["password", "email", "identities", "link_google", "link_oidc"])/>
                 {(!overview.viewer.email_verified).then(|| view! {
                     <div class="banner" role="region" aria-label=tr("account.verify_banner_label")>
@@ -111,7 +127,7 @@ pub fn AccountPage() -> impl IntoView {
                         <h2 id="password-title">{tr(if overview.has_password { "account.password_change" } else { "account.password_set" })}</h2>
                         <FlashMessages flash=Flash { notice: None, ..flash.clone() } form="password"/>
                         <form method="post" action="/account/password" class="form" novalidate>
-                            <ReauthField flash=flash.clone() form="password" name="current" reauth=overview.reauth/>
+                            <ReauthField flash=flash.clone() form="password" name="current" reauth=overview.reauth confirm_with=confirm_with.clone()/>
                             <Field flash=flash.clone() form="password" name="new_password" label=tr("field.new_password")
                                 kind="password" autocomplete="new-password" hint=tr("password.hint")/>
                             <button class="button" type="submit">{tr("account.password_save")}</button>
@@ -123,7 +139,7 @@ pub fn AccountPage() -> impl IntoView {
                         <form method="post" action="/account/email" class="form" novalidate>
                             <Field flash=flash.clone() form="email" name="new_email" label=tr("email_change.new_email")
                                 kind="email" autocomplete="email"/>
-                            <ReauthField flash=flash.clone() form="email" name="answer" reauth=overview.reauth/>
+                            <ReauthField flash=flash.clone() form="email" name="answer" reauth=overview.reauth confirm_with=confirm_with.clone()/>
                             <button class="button" type="submit">{tr("email_change.submit")}</button>
                         </form>
                     </section>
@@ -138,6 +154,7 @@ pub fn AccountPage() -> impl IntoView {
                 {(!overview.identities.is_empty() || !overview.linkable.is_empty()).then(|| {
                     let reauth = overview.reauth;
                     let flash = flash.clone();
+                    let confirm_with = confirm_with.clone();
                     view! {
                     <section class="card" id="identities" aria-labelledby="identities-title">
                         <h2 id="identities-title">{tr("external.title")}</h2>
@@ -160,7 +177,7 @@ pub fn AccountPage() -> impl IntoView {
                             <form method="post" action="/account/identities/link" class="form">
                                 <input type="hidden" name="provider" value=id.clone()/>
                                 <FlashMessages flash=Flash { notice: None, ..flash.clone() } form=form/>
-                                <ReauthField flash=flash.clone() form=form name="answer" reauth=reauth/>
+                                <ReauthField flash=flash.clone() form=form name="answer" reauth=reauth confirm_with=confirm_with.clone()/>
                                 <button class="button" type="submit">{tr("external.link").replace("%{provider}", name)}</button>
                             </form>
                         }}).collect_view()}
@@ -187,7 +204,7 @@ pub fn AccountPage() -> impl IntoView {
                         <button class="button" type="submit">{tr("account.revoke_others")}</button>
                     </form>
                 </section>
-            })}
+            }})}
         </section>
     }
 }

@@ -34,8 +34,10 @@ async fn current_key(ctx: &FormContext) -> Option<String> {
         .map(|id| sessions::storage_key(&id.to_string()))
 }
 
-/// Re-authenticates with `answer`; on refusal, the flash says why under `field`.
-async fn reauthenticate(
+/// Re-authenticates with `answer`; on refusal, the flash says why under `field`. Accounts that
+/// sign in only through a provider confirm at the provider first (see
+/// `external::REAUTHENTICATED_AT_KEY`), which counts for a few minutes.
+pub(super) async fn reauthenticate(
     ctx: &FormContext,
     auth: &AuthState,
     answer: &str,
@@ -43,6 +45,11 @@ async fn reauthenticate(
     field: &str,
 ) -> Result<bool, Response> {
     match reauth::confirm(&ctx.state.portal, &ctx.meta, auth.user_id, answer).await {
+        Ok(Err(ReauthRefusal::NeedsProvider))
+            if super::external::recently_confirmed_at_provider(ctx).await =>
+        {
+            Ok(true)
+        }
         Ok(Ok(())) => Ok(true),
         Ok(Err(ReauthRefusal::Wrong)) => {
             flash.errors.insert(field.into(), tr("reauth.wrong"));

@@ -1,6 +1,6 @@
 //! Sign-in, sign-up and linking with external providers (see [`crate::oidc`]).
 
-use super::{failure, local_path, require_auth, see_other, tr, wait_message, FormContext};
+use super::{failure, local_path, require_auth, see_other, tr, FormContext};
 use crate::oidc::FlowState;
 use app::forms::Flash;
 use axum::{
@@ -17,7 +17,6 @@ use domain::{
             PendingIdentity, UnlinkRefusal, PENDING_IDENTITY_KEY,
         },
         profile,
-        reauth::{self, ReauthRefusal},
         signup::{email_is_valid, MAX_NAME_LENGTH},
     },
     audit::{self, Actor, AuditEvent},
@@ -31,6 +30,18 @@ const FLOW_LIFETIME_MS: i64 = 10 * 60 * 1000;
 /// Linking must start within this time of re-authenticating.
 const LINK_REAUTH_MS: i64 = 5 * 60 * 1000;
 const LINK_REAUTH_KEY: &str = "link_reauthenticated_at";
+/// When the signed-in person last confirmed who they are at their provider (accounts without
+/// a password or second factor re-authenticate that way).
+pub const REAUTHENTICATED_AT_KEY: &str = "reauthenticated_at_provider";
+
+pub async fn recently_confirmed_at_provider(ctx: &FormContext) -> bool {
+    ctx.session
+        .get::<i64>(REAUTHENTICATED_AT_KEY)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|at| ctx.now() - at < LINK_REAUTH_MS)
+}
 
 fn flow_cookie_name(ctx: &FormContext) -> &'static str {
     if ctx.state.https {
@@ -112,7 +123,12 @@ pub async fn start(
     let Some(provider) = ctx.state.providers.get(&provider_id) else {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     };
-    let intent = if query.intent == "link" {
+    let intent = if query.intent == "reauth" {
+        if ctx.auth().await.is_none() {
+            return see_other("/sign-in");
+        }
+        "reauth"
+    } else if query.intent == "link" {
         // Linking needs a signed-in account that re-authenticated a moment ago.
         let recent = ctx
             .session
@@ -129,7 +145,8 @@ pub async fn start(
         "sign_in"
     };
     match provider
-        .start(&ctx.state.public_url, intent, false, ctx.now())
+        // Re-authentication asks the provider for a fresh sign-in (prompt=login, max_age=0).
+        .start(&ctx.state.public_url, intent, intent == "reauth", ctx.now())
         .await
     {
         Ok((url, flow)) => with_cookie(see_other(&url), flow_cookie(&ctx, Some(&flow))),
@@ -238,6 +255,9 @@ async fn callback_inner(
     if flow.intent == "link" {
         return link_identity(ctx, identity).await;
     }
+    if flow.intent == "reauth" {
+        return confirm_identity(ctx, identity).await;
+    }
     let portal = &ctx.state.portal;
     match identities::find_user(&portal.db, &identity.provider, &identity.subject).await {
         Ok(Some(user_id)) => sign_in_as(ctx, user_id, &identity.provider).await,
@@ -304,6 +324,27 @@ async fn sign_in_as(ctx: &FormContext, user_id: uuid::Uuid, provider: &str) -> R
     };
     match result {
         Ok(to) => see_other(to),
+        Err(error) => failure(&error.to_string()),
+    }
+}
+
+/// Re-authentication at the provider: the identity must be one of the signed-in account's.
+async fn confirm_identity(ctx: &FormContext, identity: ExternalIdentity) -> Response {
+    let auth = match require_auth(ctx).await {
+        Ok(auth) => auth,
+        Err(response) => return response,
+    };
+    let owner =
+        identities::find_user(&ctx.state.portal.db, &identity.provider, &identity.subject).await;
+    match owner {
+        Ok(Some(owner)) if owner == auth.user_id => {
+            if let Err(error) = ctx.session.insert(REAUTHENTICATED_AT_KEY, ctx.now()).await {
+                return failure(&error.to_string());
+            }
+            ctx.back("/account", Flash::notice(tr("external.confirmed")))
+                .await
+        }
+        Ok(_) => refuse(ctx, "external.not_yours").await,
         Err(error) => failure(&error.to_string()),
     }
 }
@@ -435,19 +476,10 @@ pub async fn link(ctx: FormContext, Form(fields): Form<LinkFields>) -> Response 
         return axum::http::StatusCode::NOT_FOUND.into_response();
     }
     let mut flash = Flash::for_form(&format!("link_{}", fields.provider));
-    match reauth::confirm(&ctx.state.portal, &ctx.meta, auth.user_id, &fields.answer).await {
-        Ok(Ok(())) => {}
-        Ok(Err(refusal)) => {
-            match refusal {
-                ReauthRefusal::Wrong => {
-                    flash.errors.insert("answer".into(), tr("reauth.wrong"));
-                }
-                ReauthRefusal::Throttled(wait) => flash.alert = Some(wait_message(wait)),
-                ReauthRefusal::NeedsProvider => flash.alert = Some(tr("reauth.needs_provider")),
-            }
-            return ctx.back("/account", flash).await;
-        }
-        Err(error) => return failure(&error.to_string()),
+    match super::account::reauthenticate(&ctx, &auth, &fields.answer, &mut flash, "answer").await {
+        Ok(true) => {}
+        Ok(false) => return ctx.back("/account", flash).await,
+        Err(response) => return response,
     }
     if let Err(error) = ctx.session.insert(LINK_REAUTH_KEY, ctx.now()).await {
         return failure(&error.to_string());
