@@ -1,5 +1,7 @@
 // A real OpenID Connect provider for the server's tests (oauth2-mock-server): discovery, JWKS,
 // authorization code with PKCE, signed ID tokens. Usage: node oidc-provider.mjs PORT.
+// Its /userinfo answers as X's /2/users/me does ({"data": {"id", "name", "username"}}), so it
+// also stands in for X's OAuth 2.0 API.
 // A control endpoint on PORT+1 sets who signs in next and can spoil the next ID token:
 //   POST /next {"sub": "...", "email": "...", "email_verified": true, "name": "...",
 //               "spoil": "nonce" | "iss" | "aud" | "exp" | null}
@@ -23,6 +25,10 @@ server.service.on('beforeTokenSigning', (token) => {
     case 'aud': p.aud = 'another-client'; break;
     case 'exp': p.iat = Math.floor(Date.now() / 1000) - 7200; p.exp = p.iat + 3600; break;
   }
+});
+
+server.service.on('beforeUserinfo', (response) => {
+  response.body = { data: { id: next.sub, name: next.name ?? 'X user', username: 'xuser' } };
 });
 
 await server.start(port, '127.0.0.1');

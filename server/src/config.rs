@@ -146,6 +146,32 @@ pub struct Config {
     )]
     pub google_issuer: String,
 
+    /// X (Twitter) sign-in: the OAuth 2.0 client id of an X app (confidential client, scopes
+    /// users.read and tweet.read). Redirect URI: PORTAL_PUBLIC_URL/auth/x/callback.
+    #[arg(long, env = "PORTAL_X_CLIENT_ID")]
+    pub x_client_id: Option<String>,
+    #[arg(long, env = "PORTAL_X_CLIENT_SECRET", hide_env_values = true)]
+    pub x_client_secret: Option<String>,
+    /// X's endpoints (changed only to test against a stand-in provider).
+    #[arg(
+        long,
+        env = "PORTAL_X_AUTHORIZE_URL",
+        default_value = "https://x.com/i/oauth2/authorize"
+    )]
+    pub x_authorize_url: String,
+    #[arg(
+        long,
+        env = "PORTAL_X_TOKEN_URL",
+        default_value = "https://api.x.com/2/oauth2/token"
+    )]
+    pub x_token_url: String,
+    #[arg(
+        long,
+        env = "PORTAL_X_USER_URL",
+        default_value = "https://api.x.com/2/users/me"
+    )]
+    pub x_user_url: String,
+
     /// Any OpenID Connect provider: its issuer URL (discovery at
     /// ISSUER/.well-known/openid-configuration). Redirect URI: PORTAL_PUBLIC_URL/auth/oidc/callback.
     #[arg(long, env = "PORTAL_OIDC_ISSUER")]
@@ -186,7 +212,9 @@ impl Config {
             (Some(id), Some(secret)) => providers.push(crate::oidc::ProviderConfig {
                 id: "google",
                 label: "Google".into(),
-                issuer: self.google_issuer.clone(),
+                kind: crate::oidc::ProviderKind::Oidc {
+                    issuer: self.google_issuer.clone(),
+                },
                 client_id: id.clone(),
                 client_secret: secret.clone(),
             }),
@@ -197,11 +225,28 @@ impl Config {
                 )
             }
         }
+        match (&self.x_client_id, &self.x_client_secret) {
+            (Some(id), Some(secret)) => providers.push(crate::oidc::ProviderConfig {
+                id: "x",
+                label: "X".into(),
+                kind: crate::oidc::ProviderKind::X {
+                    authorize_url: self.x_authorize_url.clone(),
+                    token_url: self.x_token_url.clone(),
+                    user_url: self.x_user_url.clone(),
+                },
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            }),
+            (None, None) => {}
+            _ => return Err("set both PORTAL_X_CLIENT_ID and PORTAL_X_CLIENT_SECRET".into()),
+        }
         match (&self.oidc_issuer, &self.oidc_client_id, &self.oidc_client_secret) {
             (Some(issuer), Some(id), Some(secret)) => providers.push(crate::oidc::ProviderConfig {
                 id: "oidc",
                 label: self.oidc_name.clone(),
-                issuer: issuer.clone(),
+                kind: crate::oidc::ProviderKind::Oidc {
+                    issuer: issuer.clone(),
+                },
                 client_id: id.clone(),
                 client_secret: secret.clone(),
             }),

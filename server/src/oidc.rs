@@ -1,7 +1,10 @@
-//! Sign-in with OpenID Connect providers (Google, and any provider from configuration) through
-//! the `openidconnect` crate: discovery, the authorization code flow with PKCE, and the ID
-//! token checks (signature, issuer, audience, nonce, expiry). The flow's state, nonce and PKCE
-//! verifier travel in a short-lived signed cookie of their own, used once.
+//! Sign-in with external providers. OpenID Connect (Google, and any provider from
+//! configuration) through the `openidconnect` crate: discovery, the authorization code flow
+//! with PKCE, and the ID token checks (signature, issuer, audience, nonce, expiry). X through
+//! the `oauth2` crate: OAuth 2.0 authorization code with PKCE, the identity being the X user id
+//! from its API (X gives no email address; the sign-up form asks for one and verifies it).
+//! The flow's state, nonce and PKCE verifier travel in a short-lived signed cookie of their
+//! own, used once.
 
 use openidconnect::{
     core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
@@ -24,9 +27,21 @@ pub struct ProviderConfig {
     pub id: &'static str,
     /// On the button: "Continue with …".
     pub label: String,
-    pub issuer: String,
+    pub kind: ProviderKind,
     pub client_id: String,
     pub client_secret: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    /// OpenID Connect, found by discovery at the issuer.
+    Oidc { issuer: String },
+    /// Plain OAuth 2.0 with PKCE and a "who am I" API answering `{"data": {"id", "name"}}`.
+    X {
+        authorize_url: String,
+        token_url: String,
+        user_url: String,
+    },
 }
 
 pub struct Provider {
@@ -87,6 +102,8 @@ pub enum OidcError {
     NoIdToken,
     #[error("the ID token was refused: {0}")]
     IdToken(String),
+    #[error("the user API answered wrongly: {0}")]
+    UserApi(String),
 }
 
 fn http_client() -> reqwest::Client {
@@ -106,12 +123,16 @@ impl Provider {
                 return Ok(metadata.clone());
             }
         }
-        let issuer = IssuerUrl::new(self.config.issuer.clone())
-            .map_err(|e| OidcError::Config(e.to_string()))?;
+        let ProviderKind::Oidc { issuer } = &self.config.kind else {
+            return Err(OidcError::Config("not an OpenID Connect provider".into()));
+        };
+        let issuer_text = issuer.clone();
+        let issuer =
+            IssuerUrl::new(issuer_text.clone()).map_err(|e| OidcError::Config(e.to_string()))?;
         // Checks that the document names the configured issuer, and fetches the signing keys.
         let metadata = CoreProviderMetadata::discover_async(issuer, &http_client())
             .await
-            .map_err(|e| OidcError::Discovery(self.config.issuer.clone(), e.to_string()))?;
+            .map_err(|e| OidcError::Discovery(issuer_text, e.to_string()))?;
         *self.metadata.write().await = Some((Instant::now(), metadata.clone()));
         Ok(metadata)
     }
@@ -130,6 +151,9 @@ impl Provider {
         fresh_login: bool,
         now_ms: i64,
     ) -> Result<(String, FlowState), OidcError> {
+        if let ProviderKind::X { .. } = &self.config.kind {
+            return self.start_oauth2(public_url, intent, now_ms);
+        }
         let metadata = self.metadata().await?;
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -173,6 +197,9 @@ impl Provider {
         flow: &FlowState,
         code: &str,
     ) -> Result<domain::accounts::identities::ExternalIdentity, OidcError> {
+        if let ProviderKind::X { .. } = &self.config.kind {
+            return self.finish_oauth2(public_url, flow, code).await;
+        }
         let metadata = self.metadata().await?;
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -201,6 +228,117 @@ impl Provider {
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_string()),
+        })
+    }
+}
+
+/// X: OAuth 2.0 authorization code with PKCE (no OpenID Connect, so no nonce and no ID token).
+impl Provider {
+    fn oauth2_client(
+        &self,
+        public_url: &str,
+    ) -> Result<
+        oauth2::basic::BasicClient<
+            oauth2::EndpointSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointSet,
+        >,
+        OidcError,
+    > {
+        let ProviderKind::X {
+            authorize_url,
+            token_url,
+            ..
+        } = &self.config.kind
+        else {
+            return Err(OidcError::Config("not an OAuth 2.0 provider".into()));
+        };
+        let config = |e: oauth2::url::ParseError| OidcError::Config(e.to_string());
+        Ok(
+            oauth2::basic::BasicClient::new(oauth2::ClientId::new(self.config.client_id.clone()))
+                .set_client_secret(oauth2::ClientSecret::new(self.config.client_secret.clone()))
+                .set_auth_uri(oauth2::AuthUrl::new(authorize_url.clone()).map_err(config)?)
+                .set_token_uri(oauth2::TokenUrl::new(token_url.clone()).map_err(config)?)
+                .set_redirect_uri(
+                    oauth2::RedirectUrl::new(format!(
+                        "{public_url}/auth/{}/callback",
+                        self.config.id
+                    ))
+                    .map_err(config)?,
+                ),
+        )
+    }
+
+    fn start_oauth2(
+        &self,
+        public_url: &str,
+        intent: &str,
+        now_ms: i64,
+    ) -> Result<(String, FlowState), OidcError> {
+        let client = self.oauth2_client(public_url)?;
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+        let (url, state) = client
+            .authorize_url(oauth2::CsrfToken::new_random)
+            .add_scope(oauth2::Scope::new("users.read".into()))
+            .add_scope(oauth2::Scope::new("tweet.read".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        Ok((
+            url.to_string(),
+            FlowState {
+                provider: self.config.id.to_string(),
+                state: state.secret().clone(),
+                nonce: String::new(),
+                pkce_verifier: verifier.secret().clone(),
+                intent: intent.to_string(),
+                started_at: now_ms,
+            },
+        ))
+    }
+
+    async fn finish_oauth2(
+        &self,
+        public_url: &str,
+        flow: &FlowState,
+        code: &str,
+    ) -> Result<domain::accounts::identities::ExternalIdentity, OidcError> {
+        use oauth2::TokenResponse as _;
+        let ProviderKind::X { user_url, .. } = &self.config.kind else {
+            return Err(OidcError::Config("not an OAuth 2.0 provider".into()));
+        };
+        let http = http_client();
+        let token = self
+            .oauth2_client(public_url)?
+            .exchange_code(oauth2::AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(oauth2::PkceCodeVerifier::new(flow.pkce_verifier.clone()))
+            .request_async(&http)
+            .await
+            .map_err(|e| OidcError::Exchange(e.to_string()))?;
+        let response = http
+            .get(user_url)
+            .bearer_auth(token.access_token().secret())
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| OidcError::UserApi(e.to_string()))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| OidcError::UserApi(e.to_string()))?;
+        let me: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| OidcError::UserApi(e.to_string()))?;
+        let id = me["data"]["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| OidcError::UserApi("no data.id".into()))?;
+        Ok(domain::accounts::identities::ExternalIdentity {
+            provider: self.config.id.to_string(),
+            subject: id.to_string(),
+            email: None,
+            email_verified: false,
+            name: me["data"]["name"].as_str().map(str::to_string),
         })
     }
 }

@@ -92,6 +92,16 @@ async fn app_with(backend: domain::db::Backend, provider: &Provider) -> TestApp 
             "portal-secret",
             "--oidc-name",
             "Example SSO",
+            "--x-client-id",
+            "portal-x",
+            "--x-client-secret",
+            "portal-x-secret",
+            "--x-authorize-url",
+            &format!("{issuer}/authorize"),
+            "--x-token-url",
+            &format!("{issuer}/token"),
+            "--x-user-url",
+            &format!("{issuer}/userinfo"),
         ],
     )
     .await
@@ -433,6 +443,53 @@ async fn spoiled_tokens_and_replayed_or_foreign_states_are_refused(
     assert_eq!(location(&bare.get(&victims_answer).await), "/sign-in");
 }
 
+/// X: OAuth 2.0 with PKCE against the same provider process standing in for X's endpoints.
+async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider: &Provider) {
+    provider
+        .next(serde_json::json!({ "sub": "x-1234", "name": "Xena" }))
+        .await;
+    let mut browser = Browser::new(app);
+    let start = browser.get("/auth/x/start").await;
+    let authorize = location(&start);
+    assert!(authorize.contains("code_challenge="), "PKCE: {authorize}");
+    assert!(authorize.contains("users.read"), "{authorize}");
+    let answer = browser.get(&authorize).await;
+    let response = browser.get(&location(&answer)).await;
+    assert_eq!(location(&response), "/sign-up/external");
+    let pending = browser.api("external_sign_up").await;
+    assert_eq!(pending["email"], "", "X gives no address");
+    assert_eq!(pending["display_name"], "Xena");
+    browser
+        .post(
+            "/sign-up/external",
+            &[
+                ("email", "xena@example.com"),
+                ("display_name", "Xena"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(browser.viewer().await.as_deref(), Some("Xena"));
+    let account = browser.api("account").await;
+    assert_eq!(account["viewer"]["email_verified"], false, "to be verified");
+    assert_eq!(account["identities"][0]["provider"], "x");
+    assert_eq!(account["identities"][0]["subject"], "x-1234");
+    let subjects: Vec<String> = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT subject FROM outbox_emails WHERE recipient = 'xena@example.com'"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(subjects, vec!["Verify your email address".to_string()]);
+
+    browser.post("/sign-out", &[]).await;
+    let start = browser.get("/auth/x/start").await;
+    let answer = browser.get(&location(&start)).await;
+    assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
+    assert_eq!(browser.viewer().await.as_deref(), Some("Xena"));
+}
+
 macro_rules! oidc_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -460,4 +517,5 @@ oidc_tests!(
     a_new_identity_signs_up_with_confirmations_then_signs_in,
     an_address_with_an_account_is_never_merged,
     spoiled_tokens_and_replayed_or_foreign_states_are_refused,
+    x_signs_up_with_an_address_the_portal_verifies,
 );

@@ -99,7 +99,7 @@ pub fn AccountPage() -> impl IntoView {
                     .first()
                     .map(|i| (i.provider.clone(), i.provider_name.clone()));
                 view! {
-                <FlashMessages flash=page_level(&flash, &["password", "email", "identities", "link_google", "link_oidc"])/>
+                <FlashMessages flash=page_level(&flash, &["password", "email", "identities", "link_google", "link_oidc", "link_x"])/>
                 {(!overview.viewer.email_verified).then(|| view! {
                     <div class="banner" role="region" aria-label=tr("account.verify_banner_label")>
                         <p>{tr("account.verify_banner")}</p>
@@ -172,7 +172,11 @@ pub fn AccountPage() -> impl IntoView {
                             }).collect_view()}
                         </ul>
                         {overview.linkable.iter().map(|(id, name)| {
-                            let form: &'static str = if id == "google" { "link_google" } else { "link_oidc" };
+                            let form: &'static str = match id.as_str() {
+                                "google" => "link_google",
+                                "x" => "link_x",
+                                _ => "link_oidc",
+                            };
                             view! {
                             <form method="post" action="/account/identities/link" class="form">
                                 <input type="hidden" name="provider" value=id.clone()/>
