@@ -1009,6 +1009,29 @@ async fn two_factor_codes_work_once_and_recovery_codes_are_single_use(db: Db) {
         "one account's codes do nothing for another"
     );
 
+    // Rotating the key ring: the secret sealed under the old key still works, and is sealed
+    // again under the new one when used.
+    use base64::Engine;
+    let new_key = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+    let old_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let mut rotated = portal.clone();
+    rotated.secret_box = Arc::new(
+        domain::accounts::totp::SecretBox::from_spec(&format!("k2:{new_key},k1:{old_key}"))
+            .unwrap(),
+    );
+    clock.advance(Duration::seconds(30));
+    let code = current_code(&enrolment.secret, now());
+    assert!(two_factor::check_code(&rotated, user_id, &code)
+        .await
+        .unwrap());
+    let stored: Option<String> = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT totp_secret FROM users WHERE id = $1"
+    ).bind(user_id).fetch_one(pool).await.unwrap());
+    assert!(
+        stored.unwrap().starts_with("k2:"),
+        "sealed again under the current key"
+    );
+
     two_factor::disable(&portal, &meta, user_id).await.unwrap();
     assert!(!profile::load(&db, user_id)
         .await

@@ -418,7 +418,45 @@ async fn password_change_reauthenticates_and_ends_the_other_sessions(app: &TestA
     assert_eq!(laptop.viewer().await.as_deref(), Some("Pat Smith"));
 }
 
+async fn forwarded_for_is_ignored_without_trusted_proxies(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser.sign_up("fay@example.com", PASSWORD, "Fay").await;
+    browser.sign_in("fay@example.com", PASSWORD).await;
+    let response = app
+        .client
+        .get(app.url("/account"))
+        .header(header::COOKIE, browser.cookie.clone().unwrap())
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let ips: Vec<Option<String>> = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT s.client_ip FROM sessions s JOIN users u ON u.id = s.account_id WHERE u.email_normalized = 'fay@example.com'"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(
+        ips,
+        vec![Some("127.0.0.1".to_string())],
+        "the socket's peer"
+    );
+    let entries: Vec<Option<String>> = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT client_ip FROM audit_log WHERE action = 'sign_in.password'"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(
+        entries,
+        vec![Some("127.0.0.1".to_string())],
+        "full IP in the security log"
+    );
+}
+
 app_tests!(
+    forwarded_for_is_ignored_without_trusted_proxies,
     password_change_reauthenticates_and_ends_the_other_sessions,
     sign_up_and_sign_in_rotate_the_session_and_sign_out_ends_it,
     one_message_for_unknown_address_and_wrong_password,
@@ -429,3 +467,32 @@ app_tests!(
     sessions_end_after_the_absolute_lifetime,
     verification_link_confirms_the_address_once,
 );
+
+/// Behind a configured proxy, the right-most untrusted X-Forwarded-For entry is the client.
+#[tokio::test]
+async fn forwarded_for_is_believed_from_a_trusted_proxy() {
+    let app = common::spawn_app_args(
+        domain::db::Backend::Sqlite,
+        None,
+        &["--trusted-proxies", "127.0.0.1"],
+    )
+    .await;
+    let mut browser = Browser::new(&app);
+    browser.sign_up("gil@example.com", PASSWORD, "Gil").await;
+    browser.sign_in("gil@example.com", PASSWORD).await;
+    app.client
+        .get(app.url("/account"))
+        .header(header::COOKIE, browser.cookie.clone().unwrap())
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    let ips: Vec<Option<String>> = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT s.client_ip FROM sessions s JOIN users u ON u.id = s.account_id WHERE u.email_normalized = 'gil@example.com'"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(ips, vec![Some("203.0.113.9".to_string())]);
+    app.cleanup().await;
+}

@@ -383,6 +383,49 @@ async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Pr
     let account = owner.api("account").await;
     assert_eq!(account["identities"][0]["provider"], "oidc");
 
+    // Another account cannot unlink it by naming it.
+    let mut other = Browser::new(app);
+    other
+        .post(
+            "/sign-up",
+            &[
+                ("email", "mallory@example.com"),
+                ("password", "correct horse battery staple"),
+                ("display_name", "Mallory"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    other
+        .post(
+            "/sign-in",
+            &[
+                ("email", "mallory@example.com"),
+                ("password", "correct horse battery staple"),
+            ],
+        )
+        .await;
+    other
+        .post(
+            "/account/identities/unlink",
+            &[("provider", "oidc"), ("subject", "sso-kai")],
+        )
+        .await;
+    assert!(other.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("not linked"));
+    assert_eq!(
+        other.api("account").await["identities"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        owner.api("account").await["identities"][0]["subject"],
+        "sso-kai",
+        "still the owner's"
+    );
+
     // Now the identity signs in to the owner's account.
     let mut later = Browser::new(app);
     let back = later.visit_provider().await;

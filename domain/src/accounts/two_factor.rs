@@ -201,7 +201,23 @@ pub async fn check_code(portal: &Portal, user_id: Uuid, code: &str) -> Result<bo
         let Some((Some(sealed), last_step)) = row else {
             return Ok(false);
         };
-        let secret = open(portal, &sealed)?;
+        let (secret, old_key) = portal
+            .secret_box
+            .open(&sealed)
+            .map_err(|e| AccountError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        if old_key {
+            // Key rotation: sealed under a key that is no longer current, so seal it again.
+            let resealed = portal.secret_box.seal(&secret, &*portal.random);
+            on_db!(&portal.db, pool => sqlx::query(
+                "UPDATE users SET totp_secret = $3 WHERE id = $1 AND totp_secret = $2",
+            )
+            .bind(user_id)
+            .bind(&sealed)
+            .bind(&resealed)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        }
         let last = last_step.map(|s| s.max(0) as u64);
         let Some(step) = totp::verify_code(&secret, &compact, unix_seconds(portal), last) else {
             return Ok(false);
