@@ -1,0 +1,4 @@
+//! Billing: billing details, tax, and (coming) subscriptions through Stripe.
+
+pub mod tax;
+pub mod vat_number;
