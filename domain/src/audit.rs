@@ -18,7 +18,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn parts(self) -> (&'static str, Option<Uuid>) {
+    pub fn parts(self) -> (&'static str, Option<Uuid>) {
         match self {
             Actor::Anonymous => ("anonymous", None),
             Actor::User(id) => ("user", Some(id)),

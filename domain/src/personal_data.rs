@@ -102,6 +102,38 @@ pub static PERSONAL_TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "billing_details",
+        owner_column: "customer_id",
+        columns: &[
+            col("customer_id", true, NotPersonal),
+            col("name", true, DeleteRow),
+            col("company", true, DeleteRow),
+            col("address_line1", true, DeleteRow),
+            col("address_line2", true, DeleteRow),
+            col("postal_code", true, DeleteRow),
+            col("city", true, DeleteRow),
+            col("country", true, NotPersonal),
+            col("billing_email", true, DeleteRow),
+            col("vat_number", true, DeleteRow),
+            col("updated_at", true, NotPersonal),
+        ],
+    },
+    // Financial records: kept for the legal retention period (10 years), then purged.
+    Table {
+        name: "billing_details_history",
+        owner_column: "customer_id",
+        columns: &[
+            col("id", false, NotPersonal),
+            col("customer_id", true, NotPersonal),
+            col("changed_at", true, NotPersonal),
+            col("actor_kind", true, NotPersonal),
+            col("actor_id", true, NotPersonal),
+            col("field", true, NotPersonal),
+            col("old_value", true, PurgeAfterDays(3650)),
+            col("new_value", true, PurgeAfterDays(3650)),
+        ],
+    },
+    Table {
         name: "recovery_codes",
         owner_column: "user_id",
         columns: &[

@@ -1284,6 +1284,86 @@ async fn email_change_confirms_the_new_address_and_tells_the_old_one(db: Db) {
     );
 }
 
+async fn billing_details_keep_a_history_of_every_change_scoped_by_customer(db: Db) {
+    use domain::billing::{
+        details::{self, BillingForm},
+        tax::VatRates,
+    };
+    let clock = clock();
+    let portal = portal(&db, &clock);
+    let meta = RequestMeta::default();
+    let rates = VatRates::sample();
+    let (ada, _) = sign_up(&db, &clock, "ada@example.com").await;
+    let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
+    let customer_of = |user: Uuid| {
+        let db = db.clone();
+        async move {
+            let id: Uuid = domain::on_db!(&db, pool => sqlx::query_scalar(
+                "SELECT customer_id FROM memberships WHERE user_id = $1"
+            ).bind(user).fetch_one(pool).await.unwrap());
+            id
+        }
+    };
+    let (customer, other) = (customer_of(ada).await, customer_of(bob).await);
+    let mut form = BillingForm {
+        name: "Ada Lovelace".into(),
+        address_line1: "Unter den Linden 1".into(),
+        postal_code: "10117".into(),
+        city: "Berlin".into(),
+        country: "DE".into(),
+        billing_email: "billing@example.com".into(),
+        ..Default::default()
+    };
+    let first = details::validate(&form, &rates).unwrap();
+    let changed = details::save(&portal, &meta, Actor::User(ada), customer, &first)
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 6, "{changed:?}");
+    assert_eq!(
+        details::load(&db, customer).await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(
+        details::save(&portal, &meta, Actor::User(ada), customer, &first)
+            .await
+            .unwrap()
+            .is_empty(),
+        "saving the same details writes nothing"
+    );
+
+    clock.advance(Duration::minutes(5));
+    form.company = "Analytical Engines GmbH".into();
+    form.vat_number = "DE123456789".into();
+    let staff = Uuid::now_v7();
+    let second = details::validate(&form, &rates).unwrap();
+    let changed = details::save(&portal, &meta, Actor::Staff(staff), customer, &second)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec!["company", "vat_number"]);
+    let history = details::history(&db, customer).await.unwrap();
+    assert_eq!(history.len(), 8);
+    let vat = history.iter().find(|h| h.field == "vat_number").unwrap();
+    assert_eq!(vat.old_value, None);
+    assert_eq!(vat.new_value.as_deref(), Some("DE123456789"));
+    assert_eq!(vat.actor_kind, "staff");
+    assert_eq!(vat.actor_id, Some(staff));
+    assert_eq!(history[0].changed_at, clock.now_ms(), "newest first");
+    let name = history.iter().find(|h| h.field == "name").unwrap();
+    assert_eq!(
+        (name.actor_kind.as_str(), name.actor_id),
+        ("user", Some(ada))
+    );
+
+    assert_eq!(
+        details::load(&db, other).await.unwrap(),
+        None,
+        "scoped by customer"
+    );
+    assert!(details::history(&db, other).await.unwrap().is_empty());
+    let audit = audit::for_customer(&db, customer, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "billing_details.changed"));
+}
+
 contract_tests!(
     jobs_enqueued_in_a_rolled_back_transaction_do_not_exist,
     a_claimed_job_is_not_claimed_twice_until_its_lease_expires,
@@ -1303,4 +1383,5 @@ contract_tests!(
     two_factor_codes_work_once_and_recovery_codes_are_single_use,
     password_reset_links_work_once_and_end_every_session,
     email_change_confirms_the_new_address_and_tells_the_old_one,
+    billing_details_keep_a_history_of_every_change_scoped_by_customer,
 );
