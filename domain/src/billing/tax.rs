@@ -218,12 +218,14 @@ mod tests {
     }
 
     /// (seller country, buyer country, buyer VAT number, date) → (treatment, rate, Stripe key).
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Date, Treatment, u32, Option<&'a str>);
+
     #[test]
     fn decisions() {
         use Treatment::*;
         let rates = VatRates::sample();
         let today = date!(2026 - 11 - 22);
-        let cases: &[(&str, &str, Option<&str>, Date, Treatment, u32, Option<&str>)] = &[
+        let cases: &[Case] = &[
             // Seller in Germany.
             ("DE", "DE", None, today, Domestic, 1900, Some("vat-DE-1900")),
             (
