@@ -3,6 +3,7 @@ use crate::{
     i18n::{tr, UiLocale},
     pages::{
         account::{AccountPage, TwoFactorPage},
+        billing::BillingPage,
         landing::LandingPage,
         legal::{PrivacyPage, TermsPage},
         not_found::NotFound,
@@ -39,6 +40,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset-password/:token") view=ResetPasswordPage ssr=ssr.clone()/>
                     <Route path=path!("/account") view=AccountPage ssr=ssr.clone()/>
                     <Route path=path!("/account/two-factor") view=TwoFactorPage ssr=ssr.clone()/>
+                    <Route path=path!("/billing") view=BillingPage ssr=ssr.clone()/>
                     <Route path=path!("/terms") view=TermsPage ssr=ssr.clone()/>
                     <Route path=path!("/privacy") view=PrivacyPage ssr=ssr/>
                 </Routes>

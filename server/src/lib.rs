@@ -94,6 +94,7 @@ pub async fn build(
         page_cache: PageCache::default(),
         auth_limiter,
         providers,
+        rates: domain::billing::tax::VatRates::sample(),
         secrets_session_key: secrets.session_key,
     });
     let mailer = match &state.config.smtp_url {

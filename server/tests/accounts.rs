@@ -455,7 +455,79 @@ async fn forwarded_for_is_ignored_without_trusted_proxies(app: &TestApp) {
     );
 }
 
+async fn billing_details_are_validated_saved_and_their_history_shown(app: &TestApp) {
+    let details = [
+        ("name", "Ada Lovelace"),
+        ("address_line1", "Unter den Linden 1"),
+        ("postal_code", "10117"),
+        ("city", "Berlin"),
+        ("country", "DE"),
+        ("billing_email", "billing@example.com"),
+        ("vat_number", "DE12"),
+    ];
+    let mut anonymous = Browser::new(app);
+    let response = anonymous.post("/billing", &details).await;
+    assert_eq!(location(&response), "/sign-in");
+
+    let mut ada = Browser::new(app);
+    ada.sign_up("ada@example.com", PASSWORD, "Ada").await;
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    ada.post("/billing", &details).await;
+    let flash = ada.flash().await;
+    assert!(flash["errors"]["vat_number"]
+        .as_str()
+        .unwrap()
+        .contains("VAT number"));
+    assert_eq!(
+        flash["values"]["city"], "Berlin",
+        "what was typed comes back"
+    );
+
+    let mut good = details.to_vec();
+    good[6] = ("vat_number", "de 123 456 789");
+    ada.post("/billing", &good).await;
+    assert_eq!(
+        ada.flash().await["notice"],
+        "Your billing details were saved."
+    );
+    good[3] = ("city", "Potsdam");
+    app.clock.advance(time::Duration::minutes(1));
+    ada.post("/billing", &good).await;
+    let billing = api(&mut ada, "billing").await;
+    assert_eq!(billing["values"]["vat_number"], "DE123456789");
+    assert_eq!(billing["values"]["city"], "Potsdam");
+    assert_eq!(billing["history"][0]["field"], "City");
+    assert_eq!(billing["history"][0]["old_value"], "Berlin");
+    assert_eq!(billing["history"][0]["new_value"], "Potsdam");
+
+    let mut bob = Browser::new(app);
+    bob.sign_up("bob@example.com", PASSWORD, "Bob").await;
+    bob.sign_in("bob@example.com", PASSWORD).await;
+    let theirs = api(&mut bob, "billing").await;
+    assert_eq!(
+        theirs["values"],
+        serde_json::json!({}),
+        "another customer sees nothing"
+    );
+    assert_eq!(theirs["history"], serde_json::json!([]));
+}
+
+async fn api(browser: &mut Browser<'_>, name: &str) -> serde_json::Value {
+    let response = browser
+        .app
+        .client
+        .post(browser.app.url(&format!("/api/{name}")))
+        .header(header::ORIGIN, &browser.app.address)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
 app_tests!(
+    billing_details_are_validated_saved_and_their_history_shown,
     forwarded_for_is_ignored_without_trusted_proxies,
     password_change_reauthenticates_and_ends_the_other_sessions,
     sign_up_and_sign_in_rotate_the_session_and_sign_out_ends_it,

@@ -1,4 +1,5 @@
 pub mod account;
+pub mod billing;
 pub mod landing;
 pub mod legal;
 pub mod not_found;

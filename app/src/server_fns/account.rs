@@ -129,7 +129,7 @@ mod server {
 }
 
 #[cfg(feature = "ssr")]
-pub use server::{require_account, session, signed_in};
+pub use server::{require_account, session, signed_in, when};
 
 /// The flash left by the last form post, removed as it is read.
 #[server(endpoint = "flash")]

@@ -218,7 +218,15 @@ mod tests {
     }
 
     /// (seller country, buyer country, buyer VAT number, date) → (treatment, rate, Stripe key).
-    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Date, Treatment, u32, Option<&'a str>);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Date,
+        Treatment,
+        u32,
+        Option<&'a str>,
+    );
 
     #[test]
     fn decisions() {

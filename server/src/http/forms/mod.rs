@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod billing;
 pub mod external;
 
 use crate::state::AppState;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-up/external", post(external::sign_up))
         .route("/account/identities/link", post(external::link))
         .route("/account/identities/unlink", post(external::unlink))
+        .route("/billing", post(billing::save))
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))
