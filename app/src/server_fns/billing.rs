@@ -34,17 +34,7 @@ pub async fn load_billing() -> Result<BillingView, ServerFnError> {
         .map_err(ServerFnError::new)?;
     let mut values = std::collections::BTreeMap::new();
     if let Some(d) = &saved {
-        for (field, value) in [
-            ("name", Some(d.name.clone())),
-            ("company", d.company.clone()),
-            ("address_line1", Some(d.address_line1.clone())),
-            ("address_line2", d.address_line2.clone()),
-            ("postal_code", Some(d.postal_code.clone())),
-            ("city", Some(d.city.clone())),
-            ("country", Some(d.country.clone())),
-            ("billing_email", Some(d.billing_email.clone())),
-            ("vat_number", d.vat_number.clone()),
-        ] {
+        for (field, value) in details::fields(d) {
             values.insert(field.to_string(), value.unwrap_or_default());
         }
     }

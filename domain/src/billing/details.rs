@@ -44,6 +44,23 @@ pub struct BillingForm {
     pub vat_number: String,
 }
 
+impl BillingForm {
+    /// Each field by name, as typed.
+    pub fn fields(&self) -> [(&'static str, &str); 9] {
+        [
+            ("name", &self.name),
+            ("company", &self.company),
+            ("address_line1", &self.address_line1),
+            ("address_line2", &self.address_line2),
+            ("postal_code", &self.postal_code),
+            ("city", &self.city),
+            ("country", &self.country),
+            ("billing_email", &self.billing_email),
+            ("vat_number", &self.vat_number),
+        ]
+    }
+}
+
 /// A problem with one field: (field name, message key).
 pub type FieldProblem = (&'static str, &'static str);
 
@@ -151,7 +168,8 @@ pub async fn load(db: &Db, customer_id: Uuid) -> Result<Option<BillingDetails>, 
     .await)
 }
 
-fn fields(d: &BillingDetails) -> [(&'static str, Option<String>); 9] {
+/// Each field by name, as stored (the history and the form use these names).
+pub fn fields(d: &BillingDetails) -> [(&'static str, Option<String>); 9] {
     [
         ("name", Some(d.name.clone())),
         ("company", d.company.clone()),

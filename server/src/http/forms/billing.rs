@@ -50,18 +50,8 @@ pub async fn save(ctx: FormContext, Form(form): Form<BillingFields>) -> Response
             for (field, key) in problems {
                 flash.errors.insert(field.into(), tr(key));
             }
-            for (field, value) in [
-                ("name", &form.name),
-                ("company", &form.company),
-                ("address_line1", &form.address_line1),
-                ("address_line2", &form.address_line2),
-                ("postal_code", &form.postal_code),
-                ("city", &form.city),
-                ("country", &form.country),
-                ("billing_email", &form.billing_email),
-                ("vat_number", &form.vat_number),
-            ] {
-                flash.values.insert(field.into(), value.clone());
+            for (field, value) in form.fields() {
+                flash.values.insert(field.into(), value.to_string());
             }
         }
     }
