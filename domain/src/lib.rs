@@ -7,6 +7,7 @@ pub mod audit;
 pub mod billing;
 pub mod clock;
 pub mod db;
+pub mod homeservers;
 pub mod i18n;
 pub mod jobs;
 pub mod mail;

@@ -208,6 +208,10 @@ pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
     ),
     ("job_schedule", "the last time slot of each periodic job"),
     (
+        "server_names",
+        "homeserver names and the customer id that reserved them; names are public DNS labels, kept forever so none is reused",
+    ),
+    (
         "oauth_states",
         "hashes of random sign-in flow states, kept minutes to refuse replays",
     ),

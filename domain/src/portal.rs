@@ -5,6 +5,7 @@ use crate::{
     accounts::{password::PasswordHasher, totp::SecretBox},
     clock::Clock,
     db::Db,
+    homeservers::regions::RegionCatalog,
     plans::PlanCatalog,
     random::Random,
 };
@@ -16,6 +17,8 @@ pub struct Portal {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub plans: Arc<PlanCatalog>,
+    /// Where homeservers can run.
+    pub regions: Arc<RegionCatalog>,
     /// The public base URL (no trailing slash), used in links that leave the portal.
     pub public_url: Arc<str>,
     pub passwords: PasswordHasher,

@@ -897,6 +897,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
         clock: Arc::new(clock.clone()),
         random: Arc::new(SeededRandom::new(9)),
         plans: Arc::new(domain::plans::PlanCatalog::sample()),
+        regions: Arc::new(domain::homeservers::regions::RegionCatalog::sample()),
         public_url: "https://portal.example".into(),
         passwords: domain::accounts::password::PasswordHasher::new(b"pepper", 12, 1),
         secret_box: Arc::new(
@@ -1364,6 +1365,71 @@ async fn billing_details_keep_a_history_of_every_change_scoped_by_customer(db: D
     assert!(audit.iter().any(|e| e.action == "billing_details.changed"));
 }
 
+async fn server_names_are_reserved_once_and_never_reused(db: Db) {
+    use domain::homeservers::names::{self, NameProblem};
+    let clock = clock();
+    let (ada, _) = sign_up(&db, &clock, "ada@example.com").await;
+    let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
+    let customer_of = |user: Uuid| {
+        let db = db.clone();
+        async move {
+            let id: Uuid = domain::on_db!(&db, pool => sqlx::query_scalar(
+                "SELECT customer_id FROM memberships WHERE user_id = $1"
+            ).bind(user).fetch_one(pool).await.unwrap());
+            id
+        }
+    };
+    let (a, b) = (customer_of(ada).await, customer_of(bob).await);
+    let name = names::validate("Acme-Chat").unwrap();
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        names::reserve(&mut tx, &name, a, clock.now_ms())
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        names::reserve(&mut tx, &name, b, clock.now_ms())
+            .await
+            .unwrap(),
+        Err(NameProblem::Taken)
+    );
+    tx.rollback().await.unwrap();
+
+    // A reservation rolled back with its order leaves the name free.
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        names::reserve(&mut tx, "other-name", b, clock.now_ms())
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        names::reserve(&mut tx, "other-name", b, clock.now_ms())
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    tx.commit().await.unwrap();
+
+    // The customer goes; the name stays taken.
+    domain::on_db!(&db, pool => sqlx::query("DELETE FROM customers WHERE id = $1")
+        .bind(a).execute(pool).await.map(|r| r.rows_affected()).unwrap());
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        names::reserve(&mut tx, &name, b, clock.now_ms())
+            .await
+            .unwrap(),
+        Err(NameProblem::Taken)
+    );
+    tx.rollback().await.unwrap();
+}
+
 contract_tests!(
     jobs_enqueued_in_a_rolled_back_transaction_do_not_exist,
     a_claimed_job_is_not_claimed_twice_until_its_lease_expires,
@@ -1384,4 +1450,5 @@ contract_tests!(
     password_reset_links_work_once_and_end_every_session,
     email_change_confirms_the_new_address_and_tells_the_old_one,
     billing_details_keep_a_history_of_every_change_scoped_by_customer,
+    server_names_are_reserved_once_and_never_reused,
 );

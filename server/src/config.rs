@@ -81,6 +81,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_PLANS_FILE")]
     pub plans_file: Option<PathBuf>,
 
+    /// The regions homeservers can run in (format: config/regions.toml). Default: the sample
+    /// regions in that file.
+    #[arg(long, env = "PORTAL_REGIONS_FILE")]
+    pub regions_file: Option<PathBuf>,
+
     /// Contact published in /.well-known/security.txt (mailto: or https: URI).
     #[arg(long, env = "PORTAL_SECURITY_CONTACT")]
     pub security_contact: Option<String>,

@@ -48,6 +48,21 @@ pub fn load_plans(config: &Config) -> Result<PlanCatalog, String> {
     }
 }
 
+pub fn load_regions(
+    config: &Config,
+) -> Result<domain::homeservers::regions::RegionCatalog, String> {
+    use domain::homeservers::regions::RegionCatalog;
+    match &config.regions_file {
+        None => Ok(RegionCatalog::sample()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("PORTAL_REGIONS_FILE {}: {e}", path.display()))?;
+            RegionCatalog::from_toml(&text)
+                .map_err(|e| format!("PORTAL_REGIONS_FILE {}: {e}", path.display()))
+        }
+    }
+}
+
 /// Builds everything the server runs, from configuration and the injected clock and random
 /// source (tests pass a manual clock and a seeded source).
 pub async fn build(
@@ -58,6 +73,7 @@ pub async fn build(
     config.validate()?;
     let secrets = secrets::Secrets::load(&config, &*random)?;
     let plans = load_plans(&config)?;
+    let regions = load_regions(&config)?;
     let assets = state::load_assets(&config.site_root)?;
     let db = connect(&config).await?;
     db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
@@ -67,6 +83,7 @@ pub async fn build(
         clock: clock.clone(),
         random: random.clone(),
         plans: Arc::new(plans),
+        regions: Arc::new(regions),
         public_url: config.public_url().into(),
         passwords: domain::accounts::password::PasswordHasher::new(
             &secrets.password_pepper,
