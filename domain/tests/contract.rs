@@ -1285,6 +1285,17 @@ async fn email_change_confirms_the_new_address_and_tells_the_old_one(db: Db) {
     );
 }
 
+/// The customer whose owner is `user`.
+async fn customer_of(db: &Db, user: Uuid) -> Uuid {
+    domain::on_db!(db, pool => sqlx::query_scalar(
+        "SELECT customer_id FROM memberships WHERE user_id = $1"
+    )
+    .bind(user)
+    .fetch_one(pool)
+    .await
+    .unwrap())
+}
+
 async fn billing_details_keep_a_history_of_every_change_scoped_by_customer(db: Db) {
     use domain::billing::{
         details::{self, BillingForm},
@@ -1296,16 +1307,7 @@ async fn billing_details_keep_a_history_of_every_change_scoped_by_customer(db: D
     let rates = VatRates::sample();
     let (ada, _) = sign_up(&db, &clock, "ada@example.com").await;
     let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
-    let customer_of = |user: Uuid| {
-        let db = db.clone();
-        async move {
-            let id: Uuid = domain::on_db!(&db, pool => sqlx::query_scalar(
-                "SELECT customer_id FROM memberships WHERE user_id = $1"
-            ).bind(user).fetch_one(pool).await.unwrap());
-            id
-        }
-    };
-    let (customer, other) = (customer_of(ada).await, customer_of(bob).await);
+    let (customer, other) = (customer_of(&db, ada).await, customer_of(&db, bob).await);
     let mut form = BillingForm {
         name: "Ada Lovelace".into(),
         address_line1: "Unter den Linden 1".into(),
@@ -1370,16 +1372,7 @@ async fn server_names_are_reserved_once_and_never_reused(db: Db) {
     let clock = clock();
     let (ada, _) = sign_up(&db, &clock, "ada@example.com").await;
     let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
-    let customer_of = |user: Uuid| {
-        let db = db.clone();
-        async move {
-            let id: Uuid = domain::on_db!(&db, pool => sqlx::query_scalar(
-                "SELECT customer_id FROM memberships WHERE user_id = $1"
-            ).bind(user).fetch_one(pool).await.unwrap());
-            id
-        }
-    };
-    let (a, b) = (customer_of(ada).await, customer_of(bob).await);
+    let (a, b) = (customer_of(&db, ada).await, customer_of(&db, bob).await);
     let name = names::validate("Acme-Chat").unwrap();
     let mut tx = db.begin().await.unwrap();
     assert_eq!(

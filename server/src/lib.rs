@@ -36,31 +36,40 @@ pub async fn connect(config: &Config) -> Result<Db, String> {
         .map_err(|e| format!("database: {e}"))
 }
 
+/// Reads a configuration file named by `variable`, or uses the sample when it is not set.
+fn config_file<T>(
+    path: &Option<std::path::PathBuf>,
+    variable: &str,
+    sample: impl FnOnce() -> T,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    let Some(path) = path else {
+        return Ok(sample());
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{variable} {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{variable} {}: {e}", path.display()))
+}
+
 pub fn load_plans(config: &Config) -> Result<PlanCatalog, String> {
-    match &config.plans_file {
-        None => Ok(PlanCatalog::sample()),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))?;
-            PlanCatalog::from_toml(&text)
-                .map_err(|e| format!("PORTAL_PLANS_FILE {}: {e}", path.display()))
-        }
-    }
+    config_file(
+        &config.plans_file,
+        "PORTAL_PLANS_FILE",
+        PlanCatalog::sample,
+        |text| PlanCatalog::from_toml(text).map_err(|e| e.to_string()),
+    )
 }
 
 pub fn load_regions(
     config: &Config,
 ) -> Result<domain::homeservers::regions::RegionCatalog, String> {
     use domain::homeservers::regions::RegionCatalog;
-    match &config.regions_file {
-        None => Ok(RegionCatalog::sample()),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("PORTAL_REGIONS_FILE {}: {e}", path.display()))?;
-            RegionCatalog::from_toml(&text)
-                .map_err(|e| format!("PORTAL_REGIONS_FILE {}: {e}", path.display()))
-        }
-    }
+    config_file(
+        &config.regions_file,
+        "PORTAL_REGIONS_FILE",
+        RegionCatalog::sample,
+        RegionCatalog::from_toml,
+    )
 }
 
 /// Builds everything the server runs, from configuration and the injected clock and random
