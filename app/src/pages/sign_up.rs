@@ -24,12 +24,7 @@ pub fn SignUpPage() -> impl IntoView {
                     <Field flash=flash.clone() form="sign_up" name="display_name" label=tr("field.display_name")
                         autocomplete="name"/>
                     <Checkbox flash=flash.clone() form="sign_up" name="age">{tr("signup.age_label")}</Checkbox>
-                    <Checkbox flash=flash.clone() form="sign_up" name="terms">
-                        {tr("signup.terms_before")}
-                        <a href="/terms">{tr("signup.terms_link")}</a>
-                        {tr("signup.terms_and")}
-                        <a href="/privacy">{tr("signup.privacy_link")}</a>
-                    </Checkbox>
+                    <TermsCheckbox flash=flash.clone() form="sign_up"/>
                     <button class="button primary" type="submit">{tr("signup.submit")}</button>
                 </form>
                 <ProviderButtons/>
@@ -70,12 +65,7 @@ pub fn ExternalSignUpPage() -> impl IntoView {
                                     <Field flash=flash.clone() form="external_sign_up" name="display_name" label=tr("field.display_name")
                                         autocomplete="name" value=pending.display_name.clone()/>
                                     <Checkbox flash=flash.clone() form="external_sign_up" name="age">{tr("signup.age_label")}</Checkbox>
-                                    <Checkbox flash=flash.clone() form="external_sign_up" name="terms">
-                                        {tr("signup.terms_before")}
-                                        <a href="/terms">{tr("signup.terms_link")}</a>
-                                        {tr("signup.terms_and")}
-                                        <a href="/privacy">{tr("signup.privacy_link")}</a>
-                                    </Checkbox>
+                                    <TermsCheckbox flash=flash.clone() form="external_sign_up"/>
                                     <button class="button primary" type="submit">{tr("signup.submit")}</button>
                                 </form>
                             }
@@ -84,5 +74,18 @@ pub fn ExternalSignUpPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// The acceptance of the terms of service and privacy policy, with links to both.
+#[component]
+fn TermsCheckbox(flash: crate::forms::Flash, form: &'static str) -> impl IntoView {
+    view! {
+        <Checkbox flash form name="terms">
+            {tr("signup.terms_before")}
+            <a href="/terms">{tr("signup.terms_link")}</a>
+            {tr("signup.terms_and")}
+            <a href="/privacy">{tr("signup.privacy_link")}</a>
+        </Checkbox>
     }
 }

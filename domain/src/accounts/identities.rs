@@ -212,13 +212,7 @@ pub async fn sign_up(
     let user_id = new_id(now, &*portal.random);
     let customer_id = new_id(now, &*portal.random);
     let mut tx = portal.db.begin().await?;
-    on_tx!(&mut tx, conn => sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(customer_id)
-        .bind(&signup.display_name)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
+    super::signup::insert_customer(&mut tx, customer_id, &signup.display_name, now).await?;
     let inserted = on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO users (id, email, email_normalized, email_verified_at, display_name, \
          age_confirmed_at, terms_version, terms_accepted_at, created_at) \
@@ -238,15 +232,7 @@ pub async fn sign_up(
         tx.rollback().await?;
         return Ok(ExternalSignUpOutcome::EmailTaken);
     }
-    on_tx!(&mut tx, conn => sqlx::query(
-        "INSERT INTO memberships (customer_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
-    )
-    .bind(customer_id)
-    .bind(user_id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ()))?;
+    super::signup::add_owner(&mut tx, customer_id, user_id, now).await?;
     if insert(&mut tx, user_id, &signup.identity, now).await? == 0 {
         tx.rollback().await?;
         return Ok(ExternalSignUpOutcome::IdentityTaken);

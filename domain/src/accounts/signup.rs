@@ -139,6 +139,40 @@ pub async fn user_id_by_email(
         .await)
 }
 
+/// A new customer, in the caller's transaction (sign-up, by password or through a provider).
+pub(super) async fn insert_customer(
+    tx: &mut crate::db::Tx,
+    customer_id: Uuid,
+    name: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(customer_id)
+        .bind(name)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))
+}
+
+/// Makes `user_id` the owner of `customer_id`, in the caller's transaction.
+pub(super) async fn add_owner(
+    tx: &mut crate::db::Tx,
+    customer_id: Uuid,
+    user_id: Uuid,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query(
+        "INSERT INTO memberships (customer_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
+    )
+    .bind(customer_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))
+}
+
 /// Creates the user, a customer named after them and their owner membership, with an audit
 /// entry and the verification email, in one transaction. The password is hashed first in every case, so that an address
 /// that is taken answers in the same time as a new one.
@@ -160,13 +194,7 @@ pub async fn create_account(
     let user_id = new_id(now, random);
     let customer_id = new_id(now, random);
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, conn => sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(customer_id)
-        .bind(&signup.display_name)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
+    insert_customer(&mut tx, customer_id, &signup.display_name, now).await?;
     let inserted = on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO users (id, email, email_normalized, display_name, password_hash, password_scheme, \
          age_confirmed_at, terms_version, terms_accepted_at, created_at) \
@@ -191,15 +219,7 @@ pub async fn create_account(
             .ok_or(sqlx::Error::RowNotFound)?;
         return Ok(SignUpOutcome::EmailTaken { user_id });
     }
-    on_tx!(&mut tx, conn => sqlx::query(
-        "INSERT INTO memberships (customer_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
-    )
-    .bind(customer_id)
-    .bind(user_id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ()))?;
+    add_owner(&mut tx, customer_id, user_id, now).await?;
     let event = AuditEvent::new(Actor::User(user_id), "account.created")
         .customer(customer_id)
         .target("user", user_id)
