@@ -17,6 +17,11 @@ const smtpPort = port + 1;
 const maildir = path.join(dataDir, 'maildir');
 process.env.PORTAL_E2E_MAILDIR = maildir;
 const python = process.env.PORTAL_TEST_PYTHON ?? `${os.homedir()}/.cache/portal-tools/venv/bin/python`;
+// A real Stripe-compatible server (localstripe behind stripe-compat.py, see the README), with a
+// price for each plan of the sample catalogue; its plan file (with the price ids) is the portal's.
+const stripePort = port + 2;
+const stripeBase = `http://127.0.0.1:${stripePort}`;
+const plansFile = path.join(dataDir, 'plans.toml');
 
 const chromium = {
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -43,6 +48,11 @@ export default defineConfig({
     reuseExistingServer: false,
     timeout: 30_000,
   }, {
+    command: `${python} stripe-compat.py ${stripePort} --seed-plans ../config/plans.toml --write-plans ${plansFile}`,
+    url: `${stripeBase}/_compat/ready`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+  }, {
     command: serverBin,
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,
@@ -59,6 +69,12 @@ export default defineConfig({
       PORTAL_JOB_POLL_SECONDS: '1',
       // Every test browses from 127.0.0.1; the per-IP limit is tested in server/tests/accounts.rs.
       PORTAL_AUTH_ATTEMPTS_PER_MINUTE: '1000',
+      PORTAL_PLANS_FILE: plansFile,
+      STRIPE_SECRET_KEY: 'sk_test_portal_e2e',
+      STRIPE_PUBLISHABLE_KEY: 'pk_test_portal_e2e',
+      STRIPE_WEBHOOK_SECRET: 'whsec_portal_e2e',
+      STRIPE_API_BASE: stripeBase,
+      STRIPE_JS_URL: `${stripeBase}/js.stripe.com/v3/`,
     },
   }],
 });

@@ -47,10 +47,12 @@ if [ "${1:-}" = "--test" ]; then
   apt_install chromium postgresql-client
 fi
 
-# 3a. With --test: Python test servers (aiosmtpd, a real SMTP server) in a virtualenv.
-if [ "${1:-}" = "--test" ] && ! "$PORTAL_TOOLS/venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-  python3 -m venv "$PORTAL_TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$PORTAL_TOOLS/venv"; }
-  "$PORTAL_TOOLS/venv/bin/pip" install -q aiosmtpd==1.4.6
+# 3a. With --test: Python test servers in a virtualenv: aiosmtpd (a real SMTP server) and
+#     localstripe (a stateful Stripe-compatible server, run behind end2end/stripe-compat.py).
+if [ "${1:-}" = "--test" ] && ! "$PORTAL_TOOLS/venv/bin/python" -c 'import aiosmtpd, localstripe' 2>/dev/null; then
+  [ -x "$PORTAL_TOOLS/venv/bin/python" ] || python3 -m venv "$PORTAL_TOOLS/venv" 2>/dev/null \
+    || { apt_install python3-venv; python3 -m venv "$PORTAL_TOOLS/venv"; }
+  "$PORTAL_TOOLS/venv/bin/pip" install -q aiosmtpd==1.4.6 localstripe==1.15.10
 fi
 
 # 3. wasm-bindgen CLI: exactly the version of the wasm-bindgen crate in Cargo.lock.

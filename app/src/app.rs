@@ -4,9 +4,12 @@ use crate::{
     pages::{
         account::{AccountPage, TwoFactorPage},
         billing::BillingPage,
+        card::CardPage,
+        dashboard::DashboardPage,
         landing::LandingPage,
         legal::{PrivacyPage, TermsPage},
         not_found::NotFound,
+        order::OrderPage,
         password_reset::{ForgotPasswordPage, ResetPasswordPage},
         sign_in::{SecondFactorPage, SignInPage},
         sign_up::{ExternalSignUpPage, SignUpPage},
@@ -41,6 +44,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account") view=AccountPage ssr=ssr.clone()/>
                     <Route path=path!("/account/two-factor") view=TwoFactorPage ssr=ssr.clone()/>
                     <Route path=path!("/billing") view=BillingPage ssr=ssr.clone()/>
+                    <Route path=path!("/billing/card") view=CardPage ssr=ssr.clone()/>
+                    <Route path=path!("/order") view=OrderPage ssr=ssr.clone()/>
+                    <Route path=path!("/dashboard") view=DashboardPage ssr=ssr.clone()/>
                     <Route path=path!("/terms") view=TermsPage ssr=ssr.clone()/>
                     <Route path=path!("/privacy") view=PrivacyPage ssr=ssr/>
                 </Routes>

@@ -57,3 +57,12 @@ impl Flash {
         (self.form == form).then(|| self.alert.clone()).flatten()
     }
 }
+
+/// A path inside the portal to return to, or the account page (never another site).
+pub fn local_path(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/account"
+    }
+}

@@ -120,6 +120,72 @@ pub static PERSONAL_TABLES: &[Table] = &[
     },
     // Financial records: kept for the legal retention period (10 years), then purged.
     Table {
+        name: "billing_accounts",
+        owner_column: "customer_id",
+        columns: &[
+            col("customer_id", true, NotPersonal),
+            col("method", true, NotPersonal),
+            col("currency", true, NotPersonal),
+            // Stripe's id for the customer: the key to their data held at Stripe.
+            col("stripe_customer_id", true, DeleteRow),
+            col("stripe_customer_key", false, NotPersonal),
+            col("created_at", true, NotPersonal),
+            col("updated_at", false, NotPersonal),
+        ],
+    },
+    Table {
+        name: "cards",
+        owner_column: "customer_id",
+        columns: &[
+            col("customer_id", true, NotPersonal),
+            col("stripe_payment_method_id", false, DeleteRow),
+            col("brand", true, DeleteRow),
+            col("last4", true, DeleteRow),
+            col("exp_month", true, DeleteRow),
+            col("exp_year", true, DeleteRow),
+            col("added_at", true, NotPersonal),
+        ],
+    },
+    Table {
+        name: "homeservers",
+        owner_column: "customer_id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("customer_id", true, NotPersonal),
+            col("name", true, NotPersonal),
+            col("region", true, NotPersonal),
+            col("state", true, NotPersonal),
+            col("suspension_marked_at", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+            col("updated_at", false, NotPersonal),
+        ],
+    },
+    Table {
+        name: "subscriptions",
+        owner_column: "customer_id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("customer_id", true, NotPersonal),
+            col("homeserver_id", true, NotPersonal),
+            col("plan_id", true, NotPersonal),
+            col("billing_interval", true, NotPersonal),
+            col("currency", true, NotPersonal),
+            col("method", true, NotPersonal),
+            col("status", true, NotPersonal),
+            col("tax_key", true, NotPersonal),
+            col("tax_rate_bp", true, NotPersonal),
+            col("idempotency_key", false, NotPersonal),
+            col("stripe_subscription_id", true, NotPersonal),
+            col("cancel_at_period_end", true, NotPersonal),
+            col("current_period_end", true, NotPersonal),
+            col("trial_end", true, NotPersonal),
+            col("past_due_since", true, NotPersonal),
+            col("canceled_at", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+            col("updated_at", false, NotPersonal),
+        ],
+    },
+    Table {
         name: "billing_details_history",
         owner_column: "customer_id",
         columns: &[
@@ -210,6 +276,10 @@ pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
     (
         "server_names",
         "homeserver names and the customer id that reserved them; names are public DNS labels, kept forever so none is reused",
+    ),
+    (
+        "stripe_tax_rates",
+        "the Stripe tax rate made for each tax decision (country and rate)",
     ),
     (
         "oauth_states",

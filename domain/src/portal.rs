@@ -3,6 +3,7 @@
 
 use crate::{
     accounts::{password::PasswordHasher, totp::SecretBox},
+    billing::{stripe::Gateway, tax::VatRates, Seller},
     clock::Clock,
     db::Db,
     homeservers::regions::RegionCatalog,
@@ -24,4 +25,9 @@ pub struct Portal {
     pub passwords: PasswordHasher,
     /// Encrypts two-factor secrets at rest.
     pub secret_box: Arc<SecretBox>,
+    /// EU VAT rates with their effective dates.
+    pub rates: Arc<VatRates>,
+    pub seller: Arc<Seller>,
+    /// Stripe, when the portal has its keys; without them customers pay manual invoices.
+    pub payments: Option<Arc<Gateway>>,
 }

@@ -903,6 +903,12 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
         secret_box: Arc::new(
             domain::accounts::totp::SecretBox::from_spec(&format!("k1:{key}")).unwrap(),
         ),
+        rates: Arc::new(domain::billing::tax::VatRates::sample()),
+        seller: Arc::new(domain::billing::Seller {
+            country: "FI".into(),
+            vat_number: Some("FI12345671".into()),
+        }),
+        payments: None,
     }
 }
 

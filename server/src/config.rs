@@ -207,6 +207,44 @@ pub struct Config {
     /// Seconds between job-queue polls.
     #[arg(long, env = "PORTAL_JOB_POLL_SECONDS", default_value_t = 2)]
     pub job_poll_seconds: u64,
+
+    /// The seller's country (ISO 3166 alpha-2, an EU member state): decides the VAT.
+    #[arg(long, env = "PORTAL_SELLER_COUNTRY", default_value = "FI")]
+    pub seller_country: String,
+    /// The seller's VAT number, printed on invoices.
+    #[arg(long, env = "PORTAL_SELLER_VAT_NUMBER")]
+    pub seller_vat_number: Option<String>,
+
+    /// Stripe secret key (sk_live_… or sk_test_…). Without it, customers pay manual invoices.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    #[arg(long, env = "STRIPE_SECRET_KEY_FILE")]
+    pub stripe_secret_key_file: Option<PathBuf>,
+    /// Stripe publishable key (pk_…), given to Stripe.js on the card page.
+    #[arg(long, env = "STRIPE_PUBLISHABLE_KEY")]
+    pub stripe_publishable_key: Option<String>,
+    /// The signing secret of the webhook endpoint (whsec_…).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET_FILE")]
+    pub stripe_webhook_secret_file: Option<PathBuf>,
+    /// Stripe's API (a Stripe-compatible test server in tests).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: String,
+    /// Stripe.js, loaded only by the card page.
+    #[arg(
+        long,
+        env = "STRIPE_JS_URL",
+        default_value = "https://js.stripe.com/v3/"
+    )]
+    pub stripe_js_url: String,
+    /// Seconds one Stripe call may take (each of up to 3 attempts).
+    #[arg(long, env = "STRIPE_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub stripe_timeout_seconds: u64,
 }
 
 impl Config {
@@ -263,6 +301,39 @@ impl Config {
             }
         }
         Ok(providers)
+    }
+
+    /// Stripe's settings when its keys are configured (all three, or none).
+    pub fn stripe(&self) -> Result<Option<domain::billing::stripe::StripeConfig>, String> {
+        let secret = secret_value(
+            &self.stripe_secret_key,
+            &self.stripe_secret_key_file,
+            "STRIPE_SECRET_KEY",
+        )?;
+        let webhook = secret_value(
+            &self.stripe_webhook_secret,
+            &self.stripe_webhook_secret_file,
+            "STRIPE_WEBHOOK_SECRET",
+        )?;
+        match (secret, &self.stripe_publishable_key, webhook) {
+            (None, None, None) => Ok(None),
+            (Some(secret_key), Some(publishable), Some(webhook_secret)) => {
+                for (name, url) in [("STRIPE_API_BASE", &self.stripe_api_base), ("STRIPE_JS_URL", &self.stripe_js_url)] {
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(format!("{name} must be an http(s) URL, got {url:?}"));
+                    }
+                }
+                Ok(Some(domain::billing::stripe::StripeConfig {
+                    secret_key,
+                    publishable_key: publishable.clone(),
+                    webhook_secret,
+                    api_base: self.stripe_api_base.trim_end_matches('/').to_string(),
+                    js_url: self.stripe_js_url.clone(),
+                    timeout: std::time::Duration::from_secs(self.stripe_timeout_seconds.max(1)),
+                }))
+            }
+            _ => Err("set all of STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET, or none".into()),
+        }
     }
 
     /// Sessions signed in at or before this time (milliseconds) are over.
@@ -371,6 +442,22 @@ pub fn load_config_file() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A secret given directly or in a file (`..._FILE`, trimmed).
+fn secret_value(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|t| Some(t.trim().to_string()))
+            .map_err(|e| format!("{name}_FILE {}: {e}", path.display())),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
+    }
 }
 
 #[cfg(test)]

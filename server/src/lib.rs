@@ -72,6 +72,33 @@ pub fn load_regions(
     )
 }
 
+/// The seller, checked against the VAT rates (an EU member state, a well-formed VAT number).
+fn seller(config: &Config) -> Result<domain::billing::Seller, String> {
+    use domain::billing::{tax::VatRates, vat_number};
+    let country = config.seller_country.trim().to_ascii_uppercase();
+    if !VatRates::sample().is_eu(&country) {
+        return Err(format!(
+            "PORTAL_SELLER_COUNTRY must be an EU member state, got {country:?}"
+        ));
+    }
+    let vat_number = match &config.seller_vat_number {
+        Some(n) => {
+            let n = vat_number::normalize(&country, n);
+            if !vat_number::is_valid_format(&country, &n) {
+                return Err(format!(
+                    "PORTAL_SELLER_VAT_NUMBER {n:?} is not a VAT number of {country}"
+                ));
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    Ok(domain::billing::Seller {
+        country,
+        vat_number,
+    })
+}
+
 /// Builds everything the server runs, from configuration and the injected clock and random
 /// source (tests pass a manual clock and a seeded source).
 pub async fn build(
@@ -100,6 +127,12 @@ pub async fn build(
             domain::accounts::password::default_concurrency(),
         ),
         secret_box: Arc::new(secrets.totp_keys),
+        rates: Arc::new(domain::billing::tax::VatRates::sample()),
+        seller: Arc::new(seller(&config)?),
+        payments: match config.stripe()? {
+            Some(stripe) => Some(Arc::new(domain::billing::stripe::Gateway::new(stripe)?)),
+            None => None,
+        },
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")
@@ -120,7 +153,6 @@ pub async fn build(
         page_cache: PageCache::default(),
         auth_limiter,
         providers,
-        rates: domain::billing::tax::VatRates::sample(),
         secrets_session_key: secrets.session_key,
     });
     let mailer = match &state.config.smtp_url {

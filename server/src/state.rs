@@ -29,8 +29,6 @@ pub struct Shared {
     pub auth_limiter: domain::accounts::throttle::IpLimiter,
     /// External sign-in providers (OpenID Connect).
     pub providers: crate::oidc::Providers,
-    /// EU VAT rates (config/vat_rates.toml, built in).
-    pub rates: domain::billing::tax::VatRates,
 }
 
 impl AppState {

@@ -2,124 +2,14 @@
 
 mod common;
 
-use common::TestApp;
+use common::{
+    browser::{api, location, set_cookie, Browser},
+    TestApp,
+};
 use domain::on_db;
 use reqwest::{header, StatusCode};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// The session cookie a response sets (`name=value`), if any.
-fn set_cookie(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("portal_session="))
-        .map(|v| v.split(';').next().unwrap().to_string())
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// A browser: remembers its session cookie, sends our Origin on posts.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookie: Option<String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Self { app, cookie: None }
-    }
-
-    fn remember(&mut self, response: &reqwest::Response) {
-        if let Some(cookie) = set_cookie(response) {
-            self.cookie = Some(cookie);
-        }
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .header(header::ORIGIN, &self.app.address)
-            .form(form);
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let response = request.send().await.unwrap();
-        self.remember(&response);
-        response
-    }
-
-    async fn get(&mut self, path: &str) -> reqwest::Response {
-        let mut request = self.app.client.get(self.app.url(path));
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let response = request.send().await.unwrap();
-        self.remember(&response);
-        response
-    }
-
-    /// Who the portal thinks is signed in (the header's server function).
-    async fn viewer(&mut self) -> Option<String> {
-        let mut request = self
-            .app
-            .client
-            .post(self.app.url("/api/viewer"))
-            .header(header::ORIGIN, &self.app.address)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let value: serde_json::Value =
-            serde_json::from_str(&response.text().await.unwrap()).unwrap();
-        value["display_name"].as_str().map(str::to_string)
-    }
-
-    async fn sign_up(&mut self, email: &str, password: &str, name: &str) -> reqwest::Response {
-        self.post(
-            "/sign-up",
-            &[
-                ("email", email),
-                ("password", password),
-                ("display_name", name),
-                ("age", "on"),
-                ("terms", "on"),
-            ],
-        )
-        .await
-    }
-
-    async fn sign_in(&mut self, email: &str, password: &str) -> reqwest::Response {
-        self.post("/sign-in", &[("email", email), ("password", password)])
-            .await
-    }
-
-    /// The text of the flash alert or notice the next page shows.
-    async fn flash(&mut self) -> serde_json::Value {
-        let mut request = self
-            .app
-            .client
-            .post(self.app.url("/api/flash"))
-            .header(header::ORIGIN, &self.app.address)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let text = request.send().await.unwrap().text().await.unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-}
 
 async fn session_keys_of(app: &TestApp, email: &str) -> Vec<String> {
     on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
@@ -510,20 +400,6 @@ async fn billing_details_are_validated_saved_and_their_history_shown(app: &TestA
         "another customer sees nothing"
     );
     assert_eq!(theirs["history"], serde_json::json!([]));
-}
-
-async fn api(browser: &mut Browser<'_>, name: &str) -> serde_json::Value {
-    let response = browser
-        .app
-        .client
-        .post(browser.app.url(&format!("/api/{name}")))
-        .header(header::ORIGIN, &browser.app.address)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
 }
 
 app_tests!(

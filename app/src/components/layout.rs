@@ -22,6 +22,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                             {move || Suspend::new(async move {
                                 match viewer.await.ok().flatten() {
                                     Some(viewer) => view! {
+                                        <li><a href="/dashboard">{tr("site.nav_dashboard")}</a></li>
                                         <li><a href="/billing">{tr("site.nav_billing")}</a></li>
                                         <li><a href="/account">{tr("site.nav_account")}<span class="visually-hidden">{format!(" ({})", viewer.display_name)}</span></a></li>
                                         <li>

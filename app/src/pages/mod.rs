@@ -1,8 +1,11 @@
 pub mod account;
 pub mod billing;
+pub mod card;
+pub mod dashboard;
 pub mod landing;
 pub mod legal;
 pub mod not_found;
+pub mod order;
 pub mod password_reset;
 pub mod sign_in;
 pub mod sign_up;

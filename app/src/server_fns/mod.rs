@@ -9,6 +9,7 @@ pub(crate) fn portal() -> Result<domain::Portal, leptos::prelude::ServerFnError>
 
 pub mod account;
 pub mod billing;
+pub mod orders;
 
 /// Session lifetimes from configuration, provided as context by the server.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,18 @@
-//! Billing: billing details, tax, and (coming) subscriptions through Stripe.
+//! Billing: billing details, tax, cards, homeserver orders and their subscriptions (through
+//! Stripe, or manual invoices).
 
+pub mod accounts;
+pub mod cards;
 pub mod details;
+pub mod stripe;
+pub mod subscriptions;
 pub mod tax;
 pub mod vat_number;
+
+/// Who sells: the seller's country and VAT number decide the tax (P9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seller {
+    /// ISO 3166 alpha-2, an EU member state.
+    pub country: String,
+    pub vat_number: Option<String>,
+}

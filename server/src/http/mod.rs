@@ -67,6 +67,10 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         || (page_cache::has_session_cookie(&request, state.session_cookie_name())
             && !request.uri().path().starts_with("/pkg/"));
     let nonce = security::new_nonce(&state);
+    let csp = (request.uri().path() == security::STRIPE_PAGE)
+        .then_some(state.portal.payments.as_ref())
+        .flatten()
+        .map(|p| security::stripe_page_policy(&nonce, &p.config.js_url, &p.config.api_base));
     let mut response = if let Some(refusal) = security::refuse_cross_origin(&state, &request) {
         refusal
     } else if let Some(key) = page_cache::cache_key(&request, state.session_cookie_name()) {
@@ -80,7 +84,7 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
     if personal {
         response = no_store(response);
     }
-    security::apply(&mut response, &nonce, state.https);
+    security::apply(&mut response, &nonce, state.https, csp);
     let route = route.as_deref().unwrap_or("other");
     state.metrics.observe(
         &method,

@@ -22,6 +22,28 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
+/// The one page that loads Stripe.js: its script, Stripe's frames (the card field, 3-D Secure)
+/// and its API are allowed there and on no other page.
+pub const STRIPE_PAGE: &str = "/billing/card";
+
+pub fn stripe_page_policy(nonce: &str, js_url: &str, api_base: &str) -> String {
+    let js = origin(js_url);
+    let api = origin(api_base);
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval' {js}; \
+         style-src 'self'; img-src 'self' data: {js}; font-src 'self'; connect-src 'self' {api} {js}; \
+         frame-src {js} https://hooks.stripe.com; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// `https://js.stripe.com/v3/` → `https://js.stripe.com`.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let host = rest.split('/').next().unwrap_or_default();
+    format!("{scheme}://{host}")
+}
+
 /// A fresh nonce for one response.
 pub fn new_nonce(state: &AppState) -> String {
     let mut bytes = [0u8; 16];
@@ -29,7 +51,8 @@ pub fn new_nonce(state: &AppState) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn apply(response: &mut Response, nonce: &str, https: bool) {
+/// Sets the security headers; `csp` replaces the default policy (the Stripe page's).
+pub fn apply(response: &mut Response, nonce: &str, https: bool, csp: Option<String>) {
     let h = response.headers_mut();
     let mut set = |name: HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -38,7 +61,7 @@ pub fn apply(response: &mut Response, nonce: &str, https: bool) {
     };
     set(
         header::CONTENT_SECURITY_POLICY,
-        &content_security_policy(nonce),
+        &csp.unwrap_or_else(|| content_security_policy(nonce)),
     );
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
@@ -139,6 +162,18 @@ mod tests {
             !is_same_origin(None, Some("http://portal.example"), url),
             "scheme matters"
         );
+    }
+
+    #[test]
+    fn only_the_stripe_page_policy_names_stripe() {
+        let csp = stripe_page_policy("n", "https://js.stripe.com/v3/", "https://api.stripe.com");
+        assert!(
+            csp.contains("script-src 'self' 'nonce-n' 'wasm-unsafe-eval' https://js.stripe.com;")
+        );
+        assert!(csp.contains("connect-src 'self' https://api.stripe.com https://js.stripe.com;"));
+        assert!(csp.contains("frame-src https://js.stripe.com https://hooks.stripe.com;"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(!content_security_policy("n").contains("stripe"));
     }
 
     #[test]

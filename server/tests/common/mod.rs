@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod stripe;
+
 use clap::Parser;
 use domain::{db::Backend, testing::TestDb, ManualClock, SeededRandom};
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -58,6 +61,13 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
 
 /// As [`spawn_app_with`], with more command-line settings.
 pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &[&str]) -> TestApp {
+    // The portal's log, with the test's output, when PORTAL_TEST_LOG says what (e.g. "warn").
+    if let Ok(filter) = std::env::var("PORTAL_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let (url, cleanup) = TestDb::fresh_url(backend).await;
     let data_dir = std::env::temp_dir().join(format!(
         "portal-it-{}",

@@ -30,7 +30,7 @@ pub async fn save(ctx: FormContext, Form(form): Form<BillingFields>) -> Response
     };
     let form: BillingForm = form.into();
     let mut flash = Flash::for_form("billing");
-    match details::validate(&form, &ctx.state.rates) {
+    match details::validate(&form, &portal.rates) {
         Ok(valid) => {
             match details::save(
                 portal,

@@ -7,6 +7,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod external;
+pub mod orders;
 
 use crate::state::AppState;
 use app::forms::{Flash, FLASH_KEY};
@@ -41,6 +42,13 @@ pub fn routes() -> Router<AppState> {
         .route("/account/identities/link", post(external::link))
         .route("/account/identities/unlink", post(external::unlink))
         .route("/billing", post(billing::save))
+        .route("/billing/card", post(orders::save_card))
+        .route("/billing/card/remove", post(orders::remove_card))
+        .route(
+            "/billing/manual-request",
+            post(orders::request_manual_billing),
+        )
+        .route("/order", post(orders::order))
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))
@@ -153,11 +161,4 @@ pub fn wait_message(wait: Duration) -> String {
     tr("signin.throttled").replace("%{minutes}", &minutes.to_string())
 }
 
-/// A path inside the portal to return to, or the account page (never another site).
-pub fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/account"
-    }
-}
+pub use app::forms::local_path;

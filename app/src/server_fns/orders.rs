@@ -1,0 +1,282 @@
+//! What the card page, the order page and the homeserver dashboard show.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardView {
+    pub brand: String,
+    pub last4: String,
+    /// "08/2030"
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardPageView {
+    /// Cards are taken only when the portal has Stripe keys and the customer pays by card.
+    pub by_card: bool,
+    pub card: Option<CardView>,
+    pub publishable_key: String,
+    pub js_url: String,
+    /// For Stripe.js' confirmCardSetup; empty when no card can be entered.
+    pub client_secret: String,
+    /// Stripe could not be reached: the page says so instead of offering the form.
+    pub unavailable: bool,
+    pub next: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanChoice {
+    pub id: String,
+    pub name: String,
+    pub monthly: String,
+    pub annual: String,
+    pub trial_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPageView {
+    pub email_verified: bool,
+    pub has_billing_details: bool,
+    pub by_card: bool,
+    pub card: Option<CardView>,
+    pub currency: String,
+    /// The currency is fixed by an earlier purchase.
+    pub currency_fixed: bool,
+    pub currencies: Vec<String>,
+    pub plans: Vec<PlanChoice>,
+    /// (id, "Northern Europe (Helsinki, Finland)")
+    pub regions: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub server_name: String,
+    pub plan: String,
+    pub interval: String,
+    pub region: String,
+    /// A translation key: the order's state as the customer should read it.
+    pub status_key: String,
+    pub next_payment: Option<String>,
+    pub trial_end: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub by_card: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardView {
+    pub rows: Vec<SubscriptionRow>,
+    pub card: Option<CardView>,
+    pub account_created: String,
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use super::*;
+    use domain::billing::{accounts, cards};
+
+    pub fn card_view(card: cards::Card) -> CardView {
+        CardView {
+            brand: card.brand,
+            last4: card.last4,
+            expires: format!("{:02}/{}", card.exp_month, card.exp_year),
+        }
+    }
+
+    pub fn date(ms: i64) -> String {
+        let format =
+            time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+        time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&format).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn status_key(s: &domain::billing::subscriptions::Subscription) -> String {
+        let key = match (s.status.as_str(), s.homeserver_state.as_str()) {
+            ("pending", _) => "dashboard.status_pending",
+            ("incomplete", _) if s.method == "manual" => "dashboard.status_awaiting_transfer",
+            ("incomplete", _) => "dashboard.status_payment_failed",
+            ("trialing", "waiting_for_provisioning") => "dashboard.status_trial_waiting",
+            ("active", "waiting_for_provisioning") => "dashboard.status_waiting_for_provisioning",
+            ("trialing", _) => "dashboard.status_trialing",
+            ("active", _) => "dashboard.status_active",
+            ("past_due" | "unpaid", _) => "dashboard.status_past_due",
+            ("canceled" | "incomplete_expired", _) => "dashboard.status_canceled",
+            _ => "dashboard.status_pending",
+        };
+        key.to_string()
+    }
+
+    pub async fn customer(
+    ) -> Result<(domain::accounts::profile::Account, uuid::Uuid), ServerFnError> {
+        let (_, account) = crate::server_fns::account::require_account().await?;
+        let customer_id = account
+            .customer_id
+            .ok_or_else(|| ServerFnError::new("no customer"))?;
+        Ok((account, customer_id))
+    }
+
+    pub async fn by_card(
+        portal: &domain::Portal,
+        customer_id: uuid::Uuid,
+    ) -> Result<bool, ServerFnError> {
+        let account = accounts::load_or_create(portal, customer_id)
+            .await
+            .map_err(ServerFnError::new)?;
+        Ok(account.method == accounts::Method::Stripe && portal.payments.is_some())
+    }
+}
+
+#[server(endpoint = "card_page")]
+pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError> {
+    use domain::billing::cards;
+    let (account, customer_id) = server::customer().await?;
+    let portal = super::portal()?;
+    let by_card = server::by_card(&portal, customer_id).await?;
+    let card = cards::load(&portal.db, customer_id)
+        .await
+        .map_err(ServerFnError::new)?
+        .map(server::card_view);
+    let mut view = CardPageView {
+        by_card,
+        card,
+        publishable_key: String::new(),
+        js_url: String::new(),
+        client_secret: String::new(),
+        unavailable: false,
+        next: if next.is_empty() {
+            "/dashboard".to_string()
+        } else {
+            crate::forms::local_path(&next).to_string()
+        },
+    };
+    if let (true, Some(gateway)) = (by_card, portal.payments.as_ref()) {
+        view.publishable_key = gateway.config.publishable_key.clone();
+        view.js_url = gateway.config.js_url.clone();
+        let email = account.email.clone().unwrap_or_default();
+        match cards::begin(&portal, customer_id, &email, &account.display_name).await {
+            Ok(secret) => view.client_secret = secret,
+            Err(error) => {
+                tracing::warn!(%error, "could not start a card setup");
+                view.unavailable = true;
+            }
+        }
+    }
+    Ok(view)
+}
+
+#[server(endpoint = "order_page")]
+pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
+    use domain::{
+        billing::{accounts, cards, details},
+        i18n::Locale,
+        money::format,
+    };
+    let (account, customer_id) = server::customer().await?;
+    let portal = super::portal()?;
+    let billing = accounts::load_or_create(&portal, customer_id)
+        .await
+        .map_err(ServerFnError::new)?;
+    let currency = billing
+        .currency
+        .clone()
+        .unwrap_or_else(|| portal.plans.default_currency.clone());
+    let mut currencies: Vec<String> = portal
+        .plans
+        .plans
+        .iter()
+        .flat_map(|p| p.prices.keys().cloned())
+        .collect();
+    currencies.sort();
+    currencies.dedup();
+    let plans = portal
+        .plans
+        .plans
+        .iter()
+        .filter_map(|p| {
+            let price = p.prices.get(&currency)?;
+            Some(PlanChoice {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                monthly: format(price.monthly, &currency, Locale::En),
+                annual: format(price.annual, &currency, Locale::En),
+                trial_days: p.trial_days,
+            })
+        })
+        .collect();
+    Ok(OrderPageView {
+        email_verified: account.email_verified(),
+        has_billing_details: details::load(&portal.db, customer_id)
+            .await
+            .map_err(ServerFnError::new)?
+            .is_some(),
+        by_card: server::by_card(&portal, customer_id).await?,
+        card: cards::load(&portal.db, customer_id)
+            .await
+            .map_err(ServerFnError::new)?
+            .map(server::card_view),
+        currency_fixed: billing.currency.is_some(),
+        currency,
+        currencies,
+        plans,
+        regions: portal
+            .regions
+            .regions
+            .iter()
+            .filter(|r| r.available)
+            .map(|r| (r.id.clone(), r.label()))
+            .collect(),
+    })
+}
+
+#[server(endpoint = "dashboard")]
+pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
+    use domain::billing::{cards, subscriptions};
+    let (account, customer_id) = server::customer().await?;
+    let portal = super::portal()?;
+    let rows = subscriptions::list(&portal.db, customer_id)
+        .await
+        .map_err(ServerFnError::new)?
+        .into_iter()
+        .map(|s| SubscriptionRow {
+            id: s.id.to_string(),
+            status_key: server::status_key(&s),
+            plan: portal
+                .plans
+                .plans
+                .iter()
+                .find(|p| p.id == s.plan_id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| s.plan_id.clone()),
+            interval: s.billing_interval.clone(),
+            region: portal
+                .regions
+                .regions
+                .iter()
+                .find(|r| r.id == s.region)
+                .map(|r| r.label())
+                .unwrap_or_else(|| s.region.clone()),
+            next_payment: s
+                .current_period_end
+                .filter(|_| !s.cancel_at_period_end && s.status != "canceled")
+                .map(server::date),
+            trial_end: s
+                .trial_end
+                .filter(|_| s.status == "trialing")
+                .map(server::date),
+            cancel_at_period_end: s.cancel_at_period_end,
+            by_card: s.method == "stripe",
+            server_name: s.server_name,
+        })
+        .collect();
+    Ok(DashboardView {
+        rows,
+        card: cards::load(&portal.db, customer_id)
+            .await
+            .map_err(ServerFnError::new)?
+            .map(server::card_view),
+        account_created: server::date(account.created_at),
+    })
+}

@@ -1,0 +1,522 @@
+//! The portal's calls to Stripe, typed through async-stripe.
+//!
+//! - Every call has a timeout (per attempt) and a bounded number of attempts; retries reuse the
+//!   same idempotency key, so a retried create makes one object.
+//! - Creates that must happen once take the key the portal stored before the call.
+//! - Errors become [`PaymentError`]: a message a customer can read, and a log line without card
+//!   data or secrets (Stripe's error messages carry neither).
+
+use ::stripe::{Client, ClientBuilder, StripeError};
+use std::{collections::HashMap, time::Duration};
+use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
+
+/// Attempts per call, the first included.
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    pub secret_key: String,
+    pub publishable_key: String,
+    pub webhook_secret: String,
+    /// `https://api.stripe.com` unless a test server stands in.
+    pub api_base: String,
+    /// Stripe.js, `https://js.stripe.com/v3/` unless a test server stands in.
+    pub js_url: String,
+    pub timeout: Duration,
+}
+
+/// What went wrong with a payment call, in terms a customer can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The card was declined; Stripe's own message says why ("Your card was declined.").
+    #[error("card declined: {0}")]
+    Declined(String),
+    /// Stripe refused the request: a bug or a configuration mistake on our side.
+    #[error("stripe rejected the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// Stripe could not be reached or did not answer in time (after retries).
+    #[error("stripe unavailable: {0}")]
+    Unavailable(String),
+    /// Stripe answered something we could not read.
+    #[error("unexpected answer from stripe: {0}")]
+    Unexpected(String),
+}
+
+impl PaymentError {
+    /// The translation key of the message shown to the customer.
+    pub fn message_key(&self) -> &'static str {
+        match self {
+            PaymentError::Declined(_) => "payment.declined",
+            PaymentError::Rejected { .. } | PaymentError::Unexpected(_) => "payment.failed",
+            PaymentError::Unavailable(_) => "payment.unavailable",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, PaymentError::Unavailable(_))
+    }
+}
+
+impl From<StripeError> for PaymentError {
+    fn from(e: StripeError) -> Self {
+        match e {
+            StripeError::Stripe(api, status) => {
+                let message = api.message.clone().unwrap_or_default();
+                if status == 402 || api.decline_code.is_some() {
+                    PaymentError::Declined(message)
+                } else if status == 429 || status >= 500 {
+                    PaymentError::Unavailable(format!("{status}: {message}"))
+                } else {
+                    PaymentError::Rejected { status, message }
+                }
+            }
+            StripeError::Timeout => PaymentError::Unavailable("timed out".into()),
+            StripeError::ClientError(m) => PaymentError::Unavailable(m),
+            StripeError::JSONDeserialize(m) => PaymentError::Unexpected(m),
+            StripeError::ConfigError(m) => PaymentError::Rejected {
+                status: 0,
+                message: m,
+            },
+        }
+    }
+}
+
+/// A card as the portal keeps it: never the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardSummary {
+    pub payment_method_id: String,
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: i64,
+    pub exp_year: i64,
+}
+
+/// The part of a Stripe subscription the portal mirrors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionState {
+    pub id: String,
+    pub customer: String,
+    pub status: String,
+    pub price_id: Option<String>,
+    pub item_id: Option<String>,
+    pub cancel_at_period_end: bool,
+    /// Seconds since the epoch.
+    pub current_period_end: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub latest_invoice: Option<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// What a new subscription is made of.
+#[derive(Debug, Clone)]
+pub struct NewSubscription<'a> {
+    pub customer: &'a str,
+    pub price: &'a str,
+    pub tax_rate: Option<&'a str>,
+    pub trial_days: Option<u32>,
+    /// The portal's own subscription id, put in metadata so a retry can find the object.
+    pub portal_id: &'a str,
+    pub idempotency_key: &'a str,
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    client: Client,
+    pub config: StripeConfig,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("api_base", &self.config.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key(k: &str) -> Result<RequestStrategy, PaymentError> {
+    IdempotencyKey::new(k)
+        .map(RequestStrategy::Idempotent)
+        .map_err(|e| PaymentError::Unexpected(format!("idempotency key: {e:?}")))
+}
+
+impl Gateway {
+    pub fn new(config: StripeConfig) -> Result<Self, String> {
+        let base = format!("{}/", config.api_base.trim_end_matches('/'));
+        let client = ClientBuilder::new(config.secret_key.clone())
+            .url(base)
+            .timeout(config.timeout)
+            .app_info(
+                "matrix-hosting-portal",
+                Some(env!("CARGO_PKG_VERSION").into()),
+                None,
+            )
+            .build()
+            .map_err(|e| format!("stripe client: {e}"))?;
+        Ok(Self { client, config })
+    }
+
+    /// Runs `call` up to [`ATTEMPTS`] times while Stripe is unreachable, waiting 200 ms, then
+    /// 400 ms between attempts. Callers pass the same idempotency key every time.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, PaymentError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StripeError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call().await.map_err(PaymentError::from) {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retryable() && attempt < ATTEMPTS => {
+                    tracing::warn!(call = what, attempt, error = %e, "stripe call failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
+                }
+                Err(e) => {
+                    tracing::warn!(call = what, attempt, error = %e, "stripe call failed");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Creates the Stripe customer for a portal customer (`portal_customer` in its metadata),
+    /// or finds the one a previous attempt made.
+    pub async fn create_customer(
+        &self,
+        portal_customer: &str,
+        email: &str,
+        name: &str,
+        idempotency_key: &str,
+    ) -> Result<String, PaymentError> {
+        use stripe_core::customer::{CreateCustomer, ListCustomer};
+        let existing = self
+            .retrying("list customers", || async {
+                ListCustomer::new()
+                    .email(email)
+                    .limit(100)
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        if let Some(found) = existing.data.iter().find(|c| {
+            c.metadata
+                .as_ref()
+                .and_then(|m| m.get("portal_customer"))
+                .map(String::as_str)
+                == Some(portal_customer)
+        }) {
+            return Ok(found.id.to_string());
+        }
+        let strategy = key(idempotency_key)?;
+        let metadata =
+            HashMap::from([("portal_customer".to_string(), portal_customer.to_string())]);
+        let created = self
+            .retrying("create customer", || async {
+                CreateCustomer::new()
+                    .email(email)
+                    .name(name)
+                    .metadata(metadata.clone())
+                    .customize()
+                    .request_strategy(strategy.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(created.id.to_string())
+    }
+
+    /// Updates the name, email and address Stripe prints on its invoices.
+    pub async fn update_customer(
+        &self,
+        customer: &str,
+        email: &str,
+        name: &str,
+        address: CustomerAddress,
+    ) -> Result<(), PaymentError> {
+        use stripe_core::customer::{OptionalFieldsCustomerAddress, UpdateCustomer};
+        let address = OptionalFieldsCustomerAddress {
+            city: Some(address.city),
+            country: Some(address.country),
+            line1: Some(address.line1),
+            line2: address.line2,
+            postal_code: Some(address.postal_code),
+            state: None,
+        };
+        self.retrying("update customer", || async {
+            UpdateCustomer::new(customer)
+                .email(email)
+                .name(name)
+                .address(address.clone())
+                .send(&self.client)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A SetupIntent for entering a card in the browser; returns its id and client secret.
+    pub async fn create_setup_intent(
+        &self,
+        customer: &str,
+    ) -> Result<(String, String), PaymentError> {
+        use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
+        let intent = self
+            .retrying("create setup intent", || async {
+                CreateSetupIntent::new()
+                    .customer(customer)
+                    .usage(CreateSetupIntentUsage::OffSession)
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        let secret = intent.client_secret.clone().ok_or_else(|| {
+            PaymentError::Unexpected("setup intent without a client secret".into())
+        })?;
+        Ok((intent.id.to_string(), secret))
+    }
+
+    /// The card a confirmed SetupIntent of this customer produced. `Ok(None)` when the intent
+    /// is not the customer's or did not succeed.
+    pub async fn card_of_setup_intent(
+        &self,
+        customer: &str,
+        setup_intent: &str,
+    ) -> Result<Option<CardSummary>, PaymentError> {
+        use stripe_core::setup_intent::RetrieveSetupIntent;
+        let id: stripe_shared::SetupIntentId = setup_intent.into();
+        let intent = match self
+            .retrying("retrieve setup intent", || async {
+                RetrieveSetupIntent::new(id.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await
+        {
+            Ok(intent) => intent,
+            // An id that names no SetupIntent: nothing was confirmed.
+            Err(PaymentError::Rejected { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let own =
+            intent.customer.as_ref().map(|c| c.id().to_string()) == Some(customer.to_string());
+        if !own || intent.status != stripe_shared::SetupIntentStatus::Succeeded {
+            return Ok(None);
+        }
+        let Some(pm) = intent.payment_method.as_ref().map(|p| p.id().to_string()) else {
+            return Ok(None);
+        };
+        self.card(&pm).await.map(Some)
+    }
+
+    pub async fn card(&self, payment_method: &str) -> Result<CardSummary, PaymentError> {
+        use stripe_payment::payment_method::RetrievePaymentMethod;
+        let id: stripe_shared::PaymentMethodId = payment_method.into();
+        let pm = self
+            .retrying("retrieve payment method", || async {
+                RetrievePaymentMethod::new(id.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        let card = pm
+            .card
+            .ok_or_else(|| PaymentError::Unexpected("payment method is not a card".into()))?;
+        Ok(CardSummary {
+            payment_method_id: pm.id.to_string(),
+            brand: card.brand,
+            last4: card.last4,
+            exp_month: card.exp_month,
+            exp_year: card.exp_year,
+        })
+    }
+
+    /// Makes the card the one the customer's invoices are charged to.
+    pub async fn set_default_card(
+        &self,
+        customer: &str,
+        payment_method: &str,
+    ) -> Result<(), PaymentError> {
+        use stripe_core::customer::{UpdateCustomer, UpdateCustomerInvoiceSettings};
+        let settings = UpdateCustomerInvoiceSettings {
+            default_payment_method: Some(payment_method.to_string()),
+            ..Default::default()
+        };
+        self.retrying("set default card", || async {
+            UpdateCustomer::new(customer)
+                .invoice_settings(settings.clone())
+                .send(&self.client)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn detach_card(&self, payment_method: &str) -> Result<(), PaymentError> {
+        use stripe_payment::payment_method::DetachPaymentMethod;
+        let id: stripe_shared::PaymentMethodId = payment_method.into();
+        self.retrying("detach payment method", || async {
+            DetachPaymentMethod::new(id.clone())
+                .send(&self.client)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The Stripe tax rate for a decision key (`vat-FI-2550`), made once and found again by
+    /// its metadata.
+    pub async fn tax_rate(
+        &self,
+        decision_key: &str,
+        percentage: f64,
+        country: Option<&str>,
+        display_name: &str,
+    ) -> Result<String, PaymentError> {
+        use stripe_product::tax_rate::{CreateTaxRate, ListTaxRate};
+        let listed = self
+            .retrying("list tax rates", || async {
+                ListTaxRate::new()
+                    .active(true)
+                    .limit(100)
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        if let Some(found) = listed.data.iter().find(|r| {
+            r.metadata
+                .as_ref()
+                .and_then(|m| m.get("portal_key"))
+                .map(String::as_str)
+                == Some(decision_key)
+        }) {
+            return Ok(found.id.to_string());
+        }
+        let strategy = key(&format!("tax-rate-{decision_key}"))?;
+        let metadata = HashMap::from([("portal_key".to_string(), decision_key.to_string())]);
+        let created = self
+            .retrying("create tax rate", || async {
+                let mut req = CreateTaxRate::new(display_name, false, percentage)
+                    .metadata(metadata.clone())
+                    .description(decision_key);
+                if let Some(c) = country {
+                    req = req.country(c).jurisdiction(c);
+                }
+                req.customize()
+                    .request_strategy(strategy.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(created.id.to_string())
+    }
+
+    /// The customer's live subscription that carries this portal id (one whose first payment
+    /// failed does not count: a new attempt makes a new one).
+    pub async fn find_subscription(
+        &self,
+        customer: &str,
+        portal_id: &str,
+    ) -> Result<Option<SubscriptionState>, PaymentError> {
+        use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
+        let listed = self
+            .retrying("list subscriptions", || async {
+                ListSubscription::new()
+                    .customer(customer)
+                    .status(ListSubscriptionStatus::All)
+                    .limit(100)
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(listed.data.into_iter().map(subscription_state).find(|s| {
+            s.metadata.get("portal_subscription").map(String::as_str) == Some(portal_id)
+                && matches!(
+                    s.status.as_str(),
+                    "active" | "trialing" | "past_due" | "unpaid"
+                )
+        }))
+    }
+
+    /// Creates the subscription unless a previous attempt did (found by its metadata), so a
+    /// retry after a crash or a double click makes one. The first invoice is charged at once;
+    /// a declined card leaves no subscription behind.
+    pub async fn create_subscription(
+        &self,
+        new: &NewSubscription<'_>,
+    ) -> Result<SubscriptionState, PaymentError> {
+        use stripe_billing::subscription::{
+            CreateSubscription, CreateSubscriptionItems, CreateSubscriptionPaymentBehavior,
+        };
+        if let Some(found) = self.find_subscription(new.customer, new.portal_id).await? {
+            return Ok(found);
+        }
+        let strategy = key(new.idempotency_key)?;
+        let item = CreateSubscriptionItems {
+            price: Some(new.price.to_string()),
+            quantity: Some(1),
+            tax_rates: new.tax_rate.map(|t| vec![t.to_string()]),
+            ..Default::default()
+        };
+        let metadata =
+            HashMap::from([("portal_subscription".to_string(), new.portal_id.to_string())]);
+        let created = self
+            .retrying("create subscription", || async {
+                let mut req = CreateSubscription::new()
+                    .customer(new.customer)
+                    .items(vec![item.clone()])
+                    .metadata(metadata.clone())
+                    .payment_behavior(CreateSubscriptionPaymentBehavior::ErrorIfIncomplete);
+                if let Some(days) = new.trial_days.filter(|d| *d > 0) {
+                    req = req.trial_period_days(days);
+                }
+                req.customize()
+                    .request_strategy(strategy.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(subscription_state(created))
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<SubscriptionState, PaymentError> {
+        use stripe_billing::subscription::RetrieveSubscription;
+        let id: stripe_shared::SubscriptionId = id.into();
+        let sub = self
+            .retrying("retrieve subscription", || async {
+                RetrieveSubscription::new(id.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(subscription_state(sub))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomerAddress {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub postal_code: String,
+    pub city: String,
+    pub country: String,
+}
+
+fn subscription_state(sub: stripe_shared::Subscription) -> SubscriptionState {
+    let item = sub.items.data.first();
+    SubscriptionState {
+        id: sub.id.to_string(),
+        customer: sub.customer.id().to_string(),
+        status: sub.status.as_str().to_string(),
+        price_id: item.map(|i| i.price.id.to_string()),
+        item_id: item.map(|i| i.id.to_string()),
+        cancel_at_period_end: sub.cancel_at_period_end,
+        current_period_end: item.map(|i| i.current_period_end),
+        trial_end: sub.trial_end,
+        latest_invoice: sub
+            .latest_invoice
+            .as_ref()
+            .and_then(|i| i.id().as_ref())
+            .map(|id| id.to_string()),
+        metadata: sub.metadata,
+    }
+}

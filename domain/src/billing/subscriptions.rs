@@ -1,0 +1,479 @@
+//! Homeserver orders and their subscriptions: one subscription per homeserver, as at EMS.
+//!
+//! Placing an order validates it, reserves the name, records the homeserver (waiting for
+//! payment) and its subscription (pending) with a fresh idempotency key, all in one
+//! transaction; only then is Stripe called. A crash between the two leaves a pending row whose
+//! retry sends the same key and first looks the subscription up by its metadata, so it never
+//! makes two.
+
+use super::{
+    accounts::{self, Method},
+    details,
+    stripe::{NewSubscription, PaymentError, SubscriptionState},
+    tax::{self, Party},
+};
+use crate::{
+    accounts::profile::Account,
+    audit::{self, Actor, AuditEvent, RequestMeta},
+    db::Db,
+    homeservers::names,
+    on_db, on_tx,
+    plans::Interval,
+    portal::Portal,
+    random::{new_id, token},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The order form as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderForm {
+    pub plan: String,
+    pub interval: String,
+    pub region: String,
+    pub name: String,
+    /// Asked only before the first purchase; afterwards the fixed one is used.
+    #[serde(default)]
+    pub currency: String,
+}
+
+pub type FieldProblem = (&'static str, &'static str);
+
+/// Why an order cannot be placed (nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderRefusal {
+    EmailNotVerified,
+    NoBillingDetails,
+    /// Card payments need a card first.
+    NoCard,
+    Fields(Vec<FieldProblem>),
+    Tax(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Customer(#[from] accounts::StripeCustomerError),
+}
+
+/// An order that was recorded; `payment` says how paying for it went.
+#[derive(Debug)]
+pub struct Placed {
+    pub subscription_id: Uuid,
+    pub payment: Result<(), PaymentError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub homeserver_id: Uuid,
+    pub server_name: String,
+    pub region: String,
+    pub homeserver_state: String,
+    pub plan_id: String,
+    pub billing_interval: String,
+    pub currency: String,
+    pub method: String,
+    pub status: String,
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub stripe_subscription_id: Option<String>,
+    pub created_at: i64,
+}
+
+const SELECT: &str = "SELECT s.id, s.homeserver_id, h.name AS server_name, h.region, h.state AS homeserver_state, \
+     s.plan_id, s.billing_interval, s.currency, s.method, s.status, s.cancel_at_period_end, s.current_period_end, \
+     s.trial_end, s.stripe_subscription_id, s.created_at FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id";
+
+/// The customer's homeserver subscriptions, newest first.
+pub async fn list(db: &Db, customer_id: Uuid) -> Result<Vec<Subscription>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE s.customer_id = $1 ORDER BY s.created_at DESC");
+    on_db!(db, pool => sqlx::query_as(&sql).bind(customer_id).fetch_all(pool).await)
+}
+
+/// One subscription of the customer (None for another customer's id).
+pub async fn get(
+    db: &Db,
+    customer_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Subscription>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE s.customer_id = $1 AND s.id = $2");
+    on_db!(db, pool => sqlx::query_as(&sql).bind(customer_id).bind(id).fetch_optional(pool).await)
+}
+
+/// Checks the form against the catalogue; returns the normalised name, plan, interval, region
+/// and currency.
+fn validate(
+    portal: &Portal,
+    form: &OrderForm,
+    fixed_currency: Option<&str>,
+) -> Result<(String, Interval, String), Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let plan = portal.plans.plans.iter().find(|p| p.id == form.plan);
+    if plan.is_none() {
+        problems.push(("plan", "order.plan_required"));
+    }
+    let interval = Interval::parse(&form.interval);
+    if interval.is_none() {
+        problems.push(("interval", "order.interval_required"));
+    }
+    match portal.regions.regions.iter().find(|r| r.id == form.region) {
+        Some(r) if r.available => {}
+        Some(_) => problems.push(("region", "order.region_unavailable")),
+        None => problems.push(("region", "order.region_required")),
+    }
+    let typed = form.currency.trim().to_ascii_lowercase();
+    if fixed_currency.is_some_and(|fixed| !typed.is_empty() && typed != fixed) {
+        problems.push(("currency", "order.currency_fixed"));
+    }
+    let currency = fixed_currency.map(str::to_string).unwrap_or_else(|| {
+        if typed.is_empty() {
+            portal.plans.default_currency.clone()
+        } else {
+            typed.clone()
+        }
+    });
+    if let (Some(plan), Some(interval)) = (plan, interval) {
+        match plan.prices.get(&currency) {
+            None => problems.push(("currency", "order.currency_unavailable")),
+            Some(price) if portal.payments.is_some() && price.stripe_price(interval).is_none() => {
+                problems.push(("plan", "order.plan_not_for_sale"))
+            }
+            Some(_) => {}
+        }
+    }
+    let name = match names::validate(&form.name) {
+        Ok(n) => Some(n),
+        Err(p) => {
+            problems.push(("name", p.message_key()));
+            None
+        }
+    };
+    if problems.is_empty() {
+        Ok((
+            name.unwrap_or_default(),
+            interval.unwrap_or_default(),
+            currency,
+        ))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Places an order for the account's customer and, when the customer pays by card, starts the
+/// Stripe subscription. `Ok(Err(refusal))` when it cannot be placed; nothing was written then.
+pub async fn place(
+    portal: &Portal,
+    meta: &RequestMeta,
+    account: &Account,
+    form: &OrderForm,
+) -> Result<Result<Placed, OrderRefusal>, OrderError> {
+    let customer_id = account.customer_id.expect("orders are placed by customers");
+    if !account.email_verified() {
+        return Ok(Err(OrderRefusal::EmailNotVerified));
+    }
+    let Some(billing) = details::load(&portal.db, customer_id).await? else {
+        return Ok(Err(OrderRefusal::NoBillingDetails));
+    };
+    let billing_account = accounts::load_or_create(portal, customer_id).await?;
+    if billing_account.method == Method::Stripe
+        && super::cards::load(&portal.db, customer_id).await?.is_none()
+    {
+        return Ok(Err(OrderRefusal::NoCard));
+    }
+    let (name, interval, currency) =
+        match validate(portal, form, billing_account.currency.as_deref()) {
+            Ok(v) => v,
+            Err(problems) => return Ok(Err(OrderRefusal::Fields(problems))),
+        };
+    let today = crate::clock::from_millis(portal.clock.now_ms()).date();
+    let decision = match tax::decide(
+        &portal.rates,
+        &Party {
+            country: &portal.seller.country,
+            vat_number: portal.seller.vat_number.as_deref(),
+        },
+        &Party {
+            country: &billing.country,
+            vat_number: billing.vat_number.as_deref(),
+        },
+        today,
+    ) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(OrderRefusal::Tax(e.to_string()))),
+    };
+
+    let now = portal.clock.now_ms();
+    let homeserver_id = new_id(now, &*portal.random);
+    let subscription_id = new_id(now, &*portal.random);
+    let actor = Actor::User(account.user_id);
+    let mut tx = portal.db.begin().await?;
+    if let Err(problem) = names::reserve(&mut tx, &name, customer_id, now).await? {
+        tx.rollback().await?;
+        return Ok(Err(OrderRefusal::Fields(vec![(
+            "name",
+            problem.message_key(),
+        )])));
+    }
+    if !accounts::fix_currency(&mut tx, customer_id, &currency, now).await? {
+        tx.rollback().await?;
+        return Ok(Err(OrderRefusal::Fields(vec![(
+            "currency",
+            "order.currency_fixed",
+        )])));
+    }
+    on_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO homeservers (id, customer_id, name, region, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'waiting_for_payment', $5, $5)",
+    )
+    .bind(homeserver_id)
+    .bind(customer_id)
+    .bind(&name)
+    .bind(&form.region)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    let status = match billing_account.method {
+        Method::Stripe => "pending",
+        // Paid by bank transfer: incomplete until its invoice is marked paid.
+        Method::Manual => "incomplete",
+    };
+    on_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO subscriptions (id, customer_id, homeserver_id, plan_id, billing_interval, currency, method, \
+         status, tax_key, tax_rate_bp, idempotency_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(subscription_id)
+    .bind(customer_id)
+    .bind(homeserver_id)
+    .bind(&form.plan)
+    .bind(interval.as_str())
+    .bind(&currency)
+    .bind(billing_account.method.as_str())
+    .bind(status)
+    .bind(&decision.key)
+    .bind(decision.rate_bp as i32)
+    .bind(format!("subscription-{}", token(&*portal.random, 16)))
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    let event = AuditEvent::new(actor, "order.placed")
+        .customer(customer_id)
+        .target("subscription", subscription_id)
+        .details(serde_json::json!({
+            "plan": form.plan, "interval": interval.as_str(), "region": form.region,
+            "name": name, "currency": currency, "tax": decision.key,
+        }));
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+
+    let payment = match billing_account.method {
+        Method::Stripe => start(portal, customer_id, subscription_id, account).await,
+        Method::Manual => Ok(()),
+    };
+    Ok(Ok(Placed {
+        subscription_id,
+        payment,
+    }))
+}
+
+/// What creating an order's Stripe subscription needs from its row.
+#[derive(sqlx::FromRow)]
+struct Pending {
+    plan_id: String,
+    billing_interval: String,
+    currency: String,
+    tax_key: Option<String>,
+    tax_rate_bp: i32,
+    idempotency_key: String,
+    status: String,
+}
+
+/// Creates (or finds) the Stripe subscription of a pending order and records what Stripe says.
+/// Safe to call again: the stored key and the metadata lookup make one subscription.
+pub async fn start(
+    portal: &Portal,
+    customer_id: Uuid,
+    subscription_id: Uuid,
+    account: &Account,
+) -> Result<(), PaymentError> {
+    let fail = |e: sqlx::Error| PaymentError::Unexpected(format!("database: {e}"));
+    let gateway = portal
+        .payments
+        .as_ref()
+        .ok_or_else(|| PaymentError::Unexpected("no Stripe keys".into()))?;
+    let row: Option<Pending> = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT plan_id, billing_interval, currency, tax_key, tax_rate_bp, idempotency_key, status \
+         FROM subscriptions WHERE id = $1 AND customer_id = $2",
+    )
+    .bind(subscription_id)
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await)
+    .map_err(fail)?;
+    let Some(Pending {
+        plan_id,
+        billing_interval: interval,
+        currency,
+        tax_key,
+        tax_rate_bp: rate_bp,
+        idempotency_key: key,
+        status,
+    }) = row
+    else {
+        return Err(PaymentError::Unexpected("no such subscription".into()));
+    };
+    if status != "pending" && status != "incomplete" {
+        return Ok(());
+    }
+    let plan = portal.plans.plans.iter().find(|p| p.id == plan_id);
+    let price = plan
+        .and_then(|p| p.prices.get(&currency))
+        .and_then(|p| p.stripe_price(Interval::parse(&interval).unwrap_or_default()))
+        .ok_or_else(|| {
+            PaymentError::Unexpected(format!(
+                "no Stripe price for {plan_id} {interval} {currency}"
+            ))
+        })?;
+    let billing_account = accounts::load_or_create(portal, customer_id)
+        .await
+        .map_err(fail)?;
+    let email = account.email.clone().unwrap_or_default();
+    let stripe_customer =
+        accounts::stripe_customer(portal, &billing_account, &email, &account.display_name)
+            .await
+            .map_err(|e| match e {
+                accounts::StripeCustomerError::Payment(p) => p,
+                other => PaymentError::Unexpected(other.to_string()),
+            })?;
+    let tax_rate = match &tax_key {
+        Some(k) => Some(stripe_tax_rate(portal, k, rate_bp).await?),
+        None => None,
+    };
+    let result = gateway
+        .create_subscription(&NewSubscription {
+            customer: &stripe_customer,
+            price,
+            tax_rate: tax_rate.as_deref(),
+            trial_days: plan.and_then(|p| p.trial_days),
+            portal_id: &subscription_id.to_string(),
+            idempotency_key: &key,
+        })
+        .await;
+    let declined = match result {
+        // Stripe made a subscription whose first payment did not go through (a test server
+        // may answer so even for error_if_incomplete): it is kept, marked as such.
+        Ok(state) if matches!(state.status.as_str(), "incomplete" | "incomplete_expired") => {
+            record_state(portal, subscription_id, &state)
+                .await
+                .map_err(fail)?;
+            PaymentError::Declined(String::new())
+        }
+        Ok(state) => {
+            return record_state(portal, subscription_id, &state)
+                .await
+                .map_err(fail)
+        }
+        // Stripe made nothing.
+        Err(PaymentError::Declined(message)) => PaymentError::Declined(message),
+        Err(e) => return Err(e),
+    };
+    // The order waits for another card; the next attempt needs a new key (Stripe replays
+    // the decline for the old one).
+    on_db!(&portal.db, pool => sqlx::query(
+        "UPDATE subscriptions SET status = 'incomplete', idempotency_key = $2, updated_at = $3 WHERE id = $1",
+    )
+    .bind(subscription_id)
+    .bind(format!("subscription-{}", token(&*portal.random, 16)))
+    .bind(portal.clock.now_ms())
+    .execute(pool)
+    .await
+    .map(|_| ())).map_err(fail)?;
+    Err(declined)
+}
+
+/// The Stripe tax rate for a decision key, created once per portal.
+async fn stripe_tax_rate(portal: &Portal, key: &str, rate_bp: i32) -> Result<String, PaymentError> {
+    let fail = |e: sqlx::Error| PaymentError::Unexpected(format!("database: {e}"));
+    let known: Option<String> = on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT stripe_id FROM stripe_tax_rates WHERE decision_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await)
+    .map_err(fail)?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    let gateway = portal
+        .payments
+        .as_ref()
+        .ok_or_else(|| PaymentError::Unexpected("no Stripe keys".into()))?;
+    // `vat-FI-2550` names its country; the reverse charge has none.
+    let country = key
+        .strip_prefix("vat-")
+        .and_then(|rest| rest.split('-').next())
+        .filter(|c| c.len() == 2);
+    let display = if country.is_some() {
+        "VAT"
+    } else {
+        "VAT reverse charge"
+    };
+    let id = gateway
+        .tax_rate(key, f64::from(rate_bp) / 100.0, country, display)
+        .await?;
+    on_db!(&portal.db, pool => sqlx::query(
+        "INSERT INTO stripe_tax_rates (decision_key, stripe_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (decision_key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(&id)
+    .bind(portal.clock.now_ms())
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .map_err(fail)?;
+    Ok(id)
+}
+
+/// Mirrors Stripe's view of a subscription. A paid (or trialing) subscription moves its
+/// homeserver from "waiting for payment" to "waiting for provisioning".
+pub async fn record_state(
+    portal: &Portal,
+    subscription_id: Uuid,
+    state: &SubscriptionState,
+) -> Result<(), sqlx::Error> {
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE subscriptions SET stripe_subscription_id = $2, status = $3, cancel_at_period_end = $4, \
+         current_period_end = $5, trial_end = $6, updated_at = $7 WHERE id = $1",
+    )
+    .bind(subscription_id)
+    .bind(&state.id)
+    .bind(&state.status)
+    .bind(state.cancel_at_period_end)
+    .bind(state.current_period_end.map(|s| s * 1000))
+    .bind(state.trial_end.map(|s| s * 1000))
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    if matches!(state.status.as_str(), "active" | "trialing" | "past_due") {
+        on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE homeservers SET state = 'waiting_for_provisioning', updated_at = $2 \
+             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) AND state = 'waiting_for_payment'",
+        )
+        .bind(subscription_id)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+    }
+    tx.commit().await
+}

@@ -1,0 +1,460 @@
+#!/usr/bin/env python3
+"""Test tooling: localstripe behind a thin compatibility layer.
+
+localstripe (PyPI) is a real, stateful Stripe-compatible server, but it speaks an older API. This
+layer runs it in-process on an internal port and forwards every request to it, and only:
+
+- maps the current API onto localstripe's: prices onto plans (`items[N][price]` is sent as
+  `items[N][plan]`, `GET /v1/prices/ID` answers the plan as a price), parameters localstripe does
+  not know and that change nothing there are dropped (`country` and `tax_type` of a tax rate,
+  `payment_behavior` and `off_session` on a subscription update), and `proration_behavior=
+  always_invoice` on an update is carried out with localstripe's own calls (create the invoice
+  for the subscription and pay it), which is what Stripe does;
+- reshapes localstripe's objects to the current API shapes, filling the fields it lacks from
+  Stripe's own example objects (../shared/stripe/fixtures3.json), and deriving the ones the portal
+  reads (an invoice's `total_taxes` and line `pricing`, a subscription item's `price` and period)
+  from localstripe's real state;
+- sends the webhook events Stripe would send for the state changes localstripe really made
+  (it sends few itself), signed with the secret the test registers, like Stripe:
+  `POST /_config/webhooks/ID` with `url` and `secret`.
+
+It never answers a Stripe call itself: every object comes from localstripe.
+Usage: stripe-compat.py PORT [--fixtures PATH] [--seed-plans PLANS.toml --write-plans OUT.toml]
+With --seed-plans, a price is created for each plan, currency and interval of the portal's plan
+file (ids `price_<plan>_<currency>_<month|year>`) and the file is written again with their ids;
+`GET /_compat/ready` answers once that is done.
+"""
+
+import argparse
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+import time
+import urllib.parse
+
+from aiohttp import ClientSession, web
+
+import localstripe.resources as resources
+
+# localstripe pickles its whole store to /tmp on every write: slow, and shared between the
+# servers that parallel tests start. Each server here keeps its state in memory.
+resources.Store.dump_to_disk = lambda self: None
+from localstripe.server import app as localstripe_app  # noqa: E402
+
+API_VERSION = "2025-09-30.clover"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Fields of Stripe's examples that describe a state the object is not in: when localstripe
+# does not have them they are null, not the example's value.
+NULL_WHEN_ABSENT = {
+    "last_setup_error", "last_finalization_error", "last_payment_error", "from_invoice",
+    "discount", "due_date", "ended_at", "canceled_at", "cancel_at", "latest_revision",
+    "transform_quantity", "transform_usage", "next_action", "flat_amount", "wallet",
+    "generated_from", "pending_update", "schedule", "test_clock", "billing_thresholds",
+    "pause_collection", "trial_settings", "next_pending_invoice_item_invoice",
+    "payment_method_configuration_details", "regulated_status", "effective_at",
+    "default_payment_method", "webhooks_delivered_at", "receipt_number",
+}
+
+
+class Compat:
+    def __init__(self, fixtures_path):
+        with open(fixtures_path) as f:
+            self.fixtures = json.load(f)["resources"]
+        self.upstream = None  # http://127.0.0.1:PORT of localstripe
+        self.webhooks = {}  # id -> (url, secret)
+        self.session = None
+        self.ready = False
+
+    # ---------- shapes ----------
+
+    def merge(self, example, ours):
+        """`ours` with what it lacks taken from `example`; nested Stripe objects are reshaped
+        after their own type's example."""
+        if isinstance(ours, dict) and ours.get("object") in self.fixtures:
+            return self.reshape(ours)
+        return self.merge_fields(example, ours)
+
+    def merge_fields(self, example, ours):
+        if isinstance(ours, dict):
+            example = example if isinstance(example, dict) else {}
+            out = {}
+            for key, value in ours.items():
+                out[key] = self.merge(example.get(key), value)
+            for key, value in example.items():
+                if key not in out:
+                    out[key] = None if key in NULL_WHEN_ABSENT else copy.deepcopy(value)
+            return out
+        if isinstance(ours, list):
+            template = example[0] if isinstance(example, list) and example else None
+            return [self.merge(template, item) for item in ours]
+        return ours
+
+    def reshape(self, obj):
+        if not isinstance(obj, dict):
+            return obj
+        kind = obj.get("object")
+        fix = getattr(self, "fix_" + str(kind).replace(".", "_"), None)
+        if fix:
+            obj = fix(dict(obj))
+        return self.merge_fields(self.fixtures.get(kind), obj)
+
+    def plan_as_price(self, plan):
+        return {
+            "id": plan["id"], "object": "price", "active": plan.get("active", True),
+            "billing_scheme": plan.get("billing_scheme", "per_unit"),
+            "created": plan.get("created"), "currency": plan.get("currency"),
+            "livemode": False, "lookup_key": None, "metadata": plan.get("metadata") or {},
+            "nickname": plan.get("nickname"), "product": plan.get("product"),
+            "recurring": {"interval": plan.get("interval"),
+                          "interval_count": plan.get("interval_count", 1),
+                          "meter": None, "usage_type": plan.get("usage_type", "licensed"),
+                          "trial_period_days": plan.get("trial_period_days")},
+            "tax_behavior": "exclusive", "tiers_mode": plan.get("tiers_mode"),
+            "type": "recurring", "unit_amount": plan.get("amount"),
+            "unit_amount_decimal": str(plan.get("amount")),
+        }
+
+    def fix_list(self, obj):
+        obj["data"] = [self.reshape(item) for item in obj.get("data", [])]
+        obj.setdefault("has_more", False)
+        return obj
+
+    def fix_subscription(self, sub):
+        items = sub.get("items") or {}
+        data = []
+        for item in items.get("data", []):
+            item = dict(item)
+            item["current_period_start"] = sub.get("current_period_start")
+            item["current_period_end"] = sub.get("current_period_end")
+            data.append(item)
+        sub["items"] = dict(items, data=data)
+        plan = sub.get("plan") or {}
+        sub["currency"] = plan.get("currency", "eur")
+        sub["default_tax_rates"] = sub.get("default_tax_rates") or []
+        sub["discounts"] = []
+        sub.setdefault("collection_method", "charge_automatically")
+        # Stripe anchors billing at the start of the first paid period (after a trial).
+        if sub.get("billing_cycle_anchor") is None:
+            sub["billing_cycle_anchor"] = sub.get("trial_end") or sub.get("current_period_start")
+        return sub
+
+    def fix_subscription_item(self, item):
+        plan = item.get("plan")
+        if isinstance(plan, dict):
+            item["price"] = self.plan_as_price(plan)
+        item["tax_rates"] = [self.reshape(t) if isinstance(t, dict) else t
+                             for t in item.get("tax_rates") or []]
+        return item
+
+    def fix_plan(self, plan):
+        return plan
+
+    def fix_invoice(self, inv):
+        lines = inv.get("lines") or {}
+        inv["lines"] = dict(lines, data=[self.fix_line(inv, line) for line in lines.get("data", [])])
+        taxes = [self.tax_entry(t, None) for t in inv.get("total_tax_amounts") or []]
+        inv["total_taxes"] = taxes
+        subtotal = inv.get("subtotal", 0)
+        inv["subtotal_excluding_tax"] = subtotal
+        inv["total_excluding_tax"] = subtotal
+        inv["amount_remaining"] = max(0, inv.get("amount_due", 0) - inv.get("amount_paid", 0))
+        inv["amount_overpaid"] = 0
+        inv["number"] = None if inv.get("status") == "draft" else "LS-" + inv["id"][-8:].upper()
+        inv["default_tax_rates"] = [self.reshape(t) if isinstance(t, dict) else t
+                                    for t in inv.get("default_tax_rates") or []]
+        inv["discounts"] = []
+        inv["effective_at"] = (inv.get("status_transitions") or {}).get("finalized_at")
+        inv["period_start"] = inv.get("period_start") or inv.get("created")
+        inv["period_end"] = inv.get("period_end") or inv.get("created")
+        inv["attempt_count"] = inv.get("attempt_count", 0)
+        return inv
+
+    def tax_entry(self, amount, taxable):
+        return {
+            "amount": amount["amount"], "tax_behavior": "exclusive",
+            "tax_rate_details": {"tax_rate": amount["tax_rate"]},
+            "taxability_reason": "standard_rated", "taxable_amount": taxable,
+            "type": "tax_rate_details",
+        }
+
+    def fix_line(self, inv, line):
+        line = dict(line)
+        plan = line.get("plan") or {}
+        line["pricing"] = {
+            "type": "price_details",
+            "price_details": {"price": plan.get("id"), "product": plan.get("product")},
+            "unit_amount_decimal": str(plan.get("amount")) if plan else None,
+        }
+        line["subtotal"] = line.get("amount", 0)
+        line["taxes"] = [self.tax_entry(t, line.get("amount", 0))
+                         for t in line.get("tax_amounts") or []]
+        if line.get("type") == "subscription":
+            line["parent"] = {"type": "subscription_item_details", "invoice_item_details": None,
+                              "subscription_item_details": {
+                                  "invoice_item": None, "proration": False,
+                                  "proration_details": {"credited_items": None},
+                                  "subscription": line.get("subscription"),
+                                  "subscription_item": line.get("subscription_item")}}
+        else:
+            line["parent"] = {"type": "invoice_item_details", "subscription_item_details": None,
+                              "invoice_item_details": {
+                                  "invoice_item": line.get("invoice_item"),
+                                  "proration": bool(line.get("proration")),
+                                  "proration_details": {"credited_items": None},
+                                  "subscription": line.get("subscription")}}
+        line["discounts"] = []
+        line["discount_amounts"] = []
+        line["invoice"] = inv.get("id")
+        line["object"] = "line_item"
+        return line
+
+    def fix_tax_rate(self, rate):
+        rate["country"] = rate.get("jurisdiction")
+        rate["tax_type"] = "vat"
+        rate["effective_percentage"] = rate.get("percentage")
+        rate["rate_type"] = "percentage"
+        rate["jurisdiction_level"] = "country"
+        return rate
+
+    def fix_customer(self, cus):
+        cus["balance"] = -(cus.get("account_balance") or 0)
+        cus["invoice_prefix"] = cus["id"][-8:].upper()
+        cus["preferred_locales"] = cus.get("preferred_locales") or []
+        cus["tax_exempt"] = "none"
+        return cus
+
+    def fix_event(self, evt):
+        data = dict(evt.get("data") or {})
+        data["object"] = self.reshape(data.get("object"))
+        evt["data"] = data
+        evt["api_version"] = API_VERSION
+        evt["request"] = {"id": None, "idempotency_key": None}
+        return evt
+
+    # ---------- requests ----------
+
+    def translate(self, method, path, form):
+        """Maps the current API's parameters onto localstripe's. `form` is a list of pairs."""
+        out = []
+        for key, value in form:
+            if key.endswith("[price]"):
+                key = key[: -len("[price]")] + "[plan]"
+            if path.startswith("/v1/tax_rates") and key in ("country", "tax_type"):
+                continue
+            if path.startswith("/v1/subscriptions/") and key in (
+                    "payment_behavior", "off_session", "proration_behavior"):
+                continue
+            if path == "/v1/subscriptions" and key in ("off_session",):
+                continue
+            out.append((key, value))
+        return out
+
+    def translate_query(self, path, query):
+        """localstripe lists tax rates without the `active` filter (the portal makes only
+        active ones)."""
+        if path == "/v1/tax_rates":
+            pairs = [(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k != "active"]
+            return urllib.parse.urlencode(pairs)
+        return query
+
+    async def forward(self, method, path, query, form, headers):
+        url = self.upstream + path + (("?" + query) if query else "")
+        body = urllib.parse.urlencode(form) if form is not None else None
+        fwd = {k: v for k, v in headers.items()
+               if k.lower() in ("authorization", "content-type", "origin")}
+        async with self.session.request(method, url, data=body, headers=fwd) as r:
+            raw = await r.read()
+            out_headers = {k: v for k, v in r.headers.items()
+                           if k.lower().startswith("access-control-")}
+            return r.status, raw, r.headers.get("Content-Type", ""), out_headers
+
+    async def call(self, method, path, form=None):
+        status, raw, _, _ = await self.forward(
+            method, path, "", form, {"Authorization": "Bearer sk_test_compat",
+                                     "Content-Type": "application/x-www-form-urlencoded"})
+        return status, json.loads(raw)
+
+    async def handle(self, request):
+        path = request.path
+        if path.startswith("/_config/webhooks/"):
+            data = await request.post()
+            self.webhooks[request.match_info.get("id") or path.rsplit("/", 1)[1]] = (
+                data["url"], data["secret"])
+            return web.Response(text="")
+        if path == "/_compat/ready":
+            return web.Response(text="ready", status=200 if self.ready else 503)
+        if path == "/_compat/localstripe-events":
+            await self.relay(json.loads(await request.read()))
+            return web.Response(text="")
+
+        method = request.method
+        raw_body = await request.read()
+        form = None
+        content_type = request.headers.get("Content-Type", "")
+        if method in ("POST", "DELETE") and raw_body:
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                form = self.translate(method, path, urllib.parse.parse_qsl(
+                    raw_body.decode(), keep_blank_values=True))
+        query = self.translate_query(path, request.query_string)
+
+        price = path.startswith("/v1/prices/")
+        upstream_path = path.replace("/v1/prices/", "/v1/plans/", 1) if price else path
+        if form is None and raw_body:
+            status, raw, ctype, extra = await self.forward_raw(
+                method, upstream_path, query, raw_body, request.headers)
+        else:
+            status, raw, ctype, extra = await self.forward(
+                method, upstream_path, query, form, request.headers)
+        if "json" not in ctype:
+            return web.Response(body=raw, status=status, content_type=ctype.split(";")[0] or None,
+                                headers=extra)
+        body = json.loads(raw)
+        if status >= 400:
+            print("stripe-compat: %s %s -> %d %s" % (method, path, status, json.dumps(body)), file=sys.stderr)
+        if status == 200:
+            body = await self.after(method, path, dict(form or []), body)
+            body = self.plan_as_price(body) if price else self.reshape(body)
+        return web.json_response(body, status=status, headers=extra)
+
+    async def forward_raw(self, method, path, query, raw_body, headers):
+        url = self.upstream + path + (("?" + query) if query else "")
+        fwd = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type", "origin")}
+        async with self.session.request(method, url, data=raw_body, headers=fwd) as r:
+            raw = await r.read()
+            extra = {k: v for k, v in r.headers.items() if k.lower().startswith("access-control-")}
+            if r.status == 200 and "/setup_intents/" in path and path.endswith("/confirm"):
+                obj = json.loads(raw)
+                if obj.get("status") == "succeeded":
+                    await self.emit("setup_intent.succeeded", obj)
+                    if obj.get("payment_method"):
+                        pm = await self.call("GET", "/v1/payment_methods/" + obj["payment_method"])
+                        await self.emit("payment_method.attached", pm[1])
+            return r.status, raw, r.headers.get("Content-Type", ""), extra
+
+    async def after(self, method, path, form, body):
+        """Carries out what the current API does in one call, and announces state changes."""
+        parts = path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[1] == "subscriptions":
+            if form.get("proration_behavior") == "always_invoice" and any(
+                    k.startswith("items[") for k in form):
+                status, invoice = await self.call("POST", "/v1/invoices", [
+                    ("customer", body["customer"]), ("subscription", body["id"])])
+                if status == 200 and invoice.get("amount_due", 0) > 0:
+                    await self.call("POST", "/v1/invoices/%s/pay" % invoice["id"], [])
+                _, body = await self.call("GET", path)
+            await self.emit("customer.subscription.updated", body)
+        elif method == "POST" and len(parts) == 4 and parts[1] == "payment_methods":
+            await self.emit("payment_method." + ("attached" if parts[3] == "attach" else "detached"), body)
+        elif method == "POST" and len(parts) == 4 and parts[1] == "setup_intents" \
+                and parts[3] == "confirm" and body.get("status") == "succeeded":
+            await self.emit("setup_intent.succeeded", body)
+        return body
+
+    # ---------- events ----------
+
+    async def relay(self, event):
+        """An event localstripe sent: reshape it and pass it on, with the events Stripe sends
+        alongside it for the same change."""
+        kind = event.get("type")
+        obj = event.get("data", {}).get("object", {})
+        await self.emit(kind, obj, event.get("id"))
+        if kind == "invoice.payment_succeeded":
+            await self.emit("invoice.finalized", obj)
+            await self.emit("invoice.paid", obj)
+        elif kind == "invoice.payment_failed":
+            await self.emit("invoice.finalized", obj)
+
+    async def emit(self, kind, obj, event_id=None):
+        if not self.webhooks:
+            return
+        event = self.reshape({
+            "id": event_id or "evt_" + secrets.token_hex(12), "object": "event",
+            "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
+            "type": kind, "data": {"object": obj},
+        })
+        payload = json.dumps(event).encode()
+        for url, secret in list(self.webhooks.values()):
+            stamp = int(time.time())
+            signature = hmac.new(secret.encode(), b"%d." % stamp + payload, hashlib.sha256).hexdigest()
+            try:
+                async with self.session.post(url, data=payload, headers={
+                        "Content-Type": "application/json; charset=utf-8",
+                        "Stripe-Signature": "t=%d,v1=%s" % (stamp, signature)}) as r:
+                    await r.read()
+            except Exception as e:  # the receiver may be gone at the end of a test
+                print("stripe-compat: webhook %s to %s failed: %s" % (kind, url, e), file=sys.stderr)
+
+
+async def seed_plans(compat, source, target):
+    """Creates the plan file's prices and writes the file again with their ids."""
+    import tomllib
+    with open(source, "rb") as f:
+        catalog = tomllib.load(f)
+    for plan in catalog["plan"]:
+        for currency, price in plan["prices"].items():
+            for interval, amount in (("month", price["monthly"]), ("year", price["annual"])):
+                status, body = await compat.call("POST", "/v1/plans", [
+                    ("id", "price_%s_%s_%s" % (plan["id"], currency, interval)),
+                    ("amount", str(amount)), ("currency", currency), ("interval", interval),
+                    ("product[name]", plan["name"])])
+                assert status == 200, body
+    out, plan_id = [], None
+    with open(source) as f:
+        for line in f:
+            m = re.match(r'id = "([^"]+)"', line)
+            if m:
+                plan_id = m.group(1)
+            m = re.match(r"(prices\.(\w+) = \{ .*?) \}\s*$", line)
+            if m and plan_id:
+                cur = m.group(2)
+                line = '%s, stripe_monthly = "price_%s_%s_month", stripe_annual = "price_%s_%s_year" }\n' % (
+                    m.group(1), plan_id, cur, plan_id, cur)
+            out.append(line)
+    with open(target, "w") as f:
+        f.writelines(out)
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--seed-plans")
+    parser.add_argument("--write-plans")
+    parser.add_argument("--fixtures", default=os.path.join(HERE, "..", "..", "shared", "stripe", "fixtures3.json"))
+    args = parser.parse_args()
+
+    compat = Compat(args.fixtures)
+    compat.session = ClientSession()
+
+    inner = web.AppRunner(localstripe_app)
+    await inner.setup()
+    inner_site = web.TCPSite(inner, "127.0.0.1", 0)
+    await inner_site.start()
+    inner_port = inner_site._server.sockets[0].getsockname()[1]
+    compat.upstream = "http://127.0.0.1:%d" % inner_port
+
+    outer = web.Application(client_max_size=1 << 20)
+    outer.router.add_route("*", "/{tail:.*}", compat.handle)
+    runner = web.AppRunner(outer)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", args.port).start()
+
+    # localstripe announces its own events to the layer, which reshapes and re-signs them.
+    from localstripe.webhooks import register_webhook
+    register_webhook("compat", "http://127.0.0.1:%d/_compat/localstripe-events" % args.port,
+                     "internal", None)
+    if args.seed_plans:
+        await seed_plans(compat, args.seed_plans, args.write_plans)
+    compat.ready = True
+    print("stripe-compat: listening on 127.0.0.1:%d" % args.port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,96 @@
+import { test, expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { waitForMail, linkIn } from './mail';
+
+const hydrated = (page: Page) => page.locator('html[data-hydrated="true"]');
+
+async function open(page: Page, url: string, javaScriptEnabled: boolean) {
+  await page.goto(url);
+  if (javaScriptEnabled) await expect(hydrated(page)).toHaveCount(1);
+}
+
+/** A verified customer with billing details, signed in. */
+async function customer(page: Page, javaScriptEnabled: boolean, tag: string) {
+  const email = `${tag}-${test.info().project.name}-${Date.now()}@example.com`;
+  const password = 'correct horse battery staple';
+  await open(page, '/sign-up', javaScriptEnabled);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('Name or company').fill('Orla');
+  await page.getByLabel('I am 16 or older').check();
+  await page.getByLabel(/I accept the/).check();
+  await page.getByRole('button', { name: 'Create account' }).click();
+  const verification = await waitForMail(email, /Verify your email address/);
+  await open(page, linkIn(verification, '/verify-email/'), javaScriptEnabled);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await open(page, '/billing', javaScriptEnabled);
+  await page.getByLabel('Name', { exact: true }).fill('Orla Example');
+  await page.getByLabel('Address', { exact: true }).fill('Keizersgracht 1');
+  await page.getByLabel('Postal code').fill('1015 CJ');
+  await page.getByLabel('City').fill('Amsterdam');
+  await page.getByLabel('Country').selectOption('NL');
+  await page.getByLabel('Billing email').fill(email);
+  await page.getByRole('button', { name: 'Save billing details' }).click();
+  await expect(page.getByRole('status')).toContainText('Your billing details were saved');
+  return email;
+}
+
+test('card through Stripe.js, order, and the homeserver on the dashboard', async ({ page, javaScriptEnabled }) => {
+  test.skip(!javaScriptEnabled, 'entering a card needs JavaScript; the no-JavaScript page is tested below');
+  test.setTimeout(90_000);
+  await customer(page, javaScriptEnabled, 'orla');
+
+  await page.getByRole('link', { name: 'Homeservers' }).click();
+  await page.getByRole('link', { name: 'Order a homeserver' }).click();
+  await expect(page.getByRole('heading', { name: 'Before you order' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Order' })).toBeDisabled();
+  await page.getByRole('link', { name: 'Payment card' }).click();
+
+  // The card page: Stripe's (here: the test server's) Card Element, with its own CSP.
+  await expect(page.getByRole('heading', { name: 'Add a card' })).toBeVisible();
+  await expect(page.getByText('needs JavaScript')).toBeHidden();
+  const element = page.locator('#card-element');
+  await element.locator('input[placeholder=number]').fill('4242424242424242');
+  await element.locator('input[placeholder=exp_month]').fill('08');
+  await element.locator('input[placeholder=exp_year]').fill('31');
+  await element.locator('input[placeholder=cvc]').fill('123');
+  await element.locator('input[placeholder=postal_code]').fill('10115');
+  await page.getByLabel('Name on the card').fill('Orla Example');
+  await page.getByRole('button', { name: 'Save card' }).click();
+
+  // Back on the order page, which now offers the order.
+  await expect(page).toHaveURL(/\/order$/);
+  await expect(page.getByRole('status')).toContainText('Your card was saved');
+  await expect(page.getByText('Charged to your Visa card ending in 4242')).toBeVisible();
+  await page.getByLabel(/^Business/).check();
+  await page.getByLabel('Monthly').check();
+  await page.getByLabel('Region').selectOption({ index: 1 });
+  await page.getByLabel('Server name').fill(`orla${Date.now()}`);
+  if (javaScriptEnabled) {
+    const results = await new AxeBuilder({ page }).analyze();
+    expect(results.violations.map((v) => v.id)).toEqual([]);
+  }
+  await page.getByRole('button', { name: 'Order' }).click();
+
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByRole('status')).toContainText('is paid and waits to be set up');
+  const row = page.locator('tbody tr').first();
+  await expect(row.locator('td').nth(0)).toContainText('Business');
+  await expect(row.locator('.status')).toHaveText('Paid, waiting for provisioning');
+  await expect(row.locator('.payment')).toHaveText('Visa ending in 4242');
+  await expect(row.locator('.next-payment')).toHaveText(/\d{4}$/);
+  await expect(page.getByText(/Account created on/)).toBeVisible();
+});
+
+test('without JavaScript the card page says so and offers invoices instead', async ({ page, javaScriptEnabled }) => {
+  test.skip(javaScriptEnabled, 'the hydrated project enters a card above');
+  await customer(page, javaScriptEnabled, 'nojs');
+  await open(page, '/billing/card', javaScriptEnabled);
+  await expect(page.getByText('Entering a card needs JavaScript')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Save card' })).toBeHidden();
+  await page.getByRole('button', { name: 'Ask for invoices by bank transfer' }).click();
+  await expect(page.getByRole('status')).toContainText('Our staff will switch your account');
+});

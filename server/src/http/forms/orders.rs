@@ -1,0 +1,211 @@
+//! Card, order and billing-method forms.
+
+use super::{failure, local_path, require_auth, see_other, tr, FormContext};
+use app::forms::Flash;
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Form,
+};
+use domain::{
+    accounts::profile::{self, Account},
+    audit::{self, Actor, AuditEvent},
+    billing::{
+        cards::{self, CardError, RemoveOutcome},
+        stripe::PaymentError,
+        subscriptions::{self, OrderForm, OrderRefusal},
+    },
+};
+
+/// The signed-in customer's account, or the response that ends the request.
+async fn customer_account(ctx: &FormContext) -> Result<(Account, uuid::Uuid), Response> {
+    let auth = require_auth(ctx).await?;
+    match profile::load(&ctx.state.portal.db, auth.user_id).await {
+        Ok(Some(account)) => match account.customer_id {
+            Some(id) => Ok((account, id)),
+            None => Err(StatusCode::NOT_FOUND.into_response()),
+        },
+        Ok(None) => Err(see_other("/sign-in")),
+        Err(error) => Err(failure(&error.to_string())),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct CardFields {
+    setup_intent: String,
+    next: String,
+}
+
+/// The browser confirmed a SetupIntent with Stripe.js: read the card from Stripe and keep it.
+pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Response {
+    let (account, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let portal = &ctx.state.portal;
+    let next = if fields.next.is_empty() {
+        "/dashboard"
+    } else {
+        local_path(&fields.next)
+    };
+    let mut flash = Flash::for_form("card");
+    let setup_intent = fields.setup_intent.trim();
+    if !setup_intent.starts_with("seti_") {
+        flash.alert = Some(tr("card.not_confirmed"));
+        return ctx.back("/billing/card", flash).await;
+    }
+    match cards::complete(
+        portal,
+        &ctx.meta,
+        Actor::User(account.user_id),
+        customer_id,
+        setup_intent,
+    )
+    .await
+    {
+        Ok(_) => ctx.back(next, Flash::notice(tr("card.saved"))).await,
+        Err(CardError::NotConfirmed) => {
+            flash.alert = Some(tr("card.not_confirmed"));
+            ctx.back("/billing/card", flash).await
+        }
+        Err(CardError::Db(error)) => failure(&error.to_string()),
+        Err(other) => {
+            let error = PaymentError::from(other);
+            flash.alert = Some(tr(error.message_key()));
+            ctx.back("/billing/card", flash).await
+        }
+    }
+}
+
+pub async fn remove_card(ctx: FormContext) -> Response {
+    let (account, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let mut flash = Flash::for_form("card");
+    match cards::remove(
+        &ctx.state.portal,
+        &ctx.meta,
+        Actor::User(account.user_id),
+        customer_id,
+    )
+    .await
+    {
+        Ok(RemoveOutcome::Removed | RemoveOutcome::NoCard) => {
+            flash.notice = Some(tr("card.removed"))
+        }
+        Ok(RemoveOutcome::InUse) => flash.alert = Some(tr("card.cannot_remove")),
+        Err(CardError::Db(error)) => return failure(&error.to_string()),
+        Err(other) => flash.alert = Some(tr(PaymentError::from(other).message_key())),
+    }
+    ctx.back("/billing/card", flash).await
+}
+
+/// A customer without JavaScript asks to pay by bank transfer; staff act on the audit entry.
+pub async fn request_manual_billing(ctx: FormContext) -> Response {
+    let (account, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let portal = &ctx.state.portal;
+    let recorded = async {
+        let mut tx = portal.db.begin().await?;
+        let event = AuditEvent::new(Actor::User(account.user_id), "billing.manual_requested")
+            .customer(customer_id)
+            .target("customer", customer_id);
+        audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
+        tx.commit().await
+    };
+    if let Err(error) = recorded.await {
+        return failure(&error.to_string());
+    }
+    ctx.back("/billing/card", Flash::notice(tr("card.manual_requested")))
+        .await
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct OrderFields {
+    plan: String,
+    interval: String,
+    region: String,
+    name: String,
+    currency: String,
+}
+
+pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Response {
+    let (account, _) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let form = OrderForm {
+        plan: fields.plan,
+        interval: fields.interval,
+        region: fields.region,
+        name: fields.name,
+        currency: fields.currency,
+    };
+    let mut flash = Flash::for_form("order");
+    let keep = |flash: &mut Flash| {
+        for (field, value) in [
+            ("plan", &form.plan),
+            ("interval", &form.interval),
+            ("region", &form.region),
+            ("name", &form.name),
+            ("currency", &form.currency),
+        ] {
+            flash.values.insert(field.into(), value.clone());
+        }
+    };
+    let placed = match subscriptions::place(&ctx.state.portal, &ctx.meta, &account, &form).await {
+        Ok(Ok(placed)) => placed,
+        Ok(Err(refusal)) => {
+            match refusal {
+                OrderRefusal::Fields(problems) => {
+                    for (field, key) in problems {
+                        flash.errors.insert(field.into(), tr(key));
+                    }
+                }
+                OrderRefusal::EmailNotVerified => flash.alert = Some(tr("order.refused_email")),
+                OrderRefusal::NoBillingDetails => flash.alert = Some(tr("order.refused_billing")),
+                OrderRefusal::NoCard => flash.alert = Some(tr("order.refused_card")),
+                OrderRefusal::Tax(reason) => {
+                    tracing::warn!(%reason, "no tax decision for an order");
+                    flash.alert = Some(tr("order.refused_tax"));
+                }
+            }
+            keep(&mut flash);
+            return ctx.back("/order", flash).await;
+        }
+        Err(error) => return failure(&error.to_string()),
+    };
+    let name = subscriptions::get(
+        &ctx.state.portal.db,
+        account.customer_id.unwrap_or_default(),
+        placed.subscription_id,
+    )
+    .await
+    .ok()
+    .flatten();
+    let Some(subscription) = name else {
+        return failure("the order just placed is missing");
+    };
+    let message = match (
+        &placed.payment,
+        subscription.method.as_str(),
+        subscription.status.as_str(),
+    ) {
+        (Err(error), _, _) => {
+            // The order is kept (its name stays reserved); the dashboard offers the retry.
+            let mut flash = Flash::for_form("dashboard");
+            flash.alert = Some(tr(error.message_key()));
+            return ctx.back("/dashboard", flash).await;
+        }
+        (Ok(()), "manual", _) => "order.placed_manual",
+        (Ok(()), _, "trialing") => "order.placed_trial",
+        (Ok(()), _, _) => "order.placed",
+    };
+    let text = tr(message).replace("%{name}", &subscription.server_name);
+    ctx.back("/dashboard", Flash::notice(text)).await
+}

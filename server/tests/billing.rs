@@ -1,0 +1,402 @@
+//! Cards and homeserver orders over HTTP, against a real Stripe-compatible server (localstripe
+//! behind end2end/stripe-compat.py), on both databases; and manual billing without Stripe.
+
+mod common;
+
+use common::{
+    browser::{api, database_mentions, location, Browser},
+    stripe::{spawn_app_with_stripe, StripeServer},
+    TestApp,
+};
+use domain::db::Backend;
+use reqwest::{header, Method};
+
+const PASSWORD: &str = "correct horse battery staple";
+const VISA: &str = "4242424242424242";
+const DECLINED_AT_SETUP: &str = "4000000000000002";
+const DECLINED_AT_CHARGE: &str = "4000000000000341";
+
+fn first_region(app: &TestApp) -> String {
+    app.state
+        .portal
+        .regions
+        .regions
+        .iter()
+        .find(|r| r.available)
+        .unwrap()
+        .id
+        .clone()
+}
+
+async fn card_page(browser: &mut Browser<'_>, next: &str) -> serde_json::Value {
+    let response = browser
+        .app
+        .client
+        .post(browser.app.url("/api/card_page"))
+        .header(header::ORIGIN, &browser.app.address)
+        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
+        .form(&[("next", next)])
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+/// Enters a card as the browser does: Stripe.js confirms the SetupIntent with Stripe, then the
+/// page posts the SetupIntent's id.
+/// Returns the portal's answer and the SetupIntent's id.
+async fn add_card(
+    stripe: &StripeServer,
+    browser: &mut Browser<'_>,
+    number: &str,
+) -> (reqwest::Response, String) {
+    let page = card_page(browser, "/order").await;
+    let secret = page["client_secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("seti_"), "{page}");
+    let setup_intent = stripe.confirm_card_setup(&secret, number).await.unwrap();
+    let response = browser
+        .post(
+            "/billing/card",
+            &[("setup_intent", &setup_intent), ("next", "/order")],
+        )
+        .await;
+    (response, setup_intent)
+}
+
+async fn order(
+    browser: &mut Browser<'_>,
+    plan: &str,
+    name: &str,
+    currency: &str,
+) -> reqwest::Response {
+    let region = first_region(browser.app);
+    browser
+        .post(
+            "/order",
+            &[
+                ("plan", plan),
+                ("interval", "monthly"),
+                ("region", &region),
+                ("name", name),
+                ("currency", currency),
+            ],
+        )
+        .await
+}
+
+async fn stripe_subscriptions(stripe: &StripeServer, app: &TestApp) -> Vec<serde_json::Value> {
+    let customer: String = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT stripe_customer_id FROM billing_accounts WHERE stripe_customer_id IS NOT NULL LIMIT 1"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    let list = stripe
+        .api(
+            Method::GET,
+            &format!("/v1/subscriptions?customer={customer}&status=all"),
+            &[],
+        )
+        .await;
+    list["data"].as_array().unwrap().clone()
+}
+
+async fn a_customer_adds_a_card_orders_and_sees_the_homeserver(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    let mut ada = Browser::new(&app);
+    ada.sign_up_verified("ada@example.com", PASSWORD, "Ada")
+        .await;
+
+    // Nothing can be ordered before billing details and a card.
+    let response = order(&mut ada, "business", "ada-team", "eur").await;
+    assert_eq!(location(&response), "/order");
+    assert!(ada.flash().await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("billing details"));
+    ada.billing_details("DE").await;
+    order(&mut ada, "business", "ada-team", "eur").await;
+    assert!(ada.flash().await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("payment card"));
+
+    // Only the card page allows Stripe.js, from the configured origin.
+    let card_csp = ada.get("/billing/card").await.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        card_csp.contains(&format!("connect-src 'self' {}", stripe.base))
+            && card_csp.contains(&stripe.base),
+        "{card_csp}"
+    );
+    let other_csp = ada.get("/billing").await.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!other_csp.contains(&stripe.base), "{other_csp}");
+
+    let (response, adas_intent) = add_card(&stripe, &mut ada, VISA).await;
+    assert_eq!(location(&response), "/order");
+    assert_eq!(ada.flash().await["notice"], "Your card was saved.");
+    let page = card_page(&mut ada, "").await;
+    assert_eq!(page["card"]["brand"], "visa");
+    assert_eq!(page["card"]["last4"], "4242");
+    assert_eq!(page["card"]["expires"], "08/2031");
+
+    let response = order(&mut ada, "business", "Ada-Team", "eur").await;
+    assert_eq!(location(&response), "/dashboard");
+    let flash = ada.flash().await;
+    assert!(
+        flash["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("ada-team is paid")),
+        "{flash}"
+    );
+
+    let dashboard = api(&mut ada, "dashboard").await;
+    let row = &dashboard["rows"][0];
+    assert_eq!(row["server_name"], "ada-team");
+    assert_eq!(row["plan"], "Business");
+    assert_eq!(
+        row["status_key"],
+        "dashboard.status_waiting_for_provisioning"
+    );
+    assert!(
+        row["region"].as_str().unwrap().contains('('),
+        "shown with its location: {row}"
+    );
+    assert!(
+        row["next_payment"].as_str().is_some_and(|d| !d.is_empty()),
+        "{row}"
+    );
+    assert_eq!(dashboard["card"]["last4"], "4242");
+
+    // Stripe has one subscription, taxed at Germany's rate, its first invoice paid.
+    let subscriptions = stripe_subscriptions(&stripe, &app).await;
+    assert_eq!(subscriptions.len(), 1);
+    let sub = &subscriptions[0];
+    assert_eq!(sub["status"], "active");
+    assert_eq!(
+        sub["items"]["data"][0]["price"]["id"],
+        "price_business_eur_month"
+    );
+    assert_eq!(sub["items"]["data"][0]["tax_rates"][0]["percentage"], 19.0);
+    let invoice = stripe
+        .api(
+            Method::GET,
+            &format!("/v1/invoices/{}", sub["latest_invoice"].as_str().unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(invoice["status"], "paid");
+    assert_eq!(invoice["total"], 5950, "50.00 EUR plus 19 % VAT");
+
+    // A retry of the same order (a crash after Stripe answered, a double click) makes no
+    // second subscription: the portal finds the first by its metadata.
+    let account = domain::accounts::profile::load(
+        &app.state.portal.db,
+        customer_user(&app, "ada@example.com").await,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let subscription_id = uuid::Uuid::parse_str(row["id"].as_str().unwrap()).unwrap();
+    domain::on_db!(&app.state.portal.db, pool => sqlx::query("UPDATE subscriptions SET status = 'pending' WHERE id = $1")
+        .bind(subscription_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .unwrap());
+    domain::billing::subscriptions::start(
+        &app.state.portal,
+        account.customer_id.unwrap(),
+        subscription_id,
+        &account,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stripe_subscriptions(&stripe, &app).await.len(), 1);
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["status_key"],
+        "dashboard.status_waiting_for_provisioning"
+    );
+
+    // The name is taken for good; another customer sees none of this.
+    let mut bob = Browser::new(&app);
+    bob.sign_up_verified("bob@example.com", PASSWORD, "Bob")
+        .await;
+    assert_eq!(
+        api(&mut bob, "dashboard").await["rows"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        card_page(&mut bob, "").await["card"],
+        serde_json::Value::Null
+    );
+    bob.billing_details("FR").await;
+    add_card(&stripe, &mut bob, VISA).await;
+    order(&mut bob, "starter", "ada-team", "eur").await;
+    assert_eq!(
+        bob.flash().await["errors"]["name"],
+        "This name is taken. Please choose another."
+    );
+
+    // Bob cannot take Ada's card by posting her SetupIntent's id.
+    bob.post("/billing/card", &[("setup_intent", &adas_intent)])
+        .await;
+    assert!(bob.flash().await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("could not be confirmed"));
+
+    assert_eq!(
+        database_mentions(&app.state.portal.db, VISA).await,
+        Vec::<String>::new()
+    );
+    app.cleanup().await;
+}
+
+async fn customer_user(app: &TestApp, email: &str) -> uuid::Uuid {
+    domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
+        .bind(email)
+        .fetch_one(pool)
+        .await
+        .unwrap())
+}
+
+async fn declined_cards_leave_nothing_behind(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    let mut ada = Browser::new(&app);
+    ada.sign_up_verified("ada@example.com", PASSWORD, "Ada")
+        .await;
+    ada.billing_details("FI").await;
+
+    // Declined when it is set up: Stripe.js tells the customer; the portal never saw a card.
+    let page = card_page(&mut ada, "").await;
+    let refused = stripe
+        .confirm_card_setup(page["client_secret"].as_str().unwrap(), DECLINED_AT_SETUP)
+        .await;
+    assert_eq!(refused, Err("Your card was declined.".to_string()));
+    let response = ada
+        .post("/billing/card", &[("setup_intent", "seti_made_up")])
+        .await;
+    assert_eq!(location(&response), "/billing/card");
+    assert!(ada.flash().await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("could not be confirmed"));
+    assert_eq!(
+        card_page(&mut ada, "").await["card"],
+        serde_json::Value::Null
+    );
+
+    // Accepted when set up, declined when charged: the order stays, waiting for another card.
+    add_card(&stripe, &mut ada, DECLINED_AT_CHARGE).await;
+    let response = order(&mut ada, "starter", "ada-home", "eur").await;
+    assert_eq!(location(&response), "/dashboard");
+    assert_eq!(
+        ada.flash().await["alert"],
+        "Your card was declined. Please use another card."
+    );
+    let row = &api(&mut ada, "dashboard").await["rows"][0];
+    assert_eq!(row["status_key"], "dashboard.status_payment_failed");
+    assert!(
+        stripe_subscriptions(&stripe, &app)
+            .await
+            .iter()
+            .all(|s| s["status"] != "active"),
+        "Stripe made no running subscription"
+    );
+    for number in [DECLINED_AT_SETUP, DECLINED_AT_CHARGE] {
+        assert_eq!(
+            database_mentions(&app.state.portal.db, number).await,
+            Vec::<String>::new()
+        );
+    }
+    app.cleanup().await;
+}
+
+/// Without Stripe keys (the embedded default) orders are paid by bank transfer.
+async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
+    let app = common::spawn_app(backend).await;
+    let mut ada = Browser::new(&app);
+    ada.sign_up("ada@example.com", PASSWORD, "Ada").await;
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    ada.billing_details("NL").await;
+    order(&mut ada, "starter", "ada-home", "eur").await;
+    assert!(
+        ada.flash().await["alert"]
+            .as_str()
+            .unwrap()
+            .contains("Confirm your email"),
+        "unverified accounts cannot buy"
+    );
+
+    let mut bea = Browser::new(&app);
+    bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
+        .await;
+    bea.billing_details("NL").await;
+    let page = api(&mut bea, "order_page").await;
+    assert_eq!(page["by_card"], false);
+    assert_eq!(page["currency_fixed"], false);
+    order(&mut bea, "nonsense", "x", "eur").await;
+    let flash = bea.flash().await;
+    assert_eq!(flash["errors"]["plan"], "Choose a plan.");
+    assert_eq!(flash["errors"]["name"], "Use at least 3 characters.");
+    assert_eq!(flash["values"]["name"], "x", "what was typed comes back");
+
+    let response = order(&mut bea, "starter", "bea-home", "usd").await;
+    assert_eq!(location(&response), "/dashboard");
+    assert!(bea.flash().await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("bank transfer"));
+    let row = &api(&mut bea, "dashboard").await["rows"][0];
+    assert_eq!(row["status_key"], "dashboard.status_awaiting_transfer");
+    assert_eq!(row["by_card"], false);
+
+    // The currency is fixed by the first purchase.
+    let page = api(&mut bea, "order_page").await;
+    assert_eq!(page["currency_fixed"], true);
+    assert_eq!(page["currency"], "usd");
+    order(&mut bea, "starter", "bea-second", "eur").await;
+    assert_eq!(
+        bea.flash().await["errors"]["currency"],
+        "You already pay in another currency."
+    );
+    assert_eq!(
+        api(&mut bea, "dashboard").await["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.cleanup().await;
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(domain::db::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(domain::db::Backend::Postgres).await;
+            })*
+        }
+    };
+}
+
+both_backends!(
+    a_customer_adds_a_card_orders_and_sees_the_homeserver,
+    declined_cards_leave_nothing_behind,
+    without_stripe_orders_wait_for_a_bank_transfer,
+);

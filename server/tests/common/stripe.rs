@@ -1,0 +1,160 @@
+//! A real Stripe-compatible server for tests: localstripe behind the compatibility layer
+//! (end2end/stripe-compat.py), one process per test, and the portal configured to use it.
+
+use super::{spawn_app_args, TestApp};
+use domain::db::Backend;
+use std::process::{Child, Command, Stdio};
+
+pub const PUBLISHABLE_KEY: &str = "pk_test_portal";
+pub const SECRET_KEY: &str = "sk_test_portal";
+pub const WEBHOOK_SECRET: &str = "whsec_test_portal";
+
+pub struct StripeServer {
+    child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The sample plan catalogue with the ids of the prices made for it.
+    pub plans_file: std::path::PathBuf,
+}
+
+impl Drop for StripeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("PORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+impl StripeServer {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "portal-stripe-{}",
+            domain::random::token(&domain::OsRandom, 8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plans_file = dir.join("plans.toml");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let end2end = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end");
+        let child = Command::new(python())
+            .arg("stripe-compat.py")
+            .arg(port.to_string())
+            .arg("--seed-plans")
+            .arg("../config/plans.toml")
+            .arg("--write-plans")
+            .arg(&plans_file)
+            .current_dir(end2end)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("PORTAL_TEST_PYTHON runs end2end/stripe-compat.py (scripts/setup.sh --test installs localstripe)");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            plans_file,
+        };
+        for _ in 0..100 {
+            let ready = server
+                .client
+                .get(format!("{}/_compat/ready", server.base))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the Stripe test server did not start on port {port}");
+    }
+
+    /// A call with the secret key, as the portal makes them.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(SECRET_KEY, Some(""))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// What Stripe.js does in the browser with the card the customer typed: confirms the
+    /// SetupIntent with the publishable key. Returns the SetupIntent's id.
+    pub async fn confirm_card_setup(
+        &self,
+        client_secret: &str,
+        number: &str,
+    ) -> Result<String, String> {
+        let id = client_secret.split("_secret_").next().unwrap();
+        let body = serde_json::json!({
+            "key": PUBLISHABLE_KEY,
+            "client_secret": client_secret,
+            "payment_method_data": {
+                "type": "card",
+                "card": { "number": number, "exp_month": "8", "exp_year": "2031", "cvc": "123" },
+            },
+        });
+        let response = self
+            .client
+            .post(format!("{}/v1/setup_intents/{id}/confirm", self.base))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        if status.is_success() {
+            Ok(answer["id"].as_str().unwrap().to_string())
+        } else {
+            Err(answer["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
+        }
+    }
+}
+
+/// A portal that bills through the test Stripe server.
+pub async fn spawn_app_with_stripe(backend: Backend, stripe: &StripeServer) -> TestApp {
+    let js = format!("{}/js.stripe.com/v3/", stripe.base);
+    spawn_app_args(
+        backend,
+        None,
+        &[
+            "--plans-file",
+            stripe.plans_file.to_str().unwrap(),
+            "--stripe-secret-key",
+            SECRET_KEY,
+            "--stripe-publishable-key",
+            PUBLISHABLE_KEY,
+            "--stripe-webhook-secret",
+            WEBHOOK_SECRET,
+            "--stripe-api-base",
+            &stripe.base,
+            "--stripe-js-url",
+            &js,
+            "--stripe-timeout-seconds",
+            "10",
+        ],
+    )
+    .await
+}
