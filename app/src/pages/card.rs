@@ -122,7 +122,7 @@ fn CardBody(view: CardPageView) -> impl IntoView {
         <section class="card" aria-labelledby="card-entry">
             <h2 id="card-entry">{heading}</h2>
             <div id="card-no-script">
-                <p class="notice" role="status">{tr("card.needs_javascript")}</p>
+                <p class="notice">{tr("card.needs_javascript")}</p>
                 <form method="post" action="/billing/manual-request">
                     <button class="button" type="submit">{tr("card.request_manual")}</button>
                 </form>
