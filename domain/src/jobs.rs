@@ -23,7 +23,7 @@ pub const LEASE: time::Duration = time::Duration::minutes(5);
 pub struct NewJob {
     pub kind: &'static str,
     pub payload: Value,
-    /// At most one queued job exists per key; enqueueing again is a no-op.
+    /// At most one job that has not started exists per key; enqueueing again is a no-op.
     pub dedupe_key: Option<String>,
     pub run_at_ms: i64,
     pub max_attempts: i32,
@@ -82,7 +82,9 @@ pub async fn enqueue(
     Ok(result == 1)
 }
 
-/// Claims the oldest due job for `worker`, or None when nothing is due.
+/// Claims the oldest due job for `worker`, or None when nothing is due. A started job lets go
+/// of its dedupe key: a change that happens while it runs enqueues another run, so the last
+/// change is always seen (coalescing only merges jobs that have not started).
 pub async fn claim(db: &Db, worker: &str, clock: &dyn Clock) -> Result<Option<Job>, sqlx::Error> {
     let now = clock.now_ms();
     let lease_until = now + LEASE.whole_milliseconds() as i64;
@@ -91,7 +93,7 @@ pub async fn claim(db: &Db, worker: &str, clock: &dyn Clock) -> Result<Option<Jo
         Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
     };
     let sql = format!(
-        "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+        "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1, dedupe_key = NULL \
          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
                      AND (locked_until IS NULL OR locked_until < $3) \
                      ORDER BY run_at LIMIT 1 {lock}) \

@@ -186,6 +186,33 @@ pub static PERSONAL_TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "invoices",
+        owner_column: "customer_id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("customer_id", true, NotPersonal),
+            col("subscription_id", true, NotPersonal),
+            col("method", true, NotPersonal),
+            col("stripe_invoice_id", true, NotPersonal),
+            col("number", true, NotPersonal),
+            col("status", true, NotPersonal),
+            col("currency", true, NotPersonal),
+            col("subtotal", true, NotPersonal),
+            col("tax", true, NotPersonal),
+            col("total", true, NotPersonal),
+            col("amount_due", true, NotPersonal),
+            col("amount_paid", true, NotPersonal),
+            col("tax_lines", true, NotPersonal),
+            col("period_start", true, NotPersonal),
+            col("period_end", true, NotPersonal),
+            // Invoices are kept for the legal retention period; the card digits go sooner.
+            col("card_last4", true, Pseudonymise),
+            col("paid_at", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+            col("updated_at", false, NotPersonal),
+        ],
+    },
+    Table {
         name: "billing_details_history",
         owner_column: "customer_id",
         columns: &[
@@ -276,6 +303,10 @@ pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
     (
         "server_names",
         "homeserver names and the customer id that reserved them; names are public DNS labels, kept forever so none is reused",
+    ),
+    (
+        "stripe_events",
+        "ids and types of Stripe webhook events, kept to recognise a second delivery",
     ),
     (
         "stripe_tax_rates",

@@ -193,7 +193,22 @@ async fn dedupe_keys_coalesce_and_periodic_jobs_run_once_per_slot(db: Db) {
     tx.commit().await.unwrap();
     assert!(first && !second);
     let job = jobs::claim(&db, "w", &clock).await.unwrap().unwrap();
+    // Once started, the job no longer holds the key: a later change queues another run.
+    let mut tx = db.begin().await.unwrap();
+    let third = jobs::enqueue(
+        &mut tx,
+        NewJob::now("demo", json!(3), &clock).dedupe("customer:1"),
+        &clock,
+        &*random,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(third, "a change while the job runs is not lost");
     jobs::complete(&db, job.id).await.unwrap();
+    let again = jobs::claim(&db, "w", &clock).await.unwrap().unwrap();
+    assert_eq!(again.payload.0, json!(3));
+    jobs::complete(&db, again.id).await.unwrap();
 
     let runs = Arc::new(AtomicUsize::new(0));
     let make_runner = || {

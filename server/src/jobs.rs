@@ -10,6 +10,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let purge_portal = portal.clone();
     let mail_db = portal.db.clone();
     let unverified_portal = portal.clone();
+    let sync_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -54,6 +55,16 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
                 tracing::info!(removed, "deleted accounts never verified");
             }
             Ok(())
+        }
+    })
+    .handle(domain::billing::webhooks::SYNC_JOB, move |payload| {
+        let portal = sync_portal.clone();
+        async move {
+            let object = payload["object"].as_str().unwrap_or_default().to_string();
+            let id = payload["id"].as_str().unwrap_or_default().to_string();
+            domain::billing::sync::sync(&portal, &object, &id)
+                .await
+                .map_err(|e| e.to_string())
         }
     })
     .every(PURGE_SESSIONS, time::Duration::minutes(15))

@@ -5,7 +5,9 @@ mod common;
 
 use common::{
     browser::{api, database_mentions, location, Browser},
-    stripe::{spawn_app_with_stripe, StripeServer},
+    stripe::{
+        add_card, card_page, order, spawn_app_with_stripe, stripe_subscriptions, StripeServer,
+    },
     TestApp,
 };
 use domain::db::Backend;
@@ -15,91 +17,6 @@ const PASSWORD: &str = "correct horse battery staple";
 const VISA: &str = "4242424242424242";
 const DECLINED_AT_SETUP: &str = "4000000000000002";
 const DECLINED_AT_CHARGE: &str = "4000000000000341";
-
-fn first_region(app: &TestApp) -> String {
-    app.state
-        .portal
-        .regions
-        .regions
-        .iter()
-        .find(|r| r.available)
-        .unwrap()
-        .id
-        .clone()
-}
-
-async fn card_page(browser: &mut Browser<'_>, next: &str) -> serde_json::Value {
-    let response = browser
-        .app
-        .client
-        .post(browser.app.url("/api/card_page"))
-        .header(header::ORIGIN, &browser.app.address)
-        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .form(&[("next", next)])
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
-}
-
-/// Enters a card as the browser does: Stripe.js confirms the SetupIntent with Stripe, then the
-/// page posts the SetupIntent's id.
-/// Returns the portal's answer and the SetupIntent's id.
-async fn add_card(
-    stripe: &StripeServer,
-    browser: &mut Browser<'_>,
-    number: &str,
-) -> (reqwest::Response, String) {
-    let page = card_page(browser, "/order").await;
-    let secret = page["client_secret"].as_str().unwrap().to_string();
-    assert!(secret.starts_with("seti_"), "{page}");
-    let setup_intent = stripe.confirm_card_setup(&secret, number).await.unwrap();
-    let response = browser
-        .post(
-            "/billing/card",
-            &[("setup_intent", &setup_intent), ("next", "/order")],
-        )
-        .await;
-    (response, setup_intent)
-}
-
-async fn order(
-    browser: &mut Browser<'_>,
-    plan: &str,
-    name: &str,
-    currency: &str,
-) -> reqwest::Response {
-    let region = first_region(browser.app);
-    browser
-        .post(
-            "/order",
-            &[
-                ("plan", plan),
-                ("interval", "monthly"),
-                ("region", &region),
-                ("name", name),
-                ("currency", currency),
-            ],
-        )
-        .await
-}
-
-async fn stripe_subscriptions(stripe: &StripeServer, app: &TestApp) -> Vec<serde_json::Value> {
-    let customer: String = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
-        "SELECT stripe_customer_id FROM billing_accounts WHERE stripe_customer_id IS NOT NULL LIMIT 1"
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap());
-    let list = stripe
-        .api(
-            Method::GET,
-            &format!("/v1/subscriptions?customer={customer}&status=all"),
-            &[],
-        )
-        .await;
-    list["data"].as_array().unwrap().clone()
-}
 
 async fn a_customer_adds_a_card_orders_and_sees_the_homeserver(backend: Backend) {
     let stripe = StripeServer::start().await;
@@ -376,23 +293,6 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
         1
     );
     app.cleanup().await;
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(domain::db::Backend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(domain::db::Backend::Postgres).await;
-            })*
-        }
-    };
 }
 
 both_backends!(

@@ -101,6 +101,18 @@ pub async fn complete(
     gateway
         .set_default_card(stripe_customer, &card.payment_method_id)
         .await?;
+    store(portal, meta, actor, customer_id, &card).await?;
+    Ok(card)
+}
+
+/// Records `card` as the customer's card and lets go of the one it replaces (at Stripe too).
+pub async fn store(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+    card: &CardSummary,
+) -> Result<(), sqlx::Error> {
     let previous = load(&portal.db, customer_id).await?;
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
@@ -135,11 +147,13 @@ pub async fn complete(
     if let Some(old) = previous.filter(|o| o.payment_method_id != card.payment_method_id) {
         // The old card stays usable at Stripe only as long as it must; failing to detach it
         // is logged, not shown: the new card is already in place.
-        if let Err(e) = gateway.detach_card(&old.payment_method_id).await {
-            tracing::warn!(error = %e, "could not detach the replaced card");
+        if let Some(gateway) = portal.payments.as_ref() {
+            if let Err(e) = gateway.detach_card(&old.payment_method_id).await {
+                tracing::warn!(error = %e, "could not detach the replaced card");
+            }
         }
     }
-    Ok(card)
+    Ok(())
 }
 
 /// Removes the card. Refused while a paid subscription would be left without one.

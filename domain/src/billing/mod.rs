@@ -6,8 +6,10 @@ pub mod cards;
 pub mod details;
 pub mod stripe;
 pub mod subscriptions;
+pub mod sync;
 pub mod tax;
 pub mod vat_number;
+pub mod webhooks;
 
 /// Who sells: the seller's country and VAT number decide the tax (P9).
 #[derive(Debug, Clone, PartialEq, Eq)]

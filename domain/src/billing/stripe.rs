@@ -478,6 +478,69 @@ impl Gateway {
         Ok(subscription_state(created))
     }
 
+    pub async fn invoice(&self, id: &str) -> Result<InvoiceState, PaymentError> {
+        use stripe_billing::invoice::RetrieveInvoice;
+        let invoice = self
+            .retrying("retrieve invoice", || async {
+                RetrieveInvoice::new(id).send(&self.client).await
+            })
+            .await?;
+        Ok(invoice_state(invoice))
+    }
+
+    /// The card a customer's invoices are charged to at Stripe, if any (None for a deleted
+    /// customer).
+    pub async fn default_card_of(&self, customer: &str) -> Result<Option<String>, PaymentError> {
+        use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+        let found = self
+            .retrying("retrieve customer", || async {
+                RetrieveCustomer::new(customer).send(&self.client).await
+            })
+            .await?;
+        Ok(match found {
+            RetrieveCustomerReturned::Customer(c) => c
+                .invoice_settings
+                .and_then(|s| s.default_payment_method)
+                .map(|pm| pm.id().to_string()),
+            RetrieveCustomerReturned::DeletedCustomer(_) => None,
+        })
+    }
+
+    /// The customer a SetupIntent belongs to, when it succeeded.
+    pub async fn succeeded_setup_intent(&self, id: &str) -> Result<Option<String>, PaymentError> {
+        use stripe_core::setup_intent::RetrieveSetupIntent;
+        let id: stripe_shared::SetupIntentId = id.into();
+        let intent = self
+            .retrying("retrieve setup intent", || async {
+                RetrieveSetupIntent::new(id.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(
+            (intent.status == stripe_shared::SetupIntentStatus::Succeeded)
+                .then(|| intent.customer.map(|c| c.id().to_string()))
+                .flatten(),
+        )
+    }
+
+    /// The customer a payment method is attached to (None once detached).
+    pub async fn owner_of_card(
+        &self,
+        payment_method: &str,
+    ) -> Result<Option<String>, PaymentError> {
+        use stripe_payment::payment_method::RetrievePaymentMethod;
+        let id: stripe_shared::PaymentMethodId = payment_method.into();
+        let pm = self
+            .retrying("retrieve payment method", || async {
+                RetrievePaymentMethod::new(id.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(pm.customer.map(|c| c.id().to_string()))
+    }
+
     pub async fn subscription(&self, id: &str) -> Result<SubscriptionState, PaymentError> {
         use stripe_billing::subscription::RetrieveSubscription;
         let id: stripe_shared::SubscriptionId = id.into();
@@ -492,6 +555,29 @@ impl Gateway {
     }
 }
 
+/// The part of a Stripe invoice the portal keeps as a billing record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceState {
+    pub id: String,
+    pub customer: Option<String>,
+    pub subscription: Option<String>,
+    pub number: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub subtotal: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    /// (Stripe tax rate id, amount)
+    pub tax_lines: Vec<(String, i64)>,
+    /// Seconds since the epoch.
+    pub period_start: i64,
+    pub period_end: i64,
+    pub created: i64,
+    pub paid_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct CustomerAddress {
     pub line1: String,
@@ -499,6 +585,46 @@ pub struct CustomerAddress {
     pub postal_code: String,
     pub city: String,
     pub country: String,
+}
+
+fn invoice_state(inv: stripe_shared::Invoice) -> InvoiceState {
+    let tax_lines: Vec<(String, i64)> = inv
+        .total_taxes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let rate = t
+                .tax_rate_details
+                .map(|d| d.tax_rate.id().to_string())
+                .unwrap_or_default();
+            (rate, t.amount)
+        })
+        .collect();
+    InvoiceState {
+        id: inv.id.map(|i| i.to_string()).unwrap_or_default(),
+        customer: inv.customer.as_ref().map(|c| c.id().to_string()),
+        subscription: inv
+            .parent
+            .as_ref()
+            .and_then(|p| p.subscription_details.as_ref())
+            .map(|d| d.subscription.id().to_string()),
+        number: inv.number,
+        status: inv
+            .status
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "draft".into()),
+        currency: inv.currency.to_string(),
+        subtotal: inv.subtotal,
+        tax: tax_lines.iter().map(|(_, a)| a).sum(),
+        total: inv.total,
+        amount_due: inv.amount_due,
+        amount_paid: inv.amount_paid,
+        tax_lines,
+        period_start: inv.period_start,
+        period_end: inv.period_end,
+        created: inv.created,
+        paid_at: inv.status_transitions.paid_at,
+    }
 }
 
 fn subscription_state(sub: stripe_shared::Subscription) -> SubscriptionState {

@@ -452,7 +452,10 @@ pub async fn record_state(
     let mut tx = portal.db.begin().await?;
     on_tx!(&mut tx, conn => sqlx::query(
         "UPDATE subscriptions SET stripe_subscription_id = $2, status = $3, cancel_at_period_end = $4, \
-         current_period_end = $5, trial_end = $6, updated_at = $7 WHERE id = $1",
+         current_period_end = $5, trial_end = $6, updated_at = $7, \
+         past_due_since = CASE WHEN $3 IN ('past_due', 'unpaid') THEN COALESCE(past_due_since, $7) ELSE NULL END, \
+         canceled_at = CASE WHEN $3 = 'canceled' THEN COALESCE(canceled_at, $7) ELSE NULL END \
+         WHERE id = $1",
     )
     .bind(subscription_id)
     .bind(&state.id)
@@ -464,6 +467,18 @@ pub async fn record_state(
     .execute(conn)
     .await
     .map(|_| ()))?;
+    if matches!(state.status.as_str(), "active" | "trialing") {
+        // Paid again: a suspension mark from dunning is lifted.
+        on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE homeservers SET suspension_marked_at = NULL, updated_at = $2 \
+             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) AND suspension_marked_at IS NOT NULL",
+        )
+        .bind(subscription_id)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+    }
     if matches!(state.status.as_str(), "active" | "trialing" | "past_due") {
         on_tx!(&mut tx, conn => sqlx::query(
             "UPDATE homeservers SET state = 'waiting_for_provisioning', updated_at = $2 \

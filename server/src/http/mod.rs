@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod page_cache;
 pub mod security;
 pub mod sessions;
+pub mod webhooks;
 
 use crate::state::AppState;
 use app::{shell::shell, App};
@@ -19,7 +20,7 @@ use axum::{
     http::{header, HeaderValue},
     middleware::{self, Next},
     response::Response,
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use leptos::prelude::provide_context;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
 
     let routes = pages
         .merge(forms::routes())
+        .route("/webhooks/stripe", post(webhooks::stripe))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

@@ -15,6 +15,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub state: server::state::AppState,
+    runner: domain::jobs::Runner,
     data_dir: PathBuf,
     cleanup: Option<domain::testing::Cleanup>,
 }
@@ -97,7 +98,7 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
     let cli = server::config::Cli::try_parse_from(args).unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
     let server_clock = clock.clone();
-    let state = server_runtime()
+    let (state, runner) = server_runtime()
         .spawn(async move {
             let built = server::build(
                 cli.config,
@@ -111,7 +112,7 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
                 .into_make_service_with_connect_info::<SocketAddr>();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            built.state
+            (built.state, built.runner)
         })
         .await
         .unwrap();
@@ -123,6 +124,7 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
             .unwrap(),
         clock,
         state,
+        runner,
         data_dir,
         cleanup: Some(cleanup),
     }
@@ -148,6 +150,15 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Runs the jobs that are due now (the test server runs none by itself); returns how many.
+    pub async fn run_jobs(&self) -> usize {
+        let runner = self.runner.clone();
+        server_runtime()
+            .spawn(async move { runner.run_due().await.unwrap() })
+            .await
+            .unwrap()
     }
 
     pub async fn cleanup(mut self) {
@@ -177,6 +188,26 @@ macro_rules! app_tests {
                 let app = $crate::common::spawn_app(domain::db::Backend::Postgres).await;
                 super::$name(&app).await;
                 app.cleanup().await;
+            })*
+        }
+    };
+}
+
+/// Defines each listed async test `fn name(backend: Backend)` once per backend (for tests that
+/// start their portal themselves, e.g. with a Stripe server).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(domain::db::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(domain::db::Backend::Postgres).await;
             })*
         }
     };

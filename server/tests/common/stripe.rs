@@ -1,8 +1,9 @@
 //! A real Stripe-compatible server for tests: localstripe behind the compatibility layer
 //! (end2end/stripe-compat.py), one process per test, and the portal configured to use it.
 
-use super::{spawn_app_args, TestApp};
+use super::{browser::Browser, spawn_app_args, TestApp};
 use domain::db::Backend;
+use reqwest::header;
 use std::process::{Child, Command, Stdio};
 
 pub const PUBLISHABLE_KEY: &str = "pk_test_portal";
@@ -157,4 +158,113 @@ pub async fn spawn_app_with_stripe(backend: Backend, stripe: &StripeServer) -> T
         ],
     )
     .await
+}
+
+pub fn first_region(app: &TestApp) -> String {
+    app.state
+        .portal
+        .regions
+        .regions
+        .iter()
+        .find(|r| r.available)
+        .unwrap()
+        .id
+        .clone()
+}
+
+pub async fn card_page(browser: &mut Browser<'_>, next: &str) -> serde_json::Value {
+    let response = browser
+        .app
+        .client
+        .post(browser.app.url("/api/card_page"))
+        .header(header::ORIGIN, &browser.app.address)
+        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
+        .form(&[("next", next)])
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+/// Enters a card as the browser does: Stripe.js confirms the SetupIntent with Stripe, then the
+/// page posts the SetupIntent's id.
+/// Returns the portal's answer and the SetupIntent's id.
+pub async fn add_card(
+    stripe: &StripeServer,
+    browser: &mut Browser<'_>,
+    number: &str,
+) -> (reqwest::Response, String) {
+    let page = card_page(browser, "/order").await;
+    let secret = page["client_secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("seti_"), "{page}");
+    let setup_intent = stripe.confirm_card_setup(&secret, number).await.unwrap();
+    let response = browser
+        .post(
+            "/billing/card",
+            &[("setup_intent", &setup_intent), ("next", "/order")],
+        )
+        .await;
+    (response, setup_intent)
+}
+
+pub async fn order(
+    browser: &mut Browser<'_>,
+    plan: &str,
+    name: &str,
+    currency: &str,
+) -> reqwest::Response {
+    let region = first_region(browser.app);
+    browser
+        .post(
+            "/order",
+            &[
+                ("plan", plan),
+                ("interval", "monthly"),
+                ("region", &region),
+                ("name", name),
+                ("currency", currency),
+            ],
+        )
+        .await
+}
+
+/// The subscriptions Stripe holds for the (first) customer of the portal, whatever their status.
+pub async fn stripe_subscriptions(stripe: &StripeServer, app: &TestApp) -> Vec<serde_json::Value> {
+    let customer: String = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT stripe_customer_id FROM billing_accounts WHERE stripe_customer_id IS NOT NULL LIMIT 1"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    let list = stripe
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/subscriptions?customer={customer}&status=all"),
+            &[],
+        )
+        .await;
+    list["data"].as_array().unwrap().clone()
+}
+
+/// A verified customer in Germany with a Visa card and one Business homeserver, paid.
+pub async fn paying_customer<'a>(
+    app: &'a TestApp,
+    stripe: &StripeServer,
+    email: &str,
+) -> Browser<'a> {
+    let mut browser = Browser::new(app);
+    browser
+        .sign_up_verified(email, "correct horse battery staple", "Payer")
+        .await;
+    browser.billing_details("DE").await;
+    add_card(stripe, &mut browser, "4242424242424242").await;
+    order(&mut browser, "business", "payer-home", "eur").await;
+    let flash = browser.flash().await;
+    assert!(
+        flash["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("is paid")),
+        "{flash}"
+    );
+    browser
 }
