@@ -297,11 +297,12 @@ class Compat:
         method = request.method
         raw_body = await request.read()
         form = None
+        original = []
         content_type = request.headers.get("Content-Type", "")
         if method in ("POST", "DELETE") and raw_body:
             if content_type.startswith("application/x-www-form-urlencoded"):
-                form = self.translate(method, path, urllib.parse.parse_qsl(
-                    raw_body.decode(), keep_blank_values=True))
+                original = urllib.parse.parse_qsl(raw_body.decode(), keep_blank_values=True)
+                form = self.translate(method, path, original)
         query = self.translate_query(path, request.query_string)
 
         price = path.startswith("/v1/prices/")
@@ -319,7 +320,7 @@ class Compat:
         if status >= 400:
             print("stripe-compat: %s %s -> %d %s" % (method, path, status, json.dumps(body)), file=sys.stderr)
         if status == 200:
-            body = await self.after(method, path, dict(form or []), body)
+            body = await self.after(method, path, dict(original), body)
             body = self.plan_as_price(body) if price else self.reshape(body)
         return web.json_response(body, status=status, headers=extra)
 
@@ -348,6 +349,7 @@ class Compat:
                     ("customer", body["customer"]), ("subscription", body["id"])])
                 if status == 200 and invoice.get("amount_due", 0) > 0:
                     await self.call("POST", "/v1/invoices/%s/pay" % invoice["id"], [])
+                    await self.after_payment(invoice["id"], body["id"])
                 _, body = await self.call("GET", path)
             await self.emit("customer.subscription.updated", body)
         elif method == "POST" and len(parts) == 4 and parts[1] == "payment_methods":
@@ -356,6 +358,16 @@ class Compat:
                 and parts[3] == "confirm" and body.get("status") == "succeeded":
             await self.emit("setup_intent.succeeded", body)
         return body
+
+    async def after_payment(self, invoice_id, subscription_id):
+        """localstripe pays an invoice it did not make itself without telling the
+        subscription when the card is declined; Stripe then makes the subscription past due.
+        localstripe's own transition for a failed renewal does exactly that."""
+        invoice = resources.Invoice._api_retrieve(invoice_id)
+        if invoice.status == "open":
+            resources.Subscription._api_retrieve(subscription_id)._on_recurring_payment_failure(invoice)
+            status, obj = await self.call("GET", "/v1/invoices/" + invoice_id)
+            await self.emit("invoice.payment_failed", obj)
 
     # ---------- events ----------
 

@@ -6,6 +6,7 @@ use crate::{
         billing::BillingPage,
         card::CardPage,
         dashboard::DashboardPage,
+        homeserver::HomeserverPage,
         landing::LandingPage,
         legal::{PrivacyPage, TermsPage},
         not_found::NotFound,
@@ -47,6 +48,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/billing/card") view=CardPage ssr=ssr.clone()/>
                     <Route path=path!("/order") view=OrderPage ssr=ssr.clone()/>
                     <Route path=path!("/dashboard") view=DashboardPage ssr=ssr.clone()/>
+                    <Route path=path!("/homeservers/:id") view=HomeserverPage ssr=ssr.clone()/>
                     <Route path=path!("/terms") view=TermsPage ssr=ssr.clone()/>
                     <Route path=path!("/privacy") view=PrivacyPage ssr=ssr/>
                 </Routes>

@@ -3,7 +3,7 @@
 
 use crate::{
     accounts::{password::PasswordHasher, totp::SecretBox},
-    billing::{stripe::Gateway, tax::VatRates, Seller},
+    billing::{dunning, stripe::Gateway, tax::VatRates, Seller},
     clock::Clock,
     db::Db,
     homeservers::regions::RegionCatalog,
@@ -30,4 +30,6 @@ pub struct Portal {
     pub seller: Arc<Seller>,
     /// Stripe, when the portal has its keys; without them customers pay manual invoices.
     pub payments: Option<Arc<Gateway>>,
+    /// When an overdue card subscription's homeserver is marked for suspension, and ended.
+    pub dunning: dunning::Policy,
 }

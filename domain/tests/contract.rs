@@ -924,6 +924,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
             vat_number: Some("FI12345671".into()),
         }),
         payments: None,
+        dunning: domain::billing::dunning::Policy::default(),
     }
 }
 

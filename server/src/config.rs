@@ -242,6 +242,13 @@ pub struct Config {
         default_value = "https://js.stripe.com/v3/"
     )]
     pub stripe_js_url: String,
+    /// Days after a card subscription's first failed payment when its homeserver is marked
+    /// for suspension.
+    #[arg(long, env = "PORTAL_DUNNING_SUSPEND_DAYS", default_value_t = 14)]
+    pub dunning_suspend_days: i64,
+    /// Days after the first failed payment when the subscription is ended.
+    #[arg(long, env = "PORTAL_DUNNING_CANCEL_DAYS", default_value_t = 30)]
+    pub dunning_cancel_days: i64,
     /// Seconds one Stripe call may take (each of up to 3 attempts).
     #[arg(long, env = "STRIPE_TIMEOUT_SECONDS", default_value_t = 20)]
     pub stripe_timeout_seconds: u64,

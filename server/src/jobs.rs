@@ -11,6 +11,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let mail_db = portal.db.clone();
     let unverified_portal = portal.clone();
     let sync_portal = portal.clone();
+    let dunning_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -67,6 +68,23 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
                 .map_err(|e| e.to_string())
         }
     })
+    .handle(domain::billing::dunning::JOB, move |_| {
+        let portal = dunning_portal.clone();
+        async move {
+            let report = domain::billing::dunning::run(&portal)
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.marked + report.canceled > 0 {
+                tracing::info!(
+                    marked = report.marked,
+                    canceled = report.canceled,
+                    "dunning"
+                );
+            }
+            Ok(())
+        }
+    })
     .every(PURGE_SESSIONS, time::Duration::minutes(15))
+    .every(domain::billing::dunning::JOB, time::Duration::hours(1))
     .every(PURGE_UNVERIFIED, time::Duration::hours(1))
 }

@@ -133,6 +133,10 @@ pub async fn build(
             Some(stripe) => Some(Arc::new(domain::billing::stripe::Gateway::new(stripe)?)),
             None => None,
         },
+        dunning: domain::billing::dunning::Policy {
+            suspend_after_days: config.dunning_suspend_days,
+            cancel_after_days: config.dunning_cancel_days,
+        },
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")

@@ -6,7 +6,8 @@ mod common;
 use common::{
     browser::{api, database_mentions, location, Browser},
     stripe::{
-        add_card, card_page, order, spawn_app_with_stripe, stripe_subscriptions, StripeServer,
+        add_card, card_page, order, paying_customer, spawn_app_with_stripe, stripe_subscriptions,
+        StripeServer,
     },
     TestApp,
 };
@@ -295,7 +296,213 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
     app.cleanup().await;
 }
 
+async fn manage(browser: &mut Browser<'_>, id: &str, plan: &str) -> serde_json::Value {
+    let response = browser
+        .app
+        .client
+        .post(browser.app.url("/api/manage"))
+        .header(header::ORIGIN, &browser.app.address)
+        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
+        .form(&[("id", id), ("plan", plan)])
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    let mut ada = paying_customer(&app, &stripe, "ada@example.com").await;
+    let id = api(&mut ada, "dashboard").await["rows"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("/homeservers/{id}");
+
+    // Stripe's preview of the change, then the change.
+    let page = manage(&mut ada, &id, "enterprise").await;
+    assert_eq!(page["changeable"], true);
+    assert_eq!(page["preview"][0], "enterprise");
+    assert!(
+        page["preview"][1].as_str().unwrap().starts_with('€'),
+        "{page}"
+    );
+    let response = ada
+        .post(&format!("{base}/plan"), &[("plan", "enterprise")])
+        .await;
+    assert_eq!(location(&response), base);
+    assert_eq!(ada.flash().await["notice"], "The plan was changed.");
+    let sub = &stripe_subscriptions(&stripe, &app).await[0];
+    assert_eq!(
+        sub["items"]["data"][0]["price"]["id"],
+        "price_enterprise_eur_month"
+    );
+    assert_eq!(sub["status"], "active");
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["plan"],
+        "Enterprise"
+    );
+    ada.post(&format!("{base}/plan"), &[("plan", "enterprise")])
+        .await;
+    assert_eq!(
+        ada.flash().await["alert"],
+        "This is already the homeserver's plan."
+    );
+
+    // Cancel at the end of the period, then resume before it.
+    ada.post(&format!("{base}/cancel"), &[]).await;
+    assert_eq!(
+        ada.flash().await["notice"],
+        "The subscription will end at the end of the period."
+    );
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["cancel_at_period_end"],
+        true
+    );
+    let row = &api(&mut ada, "dashboard").await["rows"][0];
+    assert_eq!(
+        (
+            row["cancel_at_period_end"].clone(),
+            row["next_payment"].clone()
+        ),
+        (true.into(), serde_json::Value::Null)
+    );
+    ada.post(&format!("{base}/resume"), &[]).await;
+    assert_eq!(ada.flash().await["notice"], "The subscription goes on.");
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["cancel_at_period_end"],
+        false
+    );
+    assert!(api(&mut ada, "dashboard").await["rows"][0]["next_payment"].is_string());
+
+    // Another customer cannot touch it.
+    let mut eve = Browser::new(&app);
+    eve.sign_up_verified("eve@example.com", PASSWORD, "Eve")
+        .await;
+    for action in ["cancel", "resume"] {
+        let response = eve.post(&format!("{base}/{action}"), &[]).await;
+        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    }
+    let response = eve
+        .post(&format!("{base}/plan"), &[("plan", "starter")])
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["items"]["data"][0]["price"]["id"],
+        "price_enterprise_eur_month"
+    );
+    app.cleanup().await;
+}
+
+async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    let mut ada = paying_customer(&app, &stripe, "ada@example.com").await;
+    let id = api(&mut ada, "dashboard").await["rows"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subscription = |app: &TestApp| {
+        let db = app.state.portal.db.clone();
+        let id = uuid::Uuid::parse_str(&id).unwrap();
+        async move {
+            let row: (String, Option<i64>) = domain::on_db!(&db, pool => sqlx::query_as(
+                "SELECT s.status, h.suspension_marked_at FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id WHERE s.id = $1"
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap());
+            row
+        }
+    };
+
+    // A card that is accepted but declined when charged pays for an upgrade.
+    add_card(&stripe, &mut ada, DECLINED_AT_CHARGE).await;
+    ada.flash().await;
+    ada.post(
+        &format!("/homeservers/{id}/plan"),
+        &[("plan", "enterprise")],
+    )
+    .await;
+    assert_eq!(
+        ada.flash().await["alert"],
+        "Your card was declined. Please use another card."
+    );
+    assert_eq!(subscription(&app).await, ("past_due".to_string(), None));
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["status"],
+        "past_due"
+    );
+    assert_eq!(
+        api(&mut ada, "viewer").await["past_due"],
+        true,
+        "the banner shows"
+    );
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["status_key"],
+        "dashboard.status_past_due"
+    );
+    assert!(app
+        .mail_subjects("ada@example.com")
+        .await
+        .contains(&"We could not take the payment for payer-home".to_string()));
+
+    // 13 days on: nothing yet. 14 days: marked for suspension, once.
+    app.clock.advance(time::Duration::days(13));
+    app.run_jobs().await;
+    assert_eq!(subscription(&app).await.1, None);
+    app.clock.advance(time::Duration::days(1));
+    app.run_jobs().await;
+    let marked = subscription(&app).await;
+    assert_eq!(marked.0, "past_due");
+    assert_eq!(marked.1, Some(app.state.portal.clock.now_ms()));
+    app.clock.advance(time::Duration::hours(2));
+    app.run_jobs().await;
+    assert_eq!(subscription(&app).await, marked, "marked once");
+    assert!(app
+        .mail_subjects("ada@example.com")
+        .await
+        .contains(&"payer-home will be suspended".to_string()));
+
+    // 30 days: the subscription is ended through Stripe.
+    app.clock.advance(time::Duration::days(16));
+    app.run_jobs().await;
+    assert_eq!(subscription(&app).await.0, "canceled");
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["status"],
+        "canceled"
+    );
+    assert!(app
+        .mail_subjects("ada@example.com")
+        .await
+        .contains(&"The subscription of payer-home has ended".to_string()));
+    // (Ada's session ended long ago; the banner's question, asked directly.)
+    let customer: uuid::Uuid = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT customer_id FROM subscriptions LIMIT 1"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert!(
+        !domain::billing::subscriptions::past_due(&app.state.portal.db, customer)
+            .await
+            .unwrap()
+    );
+
+    for number in [VISA, DECLINED_AT_CHARGE] {
+        assert_eq!(
+            database_mentions(&app.state.portal.db, number).await,
+            Vec::<String>::new()
+        );
+    }
+    app.cleanup().await;
+}
+
 both_backends!(
+    plans_change_and_subscriptions_end_and_resume,
+    a_failed_upgrade_walks_through_dunning,
     a_customer_adds_a_card_orders_and_sees_the_homeserver,
     declined_cards_leave_nothing_behind,
     without_stripe_orders_wait_for_a_bank_transfer,

@@ -42,6 +42,16 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </nav>
             </div>
         </header>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                viewer.await.ok().flatten().filter(|v| v.past_due).map(|_| view! {
+                    <div class="banner" role="alert">
+                        <p class="container">{tr("banner.past_due")}" "
+                            <a class="button small" href="/billing/card" rel="external">{tr("banner.update_card")}</a></p>
+                    </div>
+                })
+            })}
+        </Suspense>
         <main id="content" tabindex="-1">{children()}</main>
         <footer class="site-footer">
             <div class="container footer-row">

@@ -77,7 +77,7 @@ fn Dashboard(view: DashboardView) -> impl IntoView {
                                 };
                                 view! {
                                     <tr data-subscription=row.id.clone()>
-                                        <th scope="row">{row.server_name.clone()}</th>
+                                        <th scope="row"><a href=format!("/homeservers/{}", row.id)>{row.server_name.clone()}</a></th>
                                         <td>{row.plan.clone()}" · "{tr(&format!("order.interval_{}", row.interval))}</td>
                                         <td>{row.region.clone()}</td>
                                         <td class="status">{tr(&row.status_key)}

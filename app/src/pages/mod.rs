@@ -2,6 +2,7 @@ pub mod account;
 pub mod billing;
 pub mod card;
 pub mod dashboard;
+pub mod homeserver;
 pub mod landing;
 pub mod legal;
 pub mod not_found;

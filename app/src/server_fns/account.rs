@@ -11,6 +11,9 @@ pub struct Viewer {
     pub display_name: String,
     pub email: Option<String>,
     pub email_verified: bool,
+    /// A card subscription of the customer is past due: the header shows "update card".
+    #[serde(default)]
+    pub past_due: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +108,7 @@ mod server {
             display_name: account.display_name.clone(),
             email: account.email.clone(),
             email_verified: account.email_verified(),
+            past_due: false,
         }
     }
 
@@ -150,10 +154,19 @@ pub async fn current_viewer() -> Result<Option<Viewer>, ServerFnError> {
         return Ok(None);
     };
     let portal = crate::server_fns::portal()?;
-    Ok(domain::accounts::profile::load(&portal.db, auth.user_id)
+    let Some(account) = domain::accounts::profile::load(&portal.db, auth.user_id)
         .await
         .map_err(ServerFnError::new)?
-        .map(|account| server::viewer(&account)))
+    else {
+        return Ok(None);
+    };
+    let mut viewer = server::viewer(&account);
+    if let Some(customer_id) = account.customer_id {
+        viewer.past_due = domain::billing::subscriptions::past_due(&portal.db, customer_id)
+            .await
+            .map_err(ServerFnError::new)?;
+    }
+    Ok(Some(viewer))
 }
 
 #[server(endpoint = "account")]

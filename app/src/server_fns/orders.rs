@@ -65,6 +65,20 @@ pub struct SubscriptionRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManageView {
+    pub row: SubscriptionRow,
+    pub plan_id: String,
+    /// Other plans it can move to, with their price in its currency and interval.
+    pub plans: Vec<PlanChoice>,
+    /// The plan previewed, and what moving to it invoices now ("€12.34").
+    pub preview: Option<(String, String)>,
+    /// Why no preview could be made (a translated message).
+    pub preview_error: Option<String>,
+    /// Plan changes and cancellation are offered (a running card subscription).
+    pub changeable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DashboardView {
     pub rows: Vec<SubscriptionRow>,
     pub card: Option<CardView>,
@@ -107,6 +121,40 @@ mod server {
             _ => "dashboard.status_pending",
         };
         key.to_string()
+    }
+
+    /// A subscription as the dashboard and its page show it.
+    pub fn row(
+        portal: &domain::Portal,
+        s: domain::billing::subscriptions::Subscription,
+    ) -> SubscriptionRow {
+        SubscriptionRow {
+            id: s.id.to_string(),
+            status_key: status_key(&s),
+            plan: portal
+                .plans
+                .plans
+                .iter()
+                .find(|p| p.id == s.plan_id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| s.plan_id.clone()),
+            interval: s.billing_interval.clone(),
+            region: portal
+                .regions
+                .regions
+                .iter()
+                .find(|r| r.id == s.region)
+                .map(|r| r.label())
+                .unwrap_or_else(|| s.region.clone()),
+            next_payment: s
+                .current_period_end
+                .filter(|_| !s.cancel_at_period_end && s.status != "canceled")
+                .map(date),
+            trial_end: s.trial_end.filter(|_| s.status == "trialing").map(date),
+            cancel_at_period_end: s.cancel_at_period_end,
+            by_card: s.method == "stripe",
+            server_name: s.server_name,
+        }
     }
 
     pub async fn customer(
@@ -240,36 +288,7 @@ pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
         .await
         .map_err(ServerFnError::new)?
         .into_iter()
-        .map(|s| SubscriptionRow {
-            id: s.id.to_string(),
-            status_key: server::status_key(&s),
-            plan: portal
-                .plans
-                .plans
-                .iter()
-                .find(|p| p.id == s.plan_id)
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| s.plan_id.clone()),
-            interval: s.billing_interval.clone(),
-            region: portal
-                .regions
-                .regions
-                .iter()
-                .find(|r| r.id == s.region)
-                .map(|r| r.label())
-                .unwrap_or_else(|| s.region.clone()),
-            next_payment: s
-                .current_period_end
-                .filter(|_| !s.cancel_at_period_end && s.status != "canceled")
-                .map(server::date),
-            trial_end: s
-                .trial_end
-                .filter(|_| s.status == "trialing")
-                .map(server::date),
-            cancel_at_period_end: s.cancel_at_period_end,
-            by_card: s.method == "stripe",
-            server_name: s.server_name,
-        })
+        .map(|s| server::row(&portal, s))
         .collect();
     Ok(DashboardView {
         rows,
@@ -278,5 +297,65 @@ pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
             .map_err(ServerFnError::new)?
             .map(server::card_view),
         account_created: server::date(account.created_at),
+    })
+}
+
+#[server(endpoint = "manage")]
+pub async fn load_manage(id: String, plan: String) -> Result<ManageView, ServerFnError> {
+    use domain::{
+        billing::{changes, subscriptions},
+        i18n::Locale,
+        money::format,
+    };
+    let (_, customer_id) = server::customer().await?;
+    let portal = super::portal()?;
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| ServerFnError::new("not found"))?;
+    let Some(sub) = subscriptions::get(&portal.db, customer_id, id)
+        .await
+        .map_err(ServerFnError::new)?
+    else {
+        leptos_axum::redirect("/dashboard");
+        return Err(ServerFnError::new("not found"));
+    };
+    let interval = domain::plans::Interval::parse(&sub.billing_interval).unwrap_or_default();
+    let plans = portal
+        .plans
+        .plans
+        .iter()
+        .filter(|p| p.id != sub.plan_id)
+        .filter_map(|p| {
+            let price = p.prices.get(&sub.currency)?;
+            Some(PlanChoice {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                monthly: format(price.amount(interval), &sub.currency, Locale::En),
+                annual: format(price.annual, &sub.currency, Locale::En),
+                trial_days: None,
+            })
+        })
+        .collect();
+    let changeable = sub.method == "stripe"
+        && portal.payments.is_some()
+        && matches!(sub.status.as_str(), "active" | "trialing" | "past_due");
+    let (mut preview, mut preview_error) = (None, None);
+    if changeable && !plan.is_empty() {
+        match changes::preview(&portal, customer_id, id, &plan).await {
+            Ok(Ok(p)) => {
+                preview = Some((plan.clone(), format(p.amount_due, &p.currency, Locale::En)))
+            }
+            Ok(Err(refusal)) => preview_error = Some(crate::i18n::tr(refusal.message_key())),
+            Err(error) => {
+                tracing::warn!(%error, "no preview of a plan change");
+                preview_error = Some(crate::i18n::tr("payment.unavailable"));
+            }
+        }
+    }
+    Ok(ManageView {
+        plan_id: sub.plan_id.clone(),
+        row: server::row(&portal, sub),
+        plans,
+        preview,
+        preview_error,
+        changeable,
     })
 }

@@ -49,6 +49,9 @@ pub enum Kind {
     TwoFactorDisabled,
     ConfirmNewAddress,
     EmailChanged,
+    PaymentFailed,
+    SuspensionMarked,
+    CanceledForNonPayment,
 }
 
 impl Kind {
@@ -62,6 +65,9 @@ impl Kind {
             Kind::TwoFactorDisabled => "two_factor_disabled",
             Kind::ConfirmNewAddress => "confirm_new_address",
             Kind::EmailChanged => "email_changed",
+            Kind::PaymentFailed => "payment_failed",
+            Kind::SuspensionMarked => "suspension_marked",
+            Kind::CanceledForNonPayment => "canceled_for_non_payment",
         }
     }
 }
@@ -81,8 +87,26 @@ pub fn compose(
     name: &str,
     link: Option<&str>,
 ) -> OutgoingEmail {
+    compose_with(kind, locale, to, user_id, name, link, &[])
+}
+
+/// As [`compose`], with more `%{placeholder}` values for the messages.
+pub fn compose_with(
+    kind: Kind,
+    locale: Locale,
+    to: &str,
+    user_id: Uuid,
+    name: &str,
+    link: Option<&str>,
+    vars: &[(&str, &str)],
+) -> OutgoingEmail {
     let base = format!("email.{}", kind.key());
-    let message = |part: &str| t(locale, &format!("{base}.{part}")).replace("%{name}", name);
+    let message = |part: &str| {
+        vars.iter().fold(
+            t(locale, &format!("{base}.{part}")).replace("%{name}", name),
+            |text, (key, value)| text.replace(&format!("%{{{key}}}"), value),
+        )
+    };
     let subject = message("subject");
     let greeting = message("greeting");
     let paragraphs: Vec<String> = message("body")
@@ -130,7 +154,10 @@ pub fn compose(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 8] = [
+    const KINDS: [Kind; 11] = [
+        Kind::PaymentFailed,
+        Kind::SuspensionMarked,
+        Kind::CanceledForNonPayment,
         Kind::ConfirmNewAddress,
         Kind::EmailChanged,
         Kind::Verify,

@@ -3,7 +3,9 @@
 
 pub mod accounts;
 pub mod cards;
+pub mod changes;
 pub mod details;
+pub mod dunning;
 pub mod stripe;
 pub mod subscriptions;
 pub mod sync;

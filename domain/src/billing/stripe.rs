@@ -478,6 +478,111 @@ impl Gateway {
         Ok(subscription_state(created))
     }
 
+    /// Ends the subscription at the end of its period (`true`), or keeps it going (`false`).
+    pub async fn set_cancel_at_period_end(
+        &self,
+        id: &str,
+        cancel: bool,
+    ) -> Result<SubscriptionState, PaymentError> {
+        use stripe_billing::subscription::UpdateSubscription;
+        let id: stripe_shared::SubscriptionId = id.into();
+        let sub = self
+            .retrying("update subscription", || async {
+                UpdateSubscription::new(id.clone())
+                    .cancel_at_period_end(cancel)
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(subscription_state(sub))
+    }
+
+    /// Moves the subscription's one item to `price`, invoicing the prorated difference at once
+    /// (a failed payment leaves the subscription past due, as Stripe does for a renewal).
+    pub async fn change_price(
+        &self,
+        id: &str,
+        item: &str,
+        price: &str,
+        tax_rate: Option<&str>,
+        idempotency_key: &str,
+    ) -> Result<SubscriptionState, PaymentError> {
+        use stripe_billing::subscription::{
+            UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
+            UpdateSubscriptionProrationBehavior,
+        };
+        let strategy = key(idempotency_key)?;
+        let id: stripe_shared::SubscriptionId = id.into();
+        let items = vec![UpdateSubscriptionItems {
+            id: Some(item.to_string()),
+            price: Some(price.to_string()),
+            quantity: Some(1),
+            tax_rates: tax_rate.map(|t| vec![t.to_string()]),
+            ..Default::default()
+        }];
+        let sub = self
+            .retrying("change subscription price", || async {
+                UpdateSubscription::new(id.clone())
+                    .items(items.clone())
+                    .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
+                    .payment_behavior(UpdateSubscriptionPaymentBehavior::AllowIncomplete)
+                    .customize()
+                    .request_strategy(strategy.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(subscription_state(sub))
+    }
+
+    /// What the customer would be invoiced now if the subscription moved to `price`.
+    pub async fn preview_price_change(
+        &self,
+        customer: &str,
+        id: &str,
+        item: &str,
+        price: &str,
+        tax_rate: Option<&str>,
+    ) -> Result<InvoiceState, PaymentError> {
+        use stripe_billing::invoice::{
+            CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
+            CreatePreviewInvoiceSubscriptionDetailsItems,
+        };
+        let details = CreatePreviewInvoiceSubscriptionDetails {
+            items: Some(vec![CreatePreviewInvoiceSubscriptionDetailsItems {
+                id: Some(item.to_string()),
+                price: Some(price.to_string()),
+                quantity: Some(1),
+                tax_rates: tax_rate.map(|t| vec![t.to_string()]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let invoice = self
+            .retrying("preview invoice", || async {
+                CreatePreviewInvoice::new()
+                    .customer(customer)
+                    .subscription(id)
+                    .subscription_details(details.clone())
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(invoice_state(invoice))
+    }
+
+    /// Ends the subscription now (dunning's last step).
+    pub async fn cancel_now(&self, id: &str) -> Result<SubscriptionState, PaymentError> {
+        use stripe_billing::subscription::CancelSubscription;
+        let id: stripe_shared::SubscriptionId = id.into();
+        let sub = self
+            .retrying("cancel subscription", || async {
+                CancelSubscription::new(id.clone()).send(&self.client).await
+            })
+            .await?;
+        Ok(subscription_state(sub))
+    }
+
     pub async fn invoice(&self, id: &str) -> Result<InvoiceState, PaymentError> {
         use stripe_billing::invoice::RetrieveInvoice;
         let invoice = self

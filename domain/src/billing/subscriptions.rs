@@ -13,7 +13,7 @@ use super::{
     tax::{self, Party},
 };
 use crate::{
-    accounts::profile::Account,
+    accounts::{emails::Kind, profile::Account},
     audit::{self, Actor, AuditEvent, RequestMeta},
     db::Db,
     homeservers::names,
@@ -92,6 +92,17 @@ const SELECT: &str = "SELECT s.id, s.homeserver_id, h.name AS server_name, h.reg
 pub async fn list(db: &Db, customer_id: Uuid) -> Result<Vec<Subscription>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE s.customer_id = $1 ORDER BY s.created_at DESC");
     on_db!(db, pool => sqlx::query_as(&sql).bind(customer_id).fetch_all(pool).await)
+}
+
+/// Whether a card subscription of the customer is past due.
+pub async fn past_due(db: &Db, customer_id: Uuid) -> Result<bool, sqlx::Error> {
+    let n: i64 = on_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM subscriptions WHERE customer_id = $1 AND method = 'stripe' AND status IN ('past_due', 'unpaid')",
+    )
+    .bind(customer_id)
+    .fetch_one(pool)
+    .await)?;
+    Ok(n > 0)
 }
 
 /// One subscription of the customer (None for another customer's id).
@@ -398,7 +409,11 @@ pub async fn start(
 }
 
 /// The Stripe tax rate for a decision key, created once per portal.
-async fn stripe_tax_rate(portal: &Portal, key: &str, rate_bp: i32) -> Result<String, PaymentError> {
+pub(crate) async fn stripe_tax_rate(
+    portal: &Portal,
+    key: &str,
+    rate_bp: i32,
+) -> Result<String, PaymentError> {
     let fail = |e: sqlx::Error| PaymentError::Unexpected(format!("database: {e}"));
     let known: Option<String> = on_db!(&portal.db, pool => sqlx::query_scalar(
         "SELECT stripe_id FROM stripe_tax_rates WHERE decision_key = $1",
@@ -450,6 +465,26 @@ pub async fn record_state(
 ) -> Result<(), sqlx::Error> {
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
+    let before: Option<(String, Uuid, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT s.status, s.customer_id, h.name FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id \
+         WHERE s.id = $1",
+    )
+    .bind(subscription_id)
+    .fetch_optional(conn)
+    .await)?;
+    let overdue = |status: &str| matches!(status, "past_due" | "unpaid");
+    if let Some((previous, customer_id, server_name)) = &before {
+        if overdue(&state.status) && !overdue(previous) {
+            super::dunning::notify(
+                &mut tx,
+                portal,
+                *customer_id,
+                Kind::PaymentFailed,
+                server_name,
+            )
+            .await?;
+        }
+    }
     on_tx!(&mut tx, conn => sqlx::query(
         "UPDATE subscriptions SET stripe_subscription_id = $2, status = $3, cancel_at_period_end = $4, \
          current_period_end = $5, trial_end = $6, updated_at = $7, \

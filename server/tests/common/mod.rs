@@ -152,13 +152,46 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
-    /// Runs the jobs that are due now (the test server runs none by itself); returns how many.
+    /// Runs the jobs that are due now, periodic ones included (the test server runs none by
+    /// itself); returns how many.
     pub async fn run_jobs(&self) -> usize {
         let runner = self.runner.clone();
         server_runtime()
-            .spawn(async move { runner.run_due().await.unwrap() })
+            .spawn(async move {
+                runner.schedule_periodic().await.unwrap();
+                runner.run_due().await.unwrap()
+            })
             .await
             .unwrap()
+    }
+
+    /// Subjects of the mail to `to`: delivered (the .eml outbox of the test server) and queued.
+    pub async fn mail_subjects(&self, to: &str) -> Vec<String> {
+        let mut subjects = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.data_dir.join("outbox")) {
+            for entry in entries.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let header = |name: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::trim)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                if header("To:") == to {
+                    subjects.push(header("Subject:"));
+                }
+            }
+        }
+        let queued: Vec<String> = domain::on_db!(&self.state.portal.db, pool => sqlx::query_scalar(
+            "SELECT subject FROM outbox_emails WHERE recipient = $1"
+        )
+        .bind(to)
+        .fetch_all(pool)
+        .await
+        .unwrap());
+        subjects.extend(queued);
+        subjects
     }
 
     pub async fn cleanup(mut self) {

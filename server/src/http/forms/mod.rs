@@ -49,6 +49,9 @@ pub fn routes() -> Router<AppState> {
             post(orders::request_manual_billing),
         )
         .route("/order", post(orders::order))
+        .route("/homeservers/{id}/plan", post(orders::change_plan))
+        .route("/homeservers/{id}/cancel", post(orders::cancel))
+        .route("/homeservers/{id}/resume", post(orders::resume))
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))

@@ -3,6 +3,7 @@
 use super::{failure, local_path, require_auth, see_other, tr, FormContext};
 use app::forms::Flash;
 use axum::{
+    extract::Path,
     http::StatusCode,
     response::{IntoResponse, Response},
     Form,
@@ -12,6 +13,7 @@ use domain::{
     audit::{self, Actor, AuditEvent},
     billing::{
         cards::{self, CardError, RemoveOutcome},
+        changes::{self, ChangeError, ChangeRefusal},
         stripe::PaymentError,
         subscriptions::{self, OrderForm, OrderRefusal},
     },
@@ -208,4 +210,101 @@ pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Respons
     };
     let text = tr(message).replace("%{name}", &subscription.server_name);
     ctx.back("/dashboard", Flash::notice(text)).await
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct PlanFields {
+    plan: String,
+}
+
+/// The customer's subscription id from the path; another customer's id is "not found".
+fn subscription_id(id: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::parse_str(id).ok()
+}
+
+async fn change_answer(
+    ctx: &FormContext,
+    id: &str,
+    outcome: Result<Result<domain::billing::stripe::SubscriptionState, ChangeRefusal>, ChangeError>,
+    done: &str,
+) -> Response {
+    let back = format!("/homeservers/{id}");
+    match outcome {
+        Ok(Ok(state)) if state.status == "past_due" => {
+            let mut flash = Flash::for_form("manage");
+            flash.alert = Some(tr("payment.declined"));
+            ctx.back(&back, flash).await
+        }
+        Ok(Ok(_)) => ctx.back(&back, Flash::notice(tr(done))).await,
+        Ok(Err(ChangeRefusal::NotFound)) => StatusCode::NOT_FOUND.into_response(),
+        Ok(Err(refusal)) => {
+            let mut flash = Flash::for_form("manage");
+            flash.alert = Some(tr(refusal.message_key()));
+            ctx.back(&back, flash).await
+        }
+        Err(ChangeError::Db(error)) => failure(&error.to_string()),
+        Err(ChangeError::Payment(error)) => {
+            let mut flash = Flash::for_form("manage");
+            flash.alert = Some(tr(error.message_key()));
+            ctx.back(&back, flash).await
+        }
+    }
+}
+
+pub async fn change_plan(
+    ctx: FormContext,
+    Path(id): Path<String>,
+    Form(fields): Form<PlanFields>,
+) -> Response {
+    let (account, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Some(sub) = subscription_id(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let outcome = changes::change_plan(
+        &ctx.state.portal,
+        &ctx.meta,
+        Actor::User(account.user_id),
+        customer_id,
+        sub,
+        &fields.plan,
+    )
+    .await;
+    change_answer(&ctx, &id, outcome, "manage.changed").await
+}
+
+async fn set_cancel(ctx: FormContext, id: String, cancel: bool) -> Response {
+    let (account, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Some(sub) = subscription_id(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let outcome = changes::set_cancel_at_period_end(
+        &ctx.state.portal,
+        &ctx.meta,
+        Actor::User(account.user_id),
+        customer_id,
+        sub,
+        cancel,
+    )
+    .await;
+    let done = if cancel {
+        "manage.canceled"
+    } else {
+        "manage.resumed"
+    };
+    change_answer(&ctx, &id, outcome, done).await
+}
+
+pub async fn cancel(ctx: FormContext, Path(id): Path<String>) -> Response {
+    set_cancel(ctx, id, true).await
+}
+
+pub async fn resume(ctx: FormContext, Path(id): Path<String>) -> Response {
+    set_cancel(ctx, id, false).await
 }

@@ -1,0 +1,121 @@
+//! One homeserver's subscription: its state, a plan change with Stripe's preview of what is
+//! invoiced now, and cancelling at the end of the period or resuming before it.
+
+use crate::{
+    components::form::FlashMessages,
+    i18n::tr,
+    server_fns::{
+        account::take_flash,
+        orders::{load_manage, ManageView},
+    },
+};
+use leptos::prelude::*;
+use leptos_meta::{Meta, Title};
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+#[component]
+pub fn HomeserverPage() -> impl IntoView {
+    let id = use_params_map().with_untracked(|p| p.get("id").unwrap_or_default());
+    let plan = use_query_map().with_untracked(|q| q.get("plan").unwrap_or_default());
+    let flash = Resource::new_blocking(|| (), |_| take_flash());
+    let data = Resource::new_blocking(
+        move || (id.clone(), plan.clone()),
+        |(id, plan)| load_manage(id, plan),
+    );
+    view! {
+        <Title text=tr("manage.title")/>
+        <Meta name="robots" content="noindex"/>
+        <section class="container narrow account-page">
+            <p><a href="/dashboard">{tr("dashboard.back")}</a></p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let flash = flash.await.ok().flatten().unwrap_or_default();
+                    match data.await {
+                        Ok(view) => view! {
+                            <FlashMessages flash=flash.clone()/>
+                            <Manage view/>
+                        }.into_any(),
+                        Err(_) => view! {
+                            <h1>{tr("manage.title")}</h1>
+                            <p class="alert" role="alert">{tr("change.not_found")}</p>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn Manage(view: ManageView) -> impl IntoView {
+    let row = view.row.clone();
+    let base = format!("/homeservers/{}", row.id);
+    let next = match (&row.next_payment, row.cancel_at_period_end) {
+        (_, true) => tr("dashboard.ends_at_period_end"),
+        (Some(date), false) => date.clone(),
+        (None, false) => "—".to_string(),
+    };
+    view! {
+        <h1>{row.server_name.clone()}</h1>
+        <dl class="facts">
+            <dt>{tr("dashboard.col_plan")}</dt>
+            <dd class="plan">{row.plan.clone()}" · "{tr(&format!("order.interval_{}", row.interval))}</dd>
+            <dt>{tr("dashboard.col_region")}</dt>
+            <dd>{row.region.clone()}</dd>
+            <dt>{tr("dashboard.col_status")}</dt>
+            <dd class="status">{tr(&row.status_key)}</dd>
+            <dt>{tr("dashboard.col_next_payment")}</dt>
+            <dd class="next-payment">{next}</dd>
+        </dl>
+        {view.changeable.then(|| {
+            let preview = view.preview.clone();
+            view! {
+                <section class="card" aria-labelledby="change-plan">
+                    <h2 id="change-plan">{tr("manage.change_plan")}</h2>
+                    <form method="get" action=base.clone() class="form">
+                        <fieldset class="field">
+                            <legend>{tr("manage.new_plan")}</legend>
+                            {view.plans.iter().map(|p| {
+                                let id = format!("plan-{}", p.id);
+                                let checked = preview.as_ref().is_some_and(|(plan, _)| *plan == p.id);
+                                view! {
+                                    <div class="choice">
+                                        <input type="radio" name="plan" id=id.clone() value=p.id.clone() checked=checked required=true/>
+                                        <label for=id><strong>{p.name.clone()}</strong>" · "{p.monthly.clone()}</label>
+                                    </div>
+                                }
+                            }).collect_view()}
+                        </fieldset>
+                        <button class="button" type="submit">{tr("manage.preview")}</button>
+                    </form>
+                    {view.preview_error.clone().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
+                    {preview.map(|(plan, amount)| view! {
+                        <form method="post" action=format!("{base}/plan") class="form">
+                            <input type="hidden" name="plan" value=plan/>
+                            <p class="preview">{tr("manage.preview_amount").replace("%{amount}", &amount)}</p>
+                            <button class="button primary" type="submit">{tr("manage.confirm_change")}</button>
+                        </form>
+                    })}
+                </section>
+                <section class="card" aria-labelledby="end-subscription">
+                    <h2 id="end-subscription">{tr("manage.end_title")}</h2>
+                    {if row.cancel_at_period_end {
+                        view! {
+                            <p>{tr("manage.ends_note")}</p>
+                            <form method="post" action=format!("{base}/resume")>
+                                <button class="button primary" type="submit">{tr("manage.resume")}</button>
+                            </form>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <p>{tr("manage.cancel_note")}</p>
+                            <form method="post" action=format!("{base}/cancel")>
+                                <button class="button" type="submit">{tr("manage.cancel")}</button>
+                            </form>
+                        }.into_any()
+                    }}
+                </section>
+            }
+        })}
+    }
+}

@@ -1,0 +1,232 @@
+//! Changes a customer makes to a running card subscription: another plan (with Stripe's
+//! preview of what is invoiced now), cancellation at the end of the period, and resuming
+//! before that end.
+
+use super::{
+    stripe::{Gateway, PaymentError, SubscriptionState},
+    subscriptions::{self, Subscription},
+};
+use crate::{
+    audit::{self, Actor, AuditEvent, RequestMeta},
+    on_db,
+    plans::Interval,
+    portal::Portal,
+    random::token,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// No such subscription of this customer.
+    NotFound,
+    /// Paid by bank transfer: staff change it.
+    NotByCard,
+    /// Ended, or not started yet.
+    NotRunning,
+    SamePlan,
+    UnknownPlan,
+}
+
+impl ChangeRefusal {
+    pub fn message_key(self) -> &'static str {
+        match self {
+            ChangeRefusal::NotFound => "change.not_found",
+            ChangeRefusal::NotByCard => "change.not_by_card",
+            ChangeRefusal::NotRunning => "change.not_running",
+            ChangeRefusal::SamePlan => "change.same_plan",
+            ChangeRefusal::UnknownPlan => "order.plan_required",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a plan change costs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// Invoiced at once (minor units), tax included; 0 when the change is credited instead.
+    pub amount_due: i64,
+    pub currency: String,
+}
+
+struct Running<'a> {
+    sub: Subscription,
+    stripe_id: String,
+    gateway: &'a Gateway,
+}
+
+async fn running<'a>(
+    portal: &'a Portal,
+    customer_id: Uuid,
+    id: Uuid,
+) -> Result<Result<Running<'a>, ChangeRefusal>, sqlx::Error> {
+    let Some(sub) = subscriptions::get(&portal.db, customer_id, id).await? else {
+        return Ok(Err(ChangeRefusal::NotFound));
+    };
+    let (Some(gateway), Some(stripe_id)) =
+        (portal.payments.as_ref(), sub.stripe_subscription_id.clone())
+    else {
+        return Ok(Err(ChangeRefusal::NotByCard));
+    };
+    if sub.method != "stripe" {
+        return Ok(Err(ChangeRefusal::NotByCard));
+    }
+    if !matches!(sub.status.as_str(), "active" | "trialing" | "past_due") {
+        return Ok(Err(ChangeRefusal::NotRunning));
+    }
+    Ok(Ok(Running {
+        sub,
+        stripe_id,
+        gateway,
+    }))
+}
+
+/// The Stripe price of `plan_id` in the subscription's currency and interval.
+fn price_of<'p>(portal: &'p Portal, sub: &Subscription, plan_id: &str) -> Option<&'p str> {
+    portal
+        .plans
+        .plans
+        .iter()
+        .find(|p| p.id == plan_id)?
+        .prices
+        .get(&sub.currency)?
+        .stripe_price(Interval::parse(&sub.billing_interval).unwrap_or_default())
+}
+
+async fn tax_rate(portal: &Portal, sub_id: Uuid) -> Result<Option<String>, ChangeError> {
+    let (key, rate_bp): (Option<String>, i32) = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT tax_key, tax_rate_bp FROM subscriptions WHERE id = $1",
+    )
+    .bind(sub_id)
+    .fetch_one(pool)
+    .await)?;
+    Ok(match key {
+        Some(key) => Some(subscriptions::stripe_tax_rate(portal, &key, rate_bp).await?),
+        None => None,
+    })
+}
+
+pub async fn preview(
+    portal: &Portal,
+    customer_id: Uuid,
+    id: Uuid,
+    plan_id: &str,
+) -> Result<Result<Preview, ChangeRefusal>, ChangeError> {
+    let run = match running(portal, customer_id, id).await? {
+        Ok(run) => run,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if run.sub.plan_id == plan_id {
+        return Ok(Err(ChangeRefusal::SamePlan));
+    }
+    let Some(price) = price_of(portal, &run.sub, plan_id) else {
+        return Ok(Err(ChangeRefusal::UnknownPlan));
+    };
+    let state = run.gateway.subscription(&run.stripe_id).await?;
+    let item = state.item_id.unwrap_or_default();
+    let tax = tax_rate(portal, id).await?;
+    let invoice = run
+        .gateway
+        .preview_price_change(
+            &state.customer,
+            &run.stripe_id,
+            &item,
+            price,
+            tax.as_deref(),
+        )
+        .await?;
+    Ok(Ok(Preview {
+        amount_due: invoice.amount_due.max(0),
+        currency: invoice.currency,
+    }))
+}
+
+/// Moves the subscription to another plan; the difference is invoiced at once.
+pub async fn change_plan(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+    id: Uuid,
+    plan_id: &str,
+) -> Result<Result<SubscriptionState, ChangeRefusal>, ChangeError> {
+    let run = match running(portal, customer_id, id).await? {
+        Ok(run) => run,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if run.sub.plan_id == plan_id {
+        return Ok(Err(ChangeRefusal::SamePlan));
+    }
+    let Some(price) = price_of(portal, &run.sub, plan_id) else {
+        return Ok(Err(ChangeRefusal::UnknownPlan));
+    };
+    let current = run.gateway.subscription(&run.stripe_id).await?;
+    let tax = tax_rate(portal, id).await?;
+    let key = format!("change-{}", token(&*portal.random, 16));
+    let state = run
+        .gateway
+        .change_price(
+            &run.stripe_id,
+            current.item_id.as_deref().unwrap_or_default(),
+            price,
+            tax.as_deref(),
+            &key,
+        )
+        .await?;
+    let mut tx = portal.db.begin().await?;
+    crate::on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(plan_id)
+    .bind(portal.clock.now_ms())
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    let event = AuditEvent::new(actor, "subscription.plan_changed")
+        .customer(customer_id)
+        .target("subscription", id)
+        .details(serde_json::json!({ "from": run.sub.plan_id, "to": plan_id }));
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    subscriptions::record_state(portal, id, &state).await?;
+    Ok(Ok(state))
+}
+
+/// Cancels at the end of the paid period (`true`) or resumes before it (`false`).
+pub async fn set_cancel_at_period_end(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+    id: Uuid,
+    cancel: bool,
+) -> Result<Result<SubscriptionState, ChangeRefusal>, ChangeError> {
+    let run = match running(portal, customer_id, id).await? {
+        Ok(run) => run,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let state = run
+        .gateway
+        .set_cancel_at_period_end(&run.stripe_id, cancel)
+        .await?;
+    subscriptions::record_state(portal, id, &state).await?;
+    let mut tx = portal.db.begin().await?;
+    let action = if cancel {
+        "subscription.cancel_scheduled"
+    } else {
+        "subscription.resumed"
+    };
+    let event = AuditEvent::new(actor, action)
+        .customer(customer_id)
+        .target("subscription", id);
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok(Ok(state))
+}

@@ -1,0 +1,181 @@
+//! Dunning for card subscriptions. Stripe's status is authoritative (past due, paid again);
+//! the portal's own timers, counted from the first failed payment on the injected clock, mark
+//! the homeserver for suspension and later end the subscription through Stripe. Each step
+//! tells the customer's owner by email.
+
+use super::subscriptions;
+use crate::{
+    accounts::emails::{self, Kind},
+    audit::{self, Actor, AuditEvent, RequestMeta},
+    db::Tx,
+    i18n::Locale,
+    mail, on_db, on_tx,
+    portal::Portal,
+};
+use uuid::Uuid;
+
+/// The periodic job that applies the timers.
+pub const JOB: &str = "billing.dunning";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub suspend_after_days: i64,
+    pub cancel_after_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            suspend_after_days: 14,
+            cancel_after_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub marked: usize,
+    pub canceled: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct Overdue {
+    id: Uuid,
+    customer_id: Uuid,
+    homeserver_id: Uuid,
+    server_name: String,
+    stripe_subscription_id: Option<String>,
+}
+
+/// Queues the email of a dunning step to the customer's owner, in the caller's transaction.
+pub async fn notify(
+    tx: &mut Tx,
+    portal: &Portal,
+    customer_id: Uuid,
+    kind: Kind,
+    server_name: &str,
+) -> Result<(), sqlx::Error> {
+    let policy = portal.dunning;
+    let owner: Option<(Uuid, Option<String>, String)> = on_tx!(tx, conn => sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.customer_id = $1 AND m.role = 'owner' ORDER BY m.created_at LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await)?;
+    let Some((user_id, Some(email), name)) = owner else {
+        return Ok(());
+    };
+    let link = format!("{}/billing/card", portal.public_url);
+    let (suspend, cancel) = (
+        policy.suspend_after_days.to_string(),
+        policy.cancel_after_days.to_string(),
+    );
+    let message = emails::compose_with(
+        kind,
+        Locale::En,
+        &email,
+        user_id,
+        &name,
+        (kind != Kind::CanceledForNonPayment).then_some(link.as_str()),
+        &[
+            ("server", server_name),
+            ("suspend_days", &suspend),
+            ("cancel_days", &cancel),
+        ],
+    );
+    mail::enqueue(tx, &message, &*portal.clock, &*portal.random).await?;
+    Ok(())
+}
+
+/// Applies the timers once. Safe to run on every replica: each step is recorded in the same
+/// statement that checks it was not taken yet.
+pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
+    let policy = portal.dunning;
+    let now = portal.clock.now_ms();
+    let day = 86_400_000;
+    let mut report = Report::default();
+    let select = "SELECT s.id, s.customer_id, s.homeserver_id, h.name AS server_name, s.stripe_subscription_id \
+         FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id \
+         WHERE s.method = 'stripe' AND s.status IN ('past_due', 'unpaid') AND s.past_due_since <= $1";
+
+    let due: Vec<Overdue> = on_db!(&portal.db, pool => sqlx::query_as(
+        &format!("{select} AND h.suspension_marked_at IS NULL")
+    )
+    .bind(now - policy.suspend_after_days * day)
+    .fetch_all(pool)
+    .await)?;
+    for o in due {
+        let mut tx = portal.db.begin().await?;
+        let marked = on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE homeservers SET suspension_marked_at = $2, updated_at = $2 WHERE id = $1 AND suspension_marked_at IS NULL",
+        )
+        .bind(o.homeserver_id)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if marked == 1 {
+            let event = AuditEvent::new(Actor::System, "homeserver.suspension_marked")
+                .customer(o.customer_id)
+                .target("homeserver", o.homeserver_id)
+                .details(serde_json::json!({ "subscription": o.id, "reason": "payment overdue" }));
+            audit::record(
+                &mut tx,
+                &event,
+                &RequestMeta::default(),
+                &*portal.clock,
+                &*portal.random,
+            )
+            .await?;
+            notify(
+                &mut tx,
+                portal,
+                o.customer_id,
+                Kind::SuspensionMarked,
+                &o.server_name,
+            )
+            .await?;
+            report.marked += 1;
+        }
+        tx.commit().await?;
+    }
+
+    let due: Vec<Overdue> = on_db!(&portal.db, pool => sqlx::query_as(select)
+        .bind(now - policy.cancel_after_days * day)
+        .fetch_all(pool)
+        .await)?;
+    for o in due {
+        let (Some(gateway), Some(stripe_id)) = (
+            portal.payments.as_ref(),
+            o.stripe_subscription_id.as_deref(),
+        ) else {
+            continue;
+        };
+        let state = gateway.cancel_now(stripe_id).await?;
+        subscriptions::record_state(portal, o.id, &state).await?;
+        let mut tx = portal.db.begin().await?;
+        let event = AuditEvent::new(Actor::System, "subscription.canceled_for_non_payment")
+            .customer(o.customer_id)
+            .target("subscription", o.id);
+        audit::record(
+            &mut tx,
+            &event,
+            &RequestMeta::default(),
+            &*portal.clock,
+            &*portal.random,
+        )
+        .await?;
+        notify(
+            &mut tx,
+            portal,
+            o.customer_id,
+            Kind::CanceledForNonPayment,
+            &o.server_name,
+        )
+        .await?;
+        tx.commit().await?;
+        report.canceled += 1;
+    }
+    Ok(report)
+}
