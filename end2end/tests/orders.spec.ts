@@ -83,6 +83,23 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   await expect(row.locator('.payment')).toHaveText('Visa ending in 4242');
   await expect(row.locator('.next-payment')).toHaveText(/\d{4}$/);
   await expect(page.getByText(/Account created on/)).toBeVisible();
+
+  // Upgrade with Stripe's preview, cancel at the end of the period, resume.
+  await row.getByRole('link').click();
+  await page.getByLabel(/^Enterprise/).check();
+  await page.getByRole('button', { name: 'See the price' }).click();
+  await expect(page.locator('.preview')).toContainText(/Changing now invoices €/);
+  await page.getByRole('button', { name: 'Change plan' }).click();
+  await expect(page.getByRole('status')).toContainText('The plan was changed');
+  await expect(page.locator('dd.plan')).toContainText('Enterprise');
+  await page.getByRole('button', { name: 'Cancel at the end of the period' }).click();
+  await expect(page.getByRole('status')).toContainText('will end at the end of the period');
+  await expect(page.locator('dd.next-payment')).toHaveText('Ends at the end of the period');
+  await page.getByRole('button', { name: 'Keep the subscription' }).click();
+  await expect(page.getByRole('status')).toContainText('The subscription goes on');
+  await expect(page.locator('dd.next-payment')).toHaveText(/\d{4}$/);
+  const results = await new AxeBuilder({ page }).analyze();
+  expect(results.violations.map((v) => v.id)).toEqual([]);
 });
 
 test('without JavaScript the card page says so and offers invoices instead', async ({ page, javaScriptEnabled }) => {
