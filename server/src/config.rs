@@ -25,6 +25,36 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manual billing (bank transfer), until the staff console exists.
+    Billing {
+        #[command(subcommand)]
+        action: BillingCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Bill a customer's new orders by invoice for bank transfer instead of card.
+    Manual {
+        /// The email address of the customer's owner.
+        #[arg(long)]
+        customer: String,
+    },
+    /// Issue the invoice for a subscription's next period (prints its id and number).
+    Issue {
+        #[arg(long)]
+        subscription: uuid::Uuid,
+    },
+    /// Record that an invoice was paid: its subscription becomes active.
+    MarkPaid {
+        #[arg(long)]
+        invoice: uuid::Uuid,
+    },
+    /// Withdraw an open invoice.
+    Void {
+        #[arg(long)]
+        invoice: uuid::Uuid,
+    },
 }
 
 /// An address (`10.0.0.1`) or a range (`10.0.0.0/8`).

@@ -12,6 +12,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let unverified_portal = portal.clone();
     let sync_portal = portal.clone();
     let dunning_portal = portal.clone();
+    let retax_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -82,6 +83,19 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
                 );
             }
             Ok(())
+        }
+    })
+    .handle(domain::billing::changes::RETAX_JOB, move |payload| {
+        let portal = retax_portal.clone();
+        async move {
+            let customer = payload["customer"]
+                .as_str()
+                .and_then(|c| uuid::Uuid::parse_str(c).ok())
+                .ok_or("a tax job without its customer")?;
+            domain::billing::changes::redecide_tax(&portal, customer)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     })
     .every(PURGE_SESSIONS, time::Duration::minutes(15))

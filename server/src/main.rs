@@ -1,5 +1,5 @@
 use clap::Parser;
-use server::config::{Cli, Command};
+use server::config::{BillingCommand, Cli, Command};
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
 
 #[tokio::main]
@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config, started).await,
+        Command::Billing { action } => billing(cli.config, action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -30,6 +31,52 @@ async fn migrate(config: &server::config::Config) -> Result<(), String> {
     db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
     tracing::info!(backend = ?db.backend(), "migrations applied");
     Ok(())
+}
+
+/// The operator's manual billing commands: the same services the staff console will call,
+/// recorded in the audit log as the system (the operator's shell account is not a portal user).
+async fn billing(config: server::config::Config, action: BillingCommand) -> Result<(), String> {
+    use domain::{
+        audit::{Actor, RequestMeta},
+        billing::manual,
+    };
+    let built = server::build(
+        config,
+        Arc::new(domain::SystemClock),
+        Arc::new(domain::OsRandom),
+    )
+    .await?;
+    let portal = &built.state.portal;
+    let meta = RequestMeta {
+        request_id: Some("cli".into()),
+        client_ip: None,
+    };
+    let result = match action {
+        BillingCommand::Manual { customer } => {
+            async {
+                let id = manual::customer_by_owner_email(&portal.db, &customer).await?;
+                manual::switch_to_manual(portal, &meta, Actor::System, id).await?;
+                println!("customer {id} now pays by bank transfer");
+                Ok(())
+            }
+            .await
+        }
+        BillingCommand::Issue { subscription } => {
+            manual::issue(portal, &meta, Actor::System, subscription)
+                .await
+                .map(|(id, number)| println!("issued invoice {number} ({id})"))
+        }
+        BillingCommand::MarkPaid { invoice } => {
+            manual::mark_paid(portal, &meta, Actor::System, invoice)
+                .await
+                .map(|()| println!("invoice {invoice} paid"))
+        }
+        BillingCommand::Void { invoice } => manual::void(portal, &meta, Actor::System, invoice)
+            .await
+            .map(|()| println!("invoice {invoice} voided")),
+    };
+    built.state.portal.db.close().await;
+    result.map_err(|e: manual::ManualError| e.to_string())
 }
 
 async fn serve(config: server::config::Config, started: Instant) -> Result<(), String> {

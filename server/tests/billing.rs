@@ -286,6 +286,57 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
         bea.flash().await["errors"]["currency"],
         "You already pay in another currency."
     );
+
+    // Staff issue the invoice (21 % Dutch VAT on 11.00 USD), the money arrives, it is marked
+    // paid: the homeserver is paid and waits for provisioning until the period's end.
+    use domain::{
+        audit::{Actor, RequestMeta},
+        billing::manual,
+    };
+    let portal = &app.state.portal;
+    let id = uuid::Uuid::parse_str(
+        api(&mut bea, "dashboard").await["rows"][0]["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let meta = RequestMeta::default();
+    let (invoice, number) = manual::issue(portal, &meta, Actor::System, id)
+        .await
+        .unwrap();
+    assert_eq!(number, "M-000001");
+    let (total, tax, status): (i64, i64, String) = domain::on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT total, tax, status FROM invoices WHERE id = $1"
+    )
+    .bind(invoice)
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!((total, tax, status.as_str()), (1331, 231, "open"));
+    manual::mark_paid(portal, &meta, Actor::System, invoice)
+        .await
+        .unwrap();
+    let row = &api(&mut bea, "dashboard").await["rows"][0];
+    assert_eq!(
+        row["status_key"],
+        "dashboard.status_waiting_for_provisioning"
+    );
+    assert_eq!(row["next_payment"], "22 December 2026");
+    assert!(matches!(
+        manual::void(portal, &meta, Actor::System, invoice).await,
+        Err(manual::ManualError::NotOpen(..))
+    ));
+    let (second, number) = manual::issue(portal, &meta, Actor::System, id)
+        .await
+        .unwrap();
+    assert_eq!(number, "M-000002");
+    manual::void(portal, &meta, Actor::System, second)
+        .await
+        .unwrap();
+    assert_eq!(
+        api(&mut bea, "dashboard").await["rows"][0]["status_key"],
+        "dashboard.status_waiting_for_provisioning"
+    );
     assert_eq!(
         api(&mut bea, "dashboard").await["rows"]
             .as_array()
@@ -384,6 +435,36 @@ async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
         let response = eve.post(&format!("{base}/{action}"), &[]).await;
         assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
     }
+    // New billing details (a French business with a VAT number): the tax is decided again
+    // and the subscription carries the reverse charge from its next invoice on.
+    ada.post(
+        "/billing",
+        &[
+            ("name", "Ada SAS"),
+            ("address_line1", "1 rue de Rivoli"),
+            ("postal_code", "75001"),
+            ("city", "Paris"),
+            ("country", "FR"),
+            ("billing_email", "billing@example.com"),
+            ("vat_number", "FR40303265045"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ada.flash().await["notice"],
+        "Your billing details were saved."
+    );
+    app.run_jobs().await;
+    let sub = &stripe_subscriptions(&stripe, &app).await[0];
+    assert_eq!(sub["items"]["data"][0]["tax_rates"][0]["percentage"], 0.0);
+    let key: Option<String> = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT tax_key FROM subscriptions LIMIT 1"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(key.as_deref(), Some("vat-reverse-charge"));
+
     let response = eve
         .post(&format!("{base}/plan"), &[("plan", "starter")])
         .await;

@@ -194,3 +194,30 @@ fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
     assert!(exit.success(), "graceful exit: {exit:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn manual_billing_commands_explain_what_is_wrong() {
+    let dir = temp_dir("billing");
+    let out = server(&dir)
+        .args(["billing", "manual", "--customer", "nobody@example.com"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no customer whose owner has the address nobody@example.com"),
+        "{err}"
+    );
+    let out = server(&dir)
+        .args([
+            "billing",
+            "mark-paid",
+            "--invoice",
+            "0190a0a0-0000-7000-8000-000000000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no invoice 0190a0a0-0000-7000-8000-000000000000"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

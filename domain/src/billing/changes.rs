@@ -230,3 +230,92 @@ pub async fn set_cancel_at_period_end(
     tx.commit().await?;
     Ok(Ok(state))
 }
+
+/// The job that decides the tax again after a customer's billing details changed.
+pub const RETAX_JOB: &str = "billing.redecide_tax";
+
+/// Decides the tax again for the customer's running subscriptions (P9: when billing details
+/// change) and, where the decision changed, puts the new Stripe tax rate on the subscription
+/// from its next invoice on. Returns how many changed.
+pub async fn redecide_tax(portal: &Portal, customer_id: Uuid) -> Result<usize, ChangeError> {
+    use super::{details, tax};
+    let Some(billing) = details::load(&portal.db, customer_id).await? else {
+        return Ok(0);
+    };
+    let today = crate::clock::from_millis(portal.clock.now_ms()).date();
+    let decision = match tax::decide(
+        &portal.rates,
+        &tax::Party {
+            country: &portal.seller.country,
+            vat_number: portal.seller.vat_number.as_deref(),
+        },
+        &tax::Party {
+            country: &billing.country,
+            vat_number: billing.vat_number.as_deref(),
+        },
+        today,
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "no tax decision for changed billing details");
+            return Ok(0);
+        }
+    };
+    let running: Vec<(Uuid, Option<String>, Option<String>, String)> = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT id, tax_key, stripe_subscription_id, method FROM subscriptions \
+         WHERE customer_id = $1 AND status NOT IN ('canceled', 'incomplete_expired')",
+    )
+    .bind(customer_id)
+    .fetch_all(pool)
+    .await)?;
+    let mut changed = 0;
+    for (id, key, stripe_id, method) in running {
+        if key == decision.key {
+            continue;
+        }
+        if let (Some(gateway), Some(stripe_id), "stripe") =
+            (portal.payments.as_ref(), stripe_id, method.as_str())
+        {
+            let rate = match &decision.key {
+                Some(k) => {
+                    Some(subscriptions::stripe_tax_rate(portal, k, decision.rate_bp as i32).await?)
+                }
+                None => None,
+            };
+            let current = gateway.subscription(&stripe_id).await?;
+            gateway
+                .set_tax_rate(
+                    &stripe_id,
+                    current.item_id.as_deref().unwrap_or_default(),
+                    rate.as_deref(),
+                )
+                .await?;
+        }
+        let mut tx = portal.db.begin().await?;
+        crate::on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE subscriptions SET tax_key = $2, tax_rate_bp = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&decision.key)
+        .bind(decision.rate_bp as i32)
+        .bind(portal.clock.now_ms())
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        let event = AuditEvent::new(Actor::System, "subscription.tax_changed")
+            .customer(customer_id)
+            .target("subscription", id)
+            .details(serde_json::json!({ "from": key, "to": decision.key }));
+        audit::record(
+            &mut tx,
+            &event,
+            &RequestMeta::default(),
+            &*portal.clock,
+            &*portal.random,
+        )
+        .await?;
+        tx.commit().await?;
+        changed += 1;
+    }
+    Ok(changed)
+}

@@ -6,6 +6,7 @@ pub mod cards;
 pub mod changes;
 pub mod details;
 pub mod dunning;
+pub mod manual;
 pub mod stripe;
 pub mod subscriptions;
 pub mod sync;

@@ -535,6 +535,35 @@ impl Gateway {
         Ok(subscription_state(sub))
     }
 
+    /// Puts another tax rate on the subscription's item from the next invoice on (no proration:
+    /// what was invoiced stays as it was).
+    pub async fn set_tax_rate(
+        &self,
+        id: &str,
+        item: &str,
+        tax_rate: Option<&str>,
+    ) -> Result<SubscriptionState, PaymentError> {
+        use stripe_billing::subscription::{
+            UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+        };
+        let id: stripe_shared::SubscriptionId = id.into();
+        let items = vec![UpdateSubscriptionItems {
+            id: Some(item.to_string()),
+            tax_rates: Some(tax_rate.map(|t| vec![t.to_string()]).unwrap_or_default()),
+            ..Default::default()
+        }];
+        let sub = self
+            .retrying("set subscription tax rate", || async {
+                UpdateSubscription::new(id.clone())
+                    .items(items.clone())
+                    .proration_behavior(UpdateSubscriptionProrationBehavior::None)
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        Ok(subscription_state(sub))
+    }
+
     /// What the customer would be invoiced now if the subscription moved to `price`.
     pub async fn preview_price_change(
         &self,

@@ -42,7 +42,19 @@ pub async fn save(ctx: FormContext, Form(form): Form<BillingFields>) -> Response
             .await
             {
                 Ok(changed) if changed.is_empty() => flash.notice = Some(tr("billing.unchanged")),
-                Ok(_) => flash.notice = Some(tr("billing.saved")),
+                Ok(changed) => {
+                    // The tax follows the country and VAT number (P9): decided again by a
+                    // job, which retries while Stripe cannot be reached.
+                    if changed
+                        .iter()
+                        .any(|f| *f == "country" || *f == "vat_number")
+                    {
+                        if let Err(error) = queue_retax(portal, customer_id).await {
+                            return failure(&error.to_string());
+                        }
+                    }
+                    flash.notice = Some(tr("billing.saved"))
+                }
                 Err(error) => return failure(&error.to_string()),
             }
         }
@@ -86,4 +98,20 @@ impl From<BillingFields> for BillingForm {
             vat_number: f.vat_number,
         }
     }
+}
+
+async fn queue_retax(portal: &domain::Portal, customer_id: uuid::Uuid) -> Result<(), sqlx::Error> {
+    use domain::jobs::{self, NewJob};
+    let mut tx = portal.db.begin().await?;
+    let job = NewJob::now(
+        domain::billing::changes::RETAX_JOB,
+        serde_json::json!({ "customer": customer_id }),
+        &*portal.clock,
+    )
+    .dedupe(format!(
+        "{}:{customer_id}",
+        domain::billing::changes::RETAX_JOB
+    ));
+    jobs::enqueue(&mut tx, job, &*portal.clock, &*portal.random).await?;
+    tx.commit().await
 }

@@ -1,0 +1,310 @@
+//! Manual billing: customers who pay by bank transfer (every customer when the portal has no
+//! Stripe keys, or one switched by staff). Staff issue an invoice for a subscription's next
+//! period, mark it paid when the money arrives, or void it; the subscription follows the same
+//! states a card subscription goes through. The staff console will call these; until then the
+//! `server billing …` commands do.
+
+use super::accounts::{self, Method};
+use crate::{
+    audit::{self, Actor, AuditEvent, RequestMeta},
+    db::Db,
+    on_db, on_tx,
+    plans::Interval,
+    portal::Portal,
+    random::new_id,
+};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    #[error("no customer whose owner has the address {0}")]
+    NoSuchCustomer(String),
+    #[error("no subscription {0}")]
+    NoSuchSubscription(Uuid),
+    #[error("subscription {0} is paid by card; switch its customer to manual billing first")]
+    NotManual(Uuid),
+    #[error("no invoice {0}")]
+    NoSuchInvoice(Uuid),
+    #[error("invoice {0} is {1}; only open invoices can be marked paid or voided")]
+    NotOpen(Uuid, String),
+    #[error("the plan {0} has no price in {1}")]
+    NoPrice(String, String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The customer whose owner signs in with `email`.
+pub async fn customer_by_owner_email(db: &Db, email: &str) -> Result<Uuid, ManualError> {
+    let found: Option<Uuid> = on_db!(db, pool => sqlx::query_scalar(
+        "SELECT m.customer_id FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE u.email_normalized = $1 AND m.role = 'owner'",
+    )
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(pool)
+    .await)?;
+    found.ok_or_else(|| ManualError::NoSuchCustomer(email.to_string()))
+}
+
+/// From now on the customer's new orders are invoiced for bank transfer.
+pub async fn switch_to_manual(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+) -> Result<(), ManualError> {
+    accounts::load_or_create(portal, customer_id).await?;
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE billing_accounts SET method = $2, updated_at = $3 WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .bind(Method::Manual.as_str())
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    let event = AuditEvent::new(actor, "billing.switched_to_manual")
+        .customer(customer_id)
+        .target("customer", customer_id);
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Billable {
+    customer_id: Uuid,
+    plan_id: String,
+    billing_interval: String,
+    currency: String,
+    method: String,
+    tax_rate_bp: i32,
+    current_period_end: Option<i64>,
+}
+
+/// VAT on `amount` at `rate_bp` basis points, rounded half up to the minor unit.
+pub fn tax_of(amount: i64, rate_bp: i32) -> i64 {
+    (amount * i64::from(rate_bp) + 5_000) / 10_000
+}
+
+/// The end of a period of `interval` that starts at `start` (milliseconds, UTC).
+fn period_end(start: i64, interval: Interval) -> i64 {
+    let start_at = crate::clock::from_millis(start);
+    let months = match interval {
+        Interval::Monthly => 1,
+        Interval::Annual => 12,
+    };
+    let (mut year, mut month) = (start_at.year(), start_at.month() as i32 + months);
+    while month > 12 {
+        month -= 12;
+        year += 1;
+    }
+    let month = time::Month::try_from(month as u8).unwrap_or(time::Month::January);
+    let day = start_at.day().min(month.length(year));
+    let date = time::Date::from_calendar_date(year, month, day).unwrap_or(start_at.date());
+    crate::clock::to_millis(start_at.replace_date(date))
+}
+
+/// Issues the invoice for the subscription's next period (its first, for a new order):
+/// numbered `M-000001`, … in one sequence, with the tax of the subscription's decision.
+pub async fn issue(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    subscription_id: Uuid,
+) -> Result<(Uuid, String), ManualError> {
+    let sub: Option<Billable> = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT customer_id, plan_id, billing_interval, currency, method, tax_rate_bp, current_period_end \
+         FROM subscriptions WHERE id = $1",
+    )
+    .bind(subscription_id)
+    .fetch_optional(pool)
+    .await)?;
+    let sub = sub.ok_or(ManualError::NoSuchSubscription(subscription_id))?;
+    if sub.method != Method::Manual.as_str() {
+        return Err(ManualError::NotManual(subscription_id));
+    }
+    let interval = Interval::parse(&sub.billing_interval).unwrap_or_default();
+    let amount = portal
+        .plans
+        .plans
+        .iter()
+        .find(|p| p.id == sub.plan_id)
+        .and_then(|p| p.prices.get(&sub.currency))
+        .map(|p| p.amount(interval))
+        .ok_or_else(|| ManualError::NoPrice(sub.plan_id.clone(), sub.currency.clone()))?;
+    let tax = tax_of(amount, sub.tax_rate_bp);
+    let now = portal.clock.now_ms();
+    let start = sub
+        .current_period_end
+        .filter(|end| *end > now)
+        .unwrap_or(now);
+    let end = period_end(start, interval);
+    let id = new_id(now, &*portal.random);
+    let mut tx = portal.db.begin().await?;
+    let issued: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM invoices WHERE method = 'manual'",
+    )
+    .fetch_one(conn)
+    .await)?;
+    // The unique index on numbers refuses a second invoice with the same number if two are
+    // issued at once; the caller retries.
+    let number = format!("M-{:06}", issued + 1);
+    let lines = serde_json::json!([{ "rate_bp": sub.tax_rate_bp, "amount": tax }]).to_string();
+    on_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO invoices (id, customer_id, subscription_id, method, number, status, currency, subtotal, tax, \
+         total, amount_due, amount_paid, tax_lines, period_start, period_end, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'manual', $4, 'open', $5, $6, $7, $8, $8, 0, $9, $10, $11, $12, $12)",
+    )
+    .bind(id)
+    .bind(sub.customer_id)
+    .bind(subscription_id)
+    .bind(&number)
+    .bind(&sub.currency)
+    .bind(amount)
+    .bind(tax)
+    .bind(amount + tax)
+    .bind(lines)
+    .bind(start)
+    .bind(end)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    let event = AuditEvent::new(actor, "invoice.issued")
+        .customer(sub.customer_id)
+        .target("invoice", id)
+        .details(serde_json::json!({ "number": number, "total": amount + tax, "currency": sub.currency }));
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok((id, number))
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenInvoice {
+    customer_id: Uuid,
+    subscription_id: Option<Uuid>,
+    status: String,
+    total: i64,
+    period_end: Option<i64>,
+}
+
+async fn open_invoice(db: &Db, id: Uuid) -> Result<OpenInvoice, ManualError> {
+    let found: Option<OpenInvoice> = on_db!(db, pool => sqlx::query_as(
+        "SELECT customer_id, subscription_id, status, total, period_end FROM invoices WHERE id = $1 AND method = 'manual'",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await)?;
+    let invoice = found.ok_or(ManualError::NoSuchInvoice(id))?;
+    if invoice.status != "open" {
+        return Err(ManualError::NotOpen(id, invoice.status));
+    }
+    Ok(invoice)
+}
+
+/// The money arrived: the invoice is paid, its subscription active until the invoice's period
+/// ends, and a new homeserver goes on to wait for provisioning.
+pub async fn mark_paid(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    id: Uuid,
+) -> Result<(), ManualError> {
+    let invoice = open_invoice(&portal.db, id).await?;
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE invoices SET status = 'paid', amount_paid = total, paid_at = $2, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    if let Some(sub) = invoice.subscription_id {
+        on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE subscriptions SET status = 'active', current_period_end = $2, past_due_since = NULL, \
+             updated_at = $3 WHERE id = $1",
+        )
+        .bind(sub)
+        .bind(invoice.period_end)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE homeservers SET state = CASE WHEN state = 'waiting_for_payment' THEN 'waiting_for_provisioning' \
+             ELSE state END, suspension_marked_at = NULL, updated_at = $2 \
+             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1)",
+        )
+        .bind(sub)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+    }
+    let event = AuditEvent::new(actor, "invoice.marked_paid")
+        .customer(invoice.customer_id)
+        .target("invoice", id)
+        .details(serde_json::json!({ "total": invoice.total }));
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The invoice is withdrawn; its subscription keeps the state it had.
+pub async fn void(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    id: Uuid,
+) -> Result<(), ManualError> {
+    let invoice = open_invoice(&portal.db, id).await?;
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    on_tx!(&mut tx, conn => sqlx::query("UPDATE invoices SET status = 'void', amount_due = 0, updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+    let event = AuditEvent::new(actor, "invoice.voided")
+        .customer(invoice.customer_id)
+        .target("invoice", id);
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn tax_is_rounded_half_up_to_the_cent() {
+        assert_eq!(tax_of(1000, 2400), 240);
+        assert_eq!(tax_of(999, 2550), 255); // 254.745
+        assert_eq!(tax_of(1001, 1950), 195); // 195.195
+        assert_eq!(tax_of(5000, 0), 0);
+    }
+
+    #[test]
+    fn periods_end_a_month_or_a_year_later_on_the_same_day_or_the_months_last() {
+        let ms = |t| crate::clock::to_millis(t);
+        assert_eq!(
+            period_end(ms(datetime!(2026-01-31 10:00 UTC)), Interval::Monthly),
+            ms(datetime!(2026-02-28 10:00 UTC))
+        );
+        assert_eq!(
+            period_end(ms(datetime!(2026-12-15 00:00 UTC)), Interval::Monthly),
+            ms(datetime!(2027-01-15 00:00 UTC))
+        );
+        assert_eq!(
+            period_end(ms(datetime!(2028-02-29 00:00 UTC)), Interval::Annual),
+            ms(datetime!(2029-02-28 00:00 UTC))
+        );
+    }
+}
