@@ -162,6 +162,16 @@ async fn a_customer_adds_a_card_orders_and_sees_the_homeserver(backend: Backend)
         "This name is taken. Please choose another."
     );
 
+    // Starter comes with a 14-day trial: nothing is charged yet.
+    order(&mut bob, "starter", "bob-home", "eur").await;
+    assert_eq!(
+        bob.flash().await["notice"],
+        "Your trial of bob-home has started; it waits to be set up."
+    );
+    let row = &api(&mut bob, "dashboard").await["rows"][0];
+    assert_eq!(row["status_key"], "dashboard.status_trial_waiting");
+    assert!(row["trial_end"].is_string(), "{row}");
+
     // Bob cannot take Ada's card by posting her SetupIntent's id.
     bob.post("/billing/card", &[("setup_intent", &adas_intent)])
         .await;
@@ -212,9 +222,10 @@ async fn declined_cards_leave_nothing_behind(backend: Backend) {
         serde_json::Value::Null
     );
 
-    // Accepted when set up, declined when charged: the order stays, waiting for another card.
+    // Accepted when set up, declined when charged (Business has no trial): the order stays,
+    // waiting for another card.
     add_card(&stripe, &mut ada, DECLINED_AT_CHARGE).await;
-    let response = order(&mut ada, "starter", "ada-home", "eur").await;
+    let response = order(&mut ada, "business", "ada-home", "eur").await;
     assert_eq!(location(&response), "/dashboard");
     assert_eq!(
         ada.flash().await["alert"],
@@ -464,6 +475,20 @@ async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
     .await
     .unwrap());
     assert_eq!(key.as_deref(), Some("vat-reverse-charge"));
+    let customer = stripe
+        .api(
+            Method::GET,
+            &format!("/v1/customers/{}", sub["customer"].as_str().unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (
+            customer["name"].as_str(),
+            customer["address"]["city"].as_str()
+        ),
+        (Some("Ada SAS"), Some("Paris"))
+    );
 
     let response = eve
         .post(&format!("{base}/plan"), &[("plan", "starter")])

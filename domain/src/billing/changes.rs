@@ -261,6 +261,28 @@ pub async fn redecide_tax(portal: &Portal, customer_id: Uuid) -> Result<usize, C
             return Ok(0);
         }
     };
+    // Stripe prints the name and address on its invoices.
+    if let (Some(gateway), Some(account)) = (
+        portal.payments.as_ref(),
+        super::accounts::load(&portal.db, customer_id).await?,
+    ) {
+        if let Some(stripe_customer) = &account.stripe_customer_id {
+            let name = billing
+                .company
+                .clone()
+                .unwrap_or_else(|| billing.name.clone());
+            let address = super::stripe::CustomerAddress {
+                line1: billing.address_line1.clone(),
+                line2: billing.address_line2.clone(),
+                postal_code: billing.postal_code.clone(),
+                city: billing.city.clone(),
+                country: billing.country.clone(),
+            };
+            gateway
+                .update_customer(stripe_customer, &billing.billing_email, &name, address)
+                .await?;
+        }
+    }
     let running: Vec<(Uuid, Option<String>, Option<String>, String)> = on_db!(&portal.db, pool => sqlx::query_as(
         "SELECT id, tax_key, stripe_subscription_id, method FROM subscriptions \
          WHERE customer_id = $1 AND status NOT IN ('canceled', 'incomplete_expired')",

@@ -42,16 +42,12 @@ pub async fn save(ctx: FormContext, Form(form): Form<BillingFields>) -> Response
             .await
             {
                 Ok(changed) if changed.is_empty() => flash.notice = Some(tr("billing.unchanged")),
-                Ok(changed) => {
-                    // The tax follows the country and VAT number (P9): decided again by a
-                    // job, which retries while Stripe cannot be reached.
-                    if changed
-                        .iter()
-                        .any(|f| *f == "country" || *f == "vat_number")
-                    {
-                        if let Err(error) = queue_retax(portal, customer_id).await {
-                            return failure(&error.to_string());
-                        }
+                Ok(_) => {
+                    // The tax follows the country and VAT number (P9), and Stripe's invoices
+                    // print the name and address: a job brings both up to date, retrying
+                    // while Stripe cannot be reached.
+                    if let Err(error) = queue_retax(portal, customer_id).await {
+                        return failure(&error.to_string());
                     }
                     flash.notice = Some(tr("billing.saved"))
                 }
