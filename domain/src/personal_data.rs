@@ -210,6 +210,7 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("paid_at", true, NotPersonal),
             col("created_at", true, NotPersonal),
             col("updated_at", false, NotPersonal),
+            col("due_at", true, NotPersonal),
         ],
     },
     Table {

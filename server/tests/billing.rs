@@ -344,6 +344,7 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
     manual::void(portal, &meta, Actor::System, second)
         .await
         .unwrap();
+
     assert_eq!(
         api(&mut bea, "dashboard").await["rows"][0]["status_key"],
         "dashboard.status_waiting_for_provisioning"
@@ -355,6 +356,54 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
             .len(),
         1
     );
+
+    // The next period's invoice is due in 14 days. Unpaid after that, the subscription is past
+    // due; 14 days later the homeserver is marked for suspension; paying restores it.
+    let state = |portal: &domain::Portal| {
+        let db = portal.db.clone();
+        async move {
+            let row: (String, Option<i64>) = domain::on_db!(&db, pool => sqlx::query_as(
+                "SELECT s.status, h.suspension_marked_at FROM subscriptions s \
+                 JOIN homeservers h ON h.id = s.homeserver_id WHERE s.id = $1"
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap());
+            row
+        }
+    };
+    let (third, _) = manual::issue(portal, &meta, Actor::System, id)
+        .await
+        .unwrap();
+    app.clock.advance(time::Duration::days(13));
+    app.run_jobs().await;
+    assert_eq!(state(portal).await, ("active".to_string(), None));
+    app.clock.advance(time::Duration::days(1));
+    app.run_jobs().await;
+    assert_eq!(state(portal).await.0, "past_due");
+    app.clock.advance(time::Duration::days(14));
+    app.run_jobs().await;
+    assert_eq!(state(portal).await.1, Some(portal.clock.now_ms()));
+    assert!(app
+        .mail_subjects("bea@example.com")
+        .await
+        .contains(&"bea-home will be suspended".to_string()));
+    manual::mark_paid(portal, &meta, Actor::System, third)
+        .await
+        .unwrap();
+    assert_eq!(state(portal).await, ("active".to_string(), None));
+
+    // An invoice never paid ends the subscription 30 days after it fell due.
+    manual::issue(portal, &meta, Actor::System, id)
+        .await
+        .unwrap();
+    app.clock.advance(time::Duration::days(14 + 29));
+    app.run_jobs().await;
+    assert_eq!(state(portal).await.0, "past_due");
+    app.clock.advance(time::Duration::days(1));
+    app.run_jobs().await;
+    assert_eq!(state(portal).await.0, "canceled");
     app.cleanup().await;
 }
 

@@ -116,6 +116,9 @@ mod server {
             ("active", "waiting_for_provisioning") => "dashboard.status_waiting_for_provisioning",
             ("trialing", _) => "dashboard.status_trialing",
             ("active", _) => "dashboard.status_active",
+            ("past_due" | "unpaid", _) if s.method == "manual" => {
+                "dashboard.status_invoice_overdue"
+            }
             ("past_due" | "unpaid", _) => "dashboard.status_past_due",
             ("canceled" | "incomplete_expired", _) => "dashboard.status_canceled",
             _ => "dashboard.status_pending",

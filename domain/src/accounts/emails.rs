@@ -51,6 +51,7 @@ pub enum Kind {
     EmailChanged,
     PaymentFailed,
     SuspensionMarked,
+    SuspensionMarkedManual,
     CanceledForNonPayment,
 }
 
@@ -67,6 +68,7 @@ impl Kind {
             Kind::EmailChanged => "email_changed",
             Kind::PaymentFailed => "payment_failed",
             Kind::SuspensionMarked => "suspension_marked",
+            Kind::SuspensionMarkedManual => "suspension_marked_manual",
             Kind::CanceledForNonPayment => "canceled_for_non_payment",
         }
     }
@@ -154,7 +156,8 @@ pub fn compose_with(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 11] = [
+    const KINDS: [Kind; 12] = [
+        Kind::SuspensionMarkedManual,
         Kind::PaymentFailed,
         Kind::SuspensionMarked,
         Kind::CanceledForNonPayment,

@@ -1,6 +1,8 @@
-//! Dunning for card subscriptions. Stripe's status is authoritative (past due, paid again);
+//! Dunning. For card subscriptions Stripe's status is authoritative (past due, paid again);
+//! bank-transfer subscriptions fall past due when an invoice passes its due date unpaid. For both,
 //! the portal's own timers, counted from the first failed payment on the injected clock, mark
-//! the homeserver for suspension and later end the subscription through Stripe. Each step
+//! the homeserver for suspension and later end the subscription (through Stripe for a card
+//! subscription). Each step
 //! tells the customer's owner by email.
 
 use super::subscriptions;
@@ -45,6 +47,7 @@ struct Overdue {
     homeserver_id: Uuid,
     server_name: String,
     stripe_subscription_id: Option<String>,
+    method: String,
 }
 
 /// Queues the email of a dunning step to the customer's owner, in the caller's transaction.
@@ -77,7 +80,7 @@ pub async fn notify(
         &email,
         user_id,
         &name,
-        (kind != Kind::CanceledForNonPayment).then_some(link.as_str()),
+        matches!(kind, Kind::PaymentFailed | Kind::SuspensionMarked).then_some(link.as_str()),
         &[
             ("server", server_name),
             ("suspend_days", &suspend),
@@ -95,9 +98,11 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
     let now = portal.clock.now_ms();
     let day = 86_400_000;
     let mut report = Report::default();
-    let select = "SELECT s.id, s.customer_id, s.homeserver_id, h.name AS server_name, s.stripe_subscription_id \
+    // Bank-transfer subscriptions fall due by their invoices' due dates.
+    super::manual::mark_overdue(portal).await?;
+    let select = "SELECT s.id, s.customer_id, s.homeserver_id, h.name AS server_name, s.stripe_subscription_id, s.method \
          FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id \
-         WHERE s.method = 'stripe' AND s.status IN ('past_due', 'unpaid') AND s.past_due_since <= $1";
+         WHERE s.status IN ('past_due', 'unpaid') AND s.past_due_since <= $1";
 
     let due: Vec<Overdue> = on_db!(&portal.db, pool => sqlx::query_as(
         &format!("{select} AND h.suspension_marked_at IS NULL")
@@ -132,7 +137,11 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
                 &mut tx,
                 portal,
                 o.customer_id,
-                Kind::SuspensionMarked,
+                if o.method == "stripe" {
+                    Kind::SuspensionMarked
+                } else {
+                    Kind::SuspensionMarkedManual
+                },
                 &o.server_name,
             )
             .await?;
@@ -146,15 +155,29 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
         .fetch_all(pool)
         .await)?;
     for o in due {
-        let (Some(gateway), Some(stripe_id)) = (
-            portal.payments.as_ref(),
-            o.stripe_subscription_id.as_deref(),
-        ) else {
-            continue;
+        let mut tx = if o.method == "stripe" {
+            let (Some(gateway), Some(stripe_id)) = (
+                portal.payments.as_ref(),
+                o.stripe_subscription_id.as_deref(),
+            ) else {
+                continue;
+            };
+            let state = gateway.cancel_now(stripe_id).await?;
+            subscriptions::record_state(portal, o.id, &state).await?;
+            portal.db.begin().await?
+        } else {
+            // Paid by bank transfer: nothing to end at Stripe.
+            let mut tx = portal.db.begin().await?;
+            on_tx!(&mut tx, conn => sqlx::query(
+                "UPDATE subscriptions SET status = 'canceled', canceled_at = $2, updated_at = $2 WHERE id = $1",
+            )
+            .bind(o.id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
+            tx
         };
-        let state = gateway.cancel_now(stripe_id).await?;
-        subscriptions::record_state(portal, o.id, &state).await?;
-        let mut tx = portal.db.begin().await?;
         let event = AuditEvent::new(Actor::System, "subscription.canceled_for_non_payment")
             .customer(o.customer_id)
             .target("subscription", o.id);

@@ -72,6 +72,26 @@ pub async fn switch_to_manual(
     Ok(())
 }
 
+/// Days a manual invoice gives for the bank transfer.
+pub const PAYMENT_TERM_DAYS: i64 = 14;
+
+/// Manual subscriptions with an open invoice past its due date become past due from that
+/// date, so the dunning timers apply to them as to card subscriptions. Returns how many.
+pub async fn mark_overdue(portal: &Portal) -> Result<u64, sqlx::Error> {
+    let now = portal.clock.now_ms();
+    on_db!(&portal.db, pool => sqlx::query(
+        "UPDATE subscriptions SET status = 'past_due', updated_at = $1, past_due_since = COALESCE(past_due_since, \
+         (SELECT MIN(i.due_at) FROM invoices i WHERE i.subscription_id = subscriptions.id AND i.method = 'manual' \
+          AND i.status = 'open' AND i.due_at <= $1)) \
+         WHERE method = 'manual' AND status = 'active' AND EXISTS (SELECT 1 FROM invoices i \
+         WHERE i.subscription_id = subscriptions.id AND i.method = 'manual' AND i.status = 'open' AND i.due_at <= $1)",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
 #[derive(sqlx::FromRow)]
 struct Billable {
     customer_id: Uuid,
@@ -152,10 +172,11 @@ pub async fn issue(
     // issued at once; the caller retries.
     let number = format!("M-{:06}", issued + 1);
     let lines = serde_json::json!([{ "rate_bp": sub.tax_rate_bp, "amount": tax }]).to_string();
+    let due = now + PAYMENT_TERM_DAYS * 86_400_000;
     on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO invoices (id, customer_id, subscription_id, method, number, status, currency, subtotal, tax, \
-         total, amount_due, amount_paid, tax_lines, period_start, period_end, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'manual', $4, 'open', $5, $6, $7, $8, $8, 0, $9, $10, $11, $12, $12)",
+         total, amount_due, amount_paid, tax_lines, period_start, period_end, due_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'manual', $4, 'open', $5, $6, $7, $8, $8, 0, $9, $10, $11, $13, $12, $12)",
     )
     .bind(id)
     .bind(sub.customer_id)
@@ -169,6 +190,7 @@ pub async fn issue(
     .bind(start)
     .bind(end)
     .bind(now)
+    .bind(due)
     .execute(conn)
     .await
     .map(|_| ()))?;
