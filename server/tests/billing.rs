@@ -184,7 +184,21 @@ async fn a_customer_adds_a_card_orders_and_sees_the_homeserver(backend: Backend)
         database_mentions(&app.state.portal.db, VISA).await,
         Vec::<String>::new()
     );
+    assert_no_card_numbers_logged(&[VISA]);
     app.cleanup().await;
+}
+
+/// The portal's log (every line, debug for its own crates and the Stripe client) holds none of
+/// the card numbers.
+fn assert_no_card_numbers_logged(numbers: &[&str]) {
+    let logs = common::logs();
+    if std::env::var("PORTAL_TEST_LOG").is_ok() {
+        return; // the log went to the test's output instead
+    }
+    assert!(logs.contains("stripe"), "the log was captured");
+    for number in numbers {
+        assert!(!logs.contains(number), "{number} in the log");
+    }
 }
 
 async fn customer_user(app: &TestApp, email: &str) -> uuid::Uuid {
@@ -240,6 +254,7 @@ async fn declined_cards_leave_nothing_behind(backend: Backend) {
             .all(|s| s["status"] != "active"),
         "Stripe made no running subscription"
     );
+    assert_no_card_numbers_logged(&[DECLINED_AT_SETUP, DECLINED_AT_CHARGE]);
     for number in [DECLINED_AT_SETUP, DECLINED_AT_CHARGE] {
         assert_eq!(
             database_mentions(&app.state.portal.db, number).await,
@@ -646,6 +661,7 @@ async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
             .unwrap()
     );
 
+    assert_no_card_numbers_logged(&[VISA, DECLINED_AT_CHARGE]);
     for number in [VISA, DECLINED_AT_CHARGE] {
         assert_eq!(
             database_mentions(&app.state.portal.db, number).await,

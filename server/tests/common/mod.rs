@@ -51,6 +51,49 @@ pub fn server_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Every log line of the portals this test process ran (debug for the portal's own crates and
+/// the Stripe client), so tests can check what never reaches a log. With PORTAL_TEST_LOG set
+/// (e.g. "warn"), the log goes to the test's output instead.
+static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    if let Ok(filter) = std::env::var("PORTAL_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+        return;
+    }
+    let buffer = LOGS.get_or_init(Default::default).clone();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,domain=debug,server=debug,stripe=debug,sqlx=warn",
+        ))
+        .with_ansi(false)
+        .with_writer(move || LogBuffer(buffer.clone()))
+        .try_init();
+}
+
+/// The log of every portal this process ran so far (empty when PORTAL_TEST_LOG is set).
+pub fn logs() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, None).await
 }
@@ -62,13 +105,7 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
 
 /// As [`spawn_app_with`], with more command-line settings.
 pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &[&str]) -> TestApp {
-    // The portal's log, with the test's output, when PORTAL_TEST_LOG says what (e.g. "warn").
-    if let Ok(filter) = std::env::var("PORTAL_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_test_writer()
-            .try_init();
-    }
+    init_logs();
     let (url, cleanup) = TestDb::fresh_url(backend).await;
     let data_dir = std::env::temp_dir().join(format!(
         "portal-it-{}",
