@@ -79,6 +79,7 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   await expect(page.getByRole('status')).toContainText('is paid and waits to be set up');
   const row = page.locator('tbody tr').first();
   await expect(row.locator('td').nth(0)).toContainText('Business');
+  await expect(row.locator('td').nth(1)).toHaveText(/^.+ \(.+, .+\)$/);
   await expect(row.locator('.status')).toHaveText('Paid, waiting for provisioning');
   await expect(row.locator('.payment')).toHaveText('Visa ending in 4242');
   await expect(row.locator('.next-payment')).toHaveText(/\d{4}$/);
