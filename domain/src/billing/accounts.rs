@@ -62,9 +62,9 @@ pub async fn load_or_create(
     .execute(pool)
     .await
     .map(|_| ()))?;
-    Ok(load(&portal.db, customer_id)
+    load(&portal.db, customer_id)
         .await?
-        .expect("the billing account was just made"))
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 pub async fn load(db: &Db, customer_id: Uuid) -> Result<Option<BillingAccount>, sqlx::Error> {

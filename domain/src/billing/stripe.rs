@@ -282,16 +282,7 @@ impl Gateway {
         customer: &str,
         setup_intent: &str,
     ) -> Result<Option<CardSummary>, PaymentError> {
-        use stripe_core::setup_intent::RetrieveSetupIntent;
-        let id: stripe_shared::SetupIntentId = setup_intent.into();
-        let intent = match self
-            .retrying("retrieve setup intent", || async {
-                RetrieveSetupIntent::new(id.clone())
-                    .send(&self.client)
-                    .await
-            })
-            .await
-        {
+        let intent = match self.setup_intent(setup_intent).await {
             Ok(intent) => intent,
             // An id that names no SetupIntent: nothing was confirmed.
             Err(PaymentError::Rejected { status: 404, .. }) => return Ok(None),
@@ -308,16 +299,30 @@ impl Gateway {
         self.card(&pm).await.map(Some)
     }
 
-    pub async fn card(&self, payment_method: &str) -> Result<CardSummary, PaymentError> {
+    async fn setup_intent(&self, id: &str) -> Result<stripe_shared::SetupIntent, PaymentError> {
+        use stripe_core::setup_intent::RetrieveSetupIntent;
+        let id: stripe_shared::SetupIntentId = id.into();
+        self.retrying("retrieve setup intent", || async {
+            RetrieveSetupIntent::new(id.clone())
+                .send(&self.client)
+                .await
+        })
+        .await
+    }
+
+    async fn payment_method(&self, id: &str) -> Result<stripe_shared::PaymentMethod, PaymentError> {
         use stripe_payment::payment_method::RetrievePaymentMethod;
-        let id: stripe_shared::PaymentMethodId = payment_method.into();
-        let pm = self
-            .retrying("retrieve payment method", || async {
-                RetrievePaymentMethod::new(id.clone())
-                    .send(&self.client)
-                    .await
-            })
-            .await?;
+        let id: stripe_shared::PaymentMethodId = id.into();
+        self.retrying("retrieve payment method", || async {
+            RetrievePaymentMethod::new(id.clone())
+                .send(&self.client)
+                .await
+        })
+        .await
+    }
+
+    pub async fn card(&self, payment_method: &str) -> Result<CardSummary, PaymentError> {
+        let pm = self.payment_method(payment_method).await?;
         let card = pm
             .card
             .ok_or_else(|| PaymentError::Unexpected("payment method is not a card".into()))?;
@@ -642,15 +647,7 @@ impl Gateway {
 
     /// The customer a SetupIntent belongs to, when it succeeded.
     pub async fn succeeded_setup_intent(&self, id: &str) -> Result<Option<String>, PaymentError> {
-        use stripe_core::setup_intent::RetrieveSetupIntent;
-        let id: stripe_shared::SetupIntentId = id.into();
-        let intent = self
-            .retrying("retrieve setup intent", || async {
-                RetrieveSetupIntent::new(id.clone())
-                    .send(&self.client)
-                    .await
-            })
-            .await?;
+        let intent = self.setup_intent(id).await?;
         Ok(
             (intent.status == stripe_shared::SetupIntentStatus::Succeeded)
                 .then(|| intent.customer.map(|c| c.id().to_string()))
@@ -663,15 +660,7 @@ impl Gateway {
         &self,
         payment_method: &str,
     ) -> Result<Option<String>, PaymentError> {
-        use stripe_payment::payment_method::RetrievePaymentMethod;
-        let id: stripe_shared::PaymentMethodId = payment_method.into();
-        let pm = self
-            .retrying("retrieve payment method", || async {
-                RetrievePaymentMethod::new(id.clone())
-                    .send(&self.client)
-                    .await
-            })
-            .await?;
+        let pm = self.payment_method(payment_method).await?;
         Ok(pm.customer.map(|c| c.id().to_string()))
     }
 
