@@ -4,6 +4,7 @@
 // also stands in for X's OAuth 2.0 API.
 // A control endpoint on PORT+1 sets who signs in next and can spoil the next ID token:
 //   POST /next {"sub": "...", "email": "...", "email_verified": true, "name": "...",
+//               "auth_time": "now" | <seconds> | absent,
 //               "spoil": "nonce" | "iss" | "aud" | "exp" | null}
 import http from 'node:http';
 import { OAuth2Server } from 'oauth2-mock-server';
@@ -19,6 +20,9 @@ server.service.on('beforeTokenSigning', (token) => {
   if (next.email) p.email = next.email;
   p.email_verified = next.email_verified;
   if (next.name) p.name = next.name;
+  // "now": a provider that made the person sign in again; a number: a sign-in of that time.
+  if (next.auth_time === 'now') p.auth_time = Math.floor(Date.now() / 1000);
+  else if (typeof next.auth_time === 'number') p.auth_time = next.auth_time;
   switch (next.spoil) {
     case 'nonce': p.nonce = 'not-the-nonce-we-sent'; break;
     case 'iss': p.iss = 'https://evil.example'; break;

@@ -6,6 +6,7 @@ use crate::{
         billing::BillingPage,
         card::CardPage,
         dashboard::DashboardPage,
+        email_links::{ConfirmEmailPage, ReauthLinkPage, VerifyEmailPage},
         homeserver::HomeserverPage,
         landing::LandingPage,
         legal::{PrivacyPage, TermsPage},
@@ -42,6 +43,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/sign-in/two-factor") view=SecondFactorPage ssr=ssr.clone()/>
                     <Route path=path!("/forgot-password") view=ForgotPasswordPage ssr=ssr.clone()/>
                     <Route path=path!("/reset-password/:token") view=ResetPasswordPage ssr=ssr.clone()/>
+                    <Route path=path!("/verify-email/:token") view=VerifyEmailPage ssr=ssr.clone()/>
+                    <Route path=path!("/confirm-email/:token") view=ConfirmEmailPage ssr=ssr.clone()/>
+                    <Route path=path!("/reauth/:token") view=ReauthLinkPage ssr=ssr.clone()/>
                     <Route path=path!("/account") view=AccountPage ssr=ssr.clone()/>
                     <Route path=path!("/account/two-factor") view=TwoFactorPage ssr=ssr.clone()/>
                     <Route path=path!("/billing") view=BillingPage ssr=ssr.clone()/>

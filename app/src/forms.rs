@@ -8,6 +8,38 @@ use std::collections::BTreeMap;
 /// The session entry holding the flash.
 pub const FLASH_KEY: &str = "flash";
 
+/// The session entry of the card entry "Add a card" started: the card page (a GET, which
+/// creates nothing at Stripe) mounts Stripe's field with this client secret.
+pub const CARD_SETUP_KEY: &str = "card_setup";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardSetup {
+    pub client_secret: String,
+    /// Milliseconds; an entry older than [`CardSetup::LIFETIME_MS`] is not shown.
+    pub at: i64,
+}
+
+impl CardSetup {
+    pub const LIFETIME_MS: i64 = 60 * 60 * 1000;
+}
+
+/// The session entry of the last plan-change preview ("See the price" POSTs and asks Stripe;
+/// the homeserver page shows the answer).
+pub const PLAN_PREVIEW_KEY: &str = "plan_preview";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanPreview {
+    pub subscription: String,
+    pub plan: String,
+    /// What moving to the plan invoices now, formatted ("€12.34").
+    pub amount: String,
+    pub at: i64,
+}
+
+impl PlanPreview {
+    pub const LIFETIME_MS: i64 = 10 * 60 * 1000;
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flash {
     /// Which form the values and errors belong to (a page may have several).

@@ -40,6 +40,8 @@ pub fn shell(assets: AssetManifest) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.ico" sizes="32x32"/>
+                <link rel="icon" href="/favicon.svg" r#type="image/svg+xml"/>
                 <link rel="stylesheet" href=format!("/pkg/{}", assets.css)/>
                 <link rel="modulepreload" href=format!("/pkg/{}", assets.js)/>
                 <link rel="preload" href=format!("/pkg/{}", assets.wasm) r#as="fetch" r#type="application/wasm" crossorigin=""/>

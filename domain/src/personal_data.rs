@@ -129,6 +129,8 @@ pub static PERSONAL_TABLES: &[Table] = &[
             // Stripe's id for the customer: the key to their data held at Stripe.
             col("stripe_customer_id", true, DeleteRow),
             col("stripe_customer_key", false, NotPersonal),
+            // A SetupIntent waiting for a card: Stripe's id, no card data.
+            col("open_setup_intent_id", false, NotPersonal),
             col("created_at", true, NotPersonal),
             col("updated_at", false, NotPersonal),
         ],

@@ -650,34 +650,62 @@ async fn email_verification_links_work_once_and_expire(db: Db) {
     assert_eq!(stored, 0, "only a hash of the token is stored");
 
     assert_eq!(
-        verification::verify(&db, &token, &meta, &clock, &random)
-            .await
-            .unwrap(),
+        verification::verify(
+            &db,
+            &token,
+            "https://portal.example",
+            &meta,
+            &clock,
+            &random
+        )
+        .await
+        .unwrap(),
         Ok(alice)
     );
     let verified: Option<i64> = domain::on_db!(&db, pool => sqlx::query_scalar("SELECT email_verified_at FROM users WHERE id = $1")
         .bind(alice).fetch_one(pool).await.unwrap());
     assert_eq!(verified, Some(clock.now_ms()));
     assert_eq!(
-        verification::verify(&db, &token, &meta, &clock, &random)
-            .await
-            .unwrap(),
+        verification::verify(
+            &db,
+            &token,
+            "https://portal.example",
+            &meta,
+            &clock,
+            &random
+        )
+        .await
+        .unwrap(),
         Err(TokenError::Invalid),
         "single use"
     );
     assert_eq!(
-        verification::verify(&db, "not-a-token", &meta, &clock, &random)
-            .await
-            .unwrap(),
+        verification::verify(
+            &db,
+            "not-a-token",
+            "https://portal.example",
+            &meta,
+            &clock,
+            &random
+        )
+        .await
+        .unwrap(),
         Err(TokenError::Invalid)
     );
 
     let (_bob, bob_token) = sign_up(&db, &clock, "bob@example.com").await;
     clock.advance(Duration::hours(25));
     assert_eq!(
-        verification::verify(&db, &bob_token, &meta, &clock, &random)
-            .await
-            .unwrap(),
+        verification::verify(
+            &db,
+            &bob_token,
+            "https://portal.example",
+            &meta,
+            &clock,
+            &random
+        )
+        .await
+        .unwrap(),
         Err(TokenError::Expired)
     );
 }
@@ -715,10 +743,17 @@ async fn resend_is_rate_limited_and_unverified_accounts_go_after_seven_days(db: 
         Ok(())
     );
 
-    verification::verify(&db, &alice_token, &RequestMeta::default(), &clock, &random)
-        .await
-        .unwrap()
-        .unwrap();
+    verification::verify(
+        &db,
+        &alice_token,
+        "https://portal.example",
+        &RequestMeta::default(),
+        &clock,
+        &random,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(
         verification::resend(&db, alice, "https://portal.example", &clock, &random)
             .await
@@ -956,9 +991,19 @@ async fn two_factor_codes_work_once_and_recovery_codes_are_single_use(db: Db) {
             .unwrap(),
         Err(TwoFactorError::NotStarted)
     );
-    let enrolment = two_factor::enrolment(&portal, user_id).await.unwrap();
+    assert!(
+        two_factor::enrolment(&portal, user_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "reading starts nothing"
+    );
+    let enrolment = two_factor::start_enrolment(&portal, user_id).await.unwrap();
     assert!(enrolment.qr_svg.starts_with("<?xml") || enrolment.qr_svg.contains("<svg"));
-    let again = two_factor::enrolment(&portal, user_id).await.unwrap();
+    let again = two_factor::enrolment(&portal, user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         again.secret, enrolment.secret,
         "a reload shows the same key"

@@ -50,6 +50,7 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   // The verification link from the real SMTP server's mailbox.
   const verification = await waitForMail(email, /Verify your email address/);
   await open(page, linkIn(verification, '/verify-email/'), javaScriptEnabled);
+  await page.getByRole('button', { name: 'Confirm my email address' }).click();
   await expect(page.getByRole('status')).toContainText('email address is confirmed');
 
   // A wrong password gets the one message; the right one signs in.
@@ -65,6 +66,7 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
 
   // Two-factor enrolment: the test is the authenticator app.
   await open(page, '/account/two-factor', javaScriptEnabled);
+  await page.getByRole('button', { name: 'Start setting up' }).click();
   await expect(page.locator('.qr svg')).toBeVisible();
   const key = (await page.getByTestId('totp-key').textContent())!.trim();
   await page.getByLabel('Code', { exact: true }).fill(totp(key));
@@ -128,6 +130,7 @@ test('sign-up, verification, two-factor, sign-out, sign-in with a code, password
   await expect(page.getByRole('status')).toContainText(`We sent a link to ${newEmail}`);
   const confirm = await waitForMail(newEmail, /Confirm your new email address/);
   await open(page, linkIn(confirm, '/confirm-email/'), javaScriptEnabled);
+  await page.getByRole('button', { name: 'Use this email address' }).click();
   await expect(page.getByRole('status')).toContainText('Your email address was changed');
   await expect(page.locator('.facts')).toContainText(newEmail);
   await waitForMail(email, /Your email address was changed/);

@@ -120,6 +120,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SECURITY_CONTACT")]
     pub security_contact: Option<String>,
 
+    /// Email address the privacy policy and terms give for data requests (a copy of one's
+    /// data, deletion of the account). Default: privacy@ the public host.
+    #[arg(long, env = "PORTAL_PRIVACY_CONTACT")]
+    pub privacy_contact: Option<String>,
+
     /// `text` or `json` log lines.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -282,6 +287,11 @@ pub struct Config {
     /// Seconds one Stripe call may take (each of up to 3 attempts).
     #[arg(long, env = "STRIPE_TIMEOUT_SECONDS", default_value_t = 20)]
     pub stripe_timeout_seconds: u64,
+
+    /// Payment actions (card setup, order, plan change or its preview, cancel, resume) one
+    /// customer may start per minute (per replica); more are refused without calling Stripe.
+    #[arg(long, env = "STRIPE_ACTIONS_PER_MINUTE", default_value_t = 10)]
+    pub stripe_actions_per_minute: u32,
 }
 
 impl Config {
@@ -367,6 +377,7 @@ impl Config {
                     api_base: self.stripe_api_base.trim_end_matches('/').to_string(),
                     js_url: self.stripe_js_url.clone(),
                     timeout: std::time::Duration::from_secs(self.stripe_timeout_seconds.max(1)),
+                    actions_per_customer_per_minute: self.stripe_actions_per_minute.max(1),
                 }))
             }
             _ => Err("set all of STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET, or none".into()),
@@ -405,6 +416,12 @@ impl Config {
             .unwrap_or_else(|| format!("mailto:security@{}", self.public_host()))
     }
 
+    pub fn privacy_contact(&self) -> String {
+        self.privacy_contact
+            .clone()
+            .unwrap_or_else(|| format!("privacy@{}", self.public_host()))
+    }
+
     pub fn public_host(&self) -> String {
         self.public_url()
             .split("://")
@@ -434,6 +451,13 @@ impl Config {
         let contact = self.security_contact();
         if !(contact.starts_with("mailto:") || contact.starts_with("https://")) {
             return Err("PORTAL_SECURITY_CONTACT must be a mailto: or https:// URI".into());
+        }
+        if self
+            .privacy_contact
+            .as_deref()
+            .is_some_and(|c| !domain::accounts::signup::email_is_valid(c))
+        {
+            return Err("PORTAL_PRIVACY_CONTACT must be an email address".into());
         }
         if !(12..=16).contains(&self.bcrypt_cost) {
             return Err("PORTAL_BCRYPT_COST must be between 12 and 16".into());

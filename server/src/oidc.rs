@@ -88,6 +88,32 @@ pub struct FlowState {
     /// `sign_in` or `link`.
     pub intent: String,
     pub started_at: i64,
+    /// The wall-clock second the flow started, for the provider's `auth_time` (the provider's
+    /// clock is the real one, whatever clock the portal's services are given).
+    #[serde(default)]
+    pub started_unix: i64,
+}
+
+/// Seconds since the epoch, from the system clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// How far the provider's clock may be behind ours when its `auth_time` is compared.
+pub const AUTH_TIME_SKEW_SECONDS: i64 = 60;
+
+impl FlowState {
+    /// Whether `identity` signed in at the provider after this flow started (re-authentication
+    /// asked for `prompt=login`; a provider that ignored it, or that gives no `auth_time`, has
+    /// not proven a fresh sign-in).
+    pub fn fresh_sign_in(&self, identity: &domain::accounts::identities::ExternalIdentity) -> bool {
+        identity
+            .auth_time
+            .is_some_and(|t| t >= self.started_unix - AUTH_TIME_SKEW_SECONDS)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +212,7 @@ impl Provider {
                 pkce_verifier: verifier.secret().clone(),
                 intent: intent.to_string(),
                 started_at: now_ms,
+                started_unix: unix_now(),
             },
         ))
     }
@@ -228,6 +255,7 @@ impl Provider {
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_string()),
+            auth_time: claims.auth_time().map(|t| t.timestamp()),
         })
     }
 }
@@ -294,6 +322,7 @@ impl Provider {
                 pkce_verifier: verifier.secret().clone(),
                 intent: intent.to_string(),
                 started_at: now_ms,
+                started_unix: unix_now(),
             },
         ))
     }
@@ -339,6 +368,8 @@ impl Provider {
             email: None,
             email_verified: false,
             name: me["data"]["name"].as_str().map(str::to_string),
+            // X says nothing about when the person signed in.
+            auth_time: None,
         })
     }
 }

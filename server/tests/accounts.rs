@@ -210,13 +210,31 @@ async fn verification_link_confirms_the_address_once(app: &TestApp) {
         .find(|w| w.contains("/verify-email/"))
         .unwrap();
     let path = &link[link.find("/verify-email/").unwrap()..];
-    let response = browser.get(path).await;
+    // Opening the link (as a mail scanner would) shows a page and changes nothing.
+    let page = browser.get(path).await;
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("Confirm my email address"));
+    let verified: Option<i64> = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT email_verified_at FROM users WHERE email = 'vera@example.com'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(
+        verified, None,
+        "a GET of the link must not confirm the address"
+    );
+    let response = browser.post(path, &[]).await;
     assert_eq!(location(&response), "/sign-in");
     assert!(browser.flash().await["notice"]
         .as_str()
         .unwrap()
         .contains("confirmed"));
-    browser.get(path).await;
+    browser.post(path, &[]).await;
     assert!(browser.flash().await["alert"]
         .as_str()
         .unwrap()

@@ -6,8 +6,8 @@ mod common;
 use common::{
     browser::{api, database_mentions, location, Browser},
     stripe::{
-        add_card, card_page, order, paying_customer, spawn_app_with_stripe, stripe_subscriptions,
-        StripeServer,
+        add_card, card_page, order, paying_customer, spawn_app_with_stripe, start_card_entry,
+        stripe_subscriptions, StripeServer,
     },
     TestApp,
 };
@@ -218,7 +218,7 @@ async fn declined_cards_leave_nothing_behind(backend: Backend) {
     ada.billing_details("FI").await;
 
     // Declined when it is set up: Stripe.js tells the customer; the portal never saw a card.
-    let page = card_page(&mut ada, "").await;
+    let page = start_card_entry(&mut ada, "").await;
     let refused = stripe
         .confirm_card_setup(page["client_secret"].as_str().unwrap(), DECLINED_AT_SETUP)
         .await;
@@ -422,14 +422,14 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
     app.cleanup().await;
 }
 
-async fn manage(browser: &mut Browser<'_>, id: &str, plan: &str) -> serde_json::Value {
+async fn manage(browser: &mut Browser<'_>, id: &str) -> serde_json::Value {
     let response = browser
         .app
         .client
         .post(browser.app.url("/api/manage"))
         .header(header::ORIGIN, &browser.app.address)
         .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .form(&[("id", id), ("plan", plan)])
+        .form(&[("id", id)])
         .send()
         .await
         .unwrap();
@@ -446,9 +446,19 @@ async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
         .to_string();
     let base = format!("/homeservers/{id}");
 
-    // Stripe's preview of the change, then the change.
-    let page = manage(&mut ada, &id, "enterprise").await;
+    // Stripe's preview of the change ("See the price" POSTs), then the change.
+    let page = manage(&mut ada, &id).await;
     assert_eq!(page["changeable"], true);
+    assert_eq!(
+        page["preview"],
+        serde_json::Value::Null,
+        "loading asks nothing"
+    );
+    let response = ada
+        .post(&format!("{base}/preview"), &[("plan", "enterprise")])
+        .await;
+    assert_eq!(location(&response), base);
+    let page = manage(&mut ada, &id).await;
     assert_eq!(page["preview"][0], "enterprise");
     assert!(
         page["preview"][1].as_str().unwrap().starts_with('€'),

@@ -202,7 +202,140 @@ async fn robots_and_security_txt(app: &TestApp) {
     )));
 }
 
+/// Browsers ask for /favicon.ico on a first visit: it is served, and the shell links the icons.
+async fn the_site_icon_is_served_and_linked(app: &TestApp) {
+    let ico = app.get("/favicon.ico").await;
+    assert_eq!(ico.status(), 200);
+    assert_eq!(ico.headers()["content-type"], "image/x-icon");
+    let bytes = ico.bytes().await.unwrap();
+    assert_eq!(&bytes[..4], &[0, 0, 1, 0], "an ICO header");
+    let svg = app.get("/favicon.svg").await;
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"<link rel="icon" href="/favicon.ico""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"href="/favicon.svg""#));
+}
+
+/// Each sentence of the privacy policy, with the test that proves the portal does what it says.
+/// A sentence added to the policy without a proof here fails the test below.
+const PRIVACY_CLAIMS: &[(&str, &str)] = &[
+    (
+        "We keep what running your account needs",
+        "every_table_and_column_is_in_the_personal_data_registry",
+    ),
+    (
+        "Your password is never stored",
+        "another_pepper_refuses_every_password",
+    ),
+    (
+        "To bill you we keep the billing details you enter",
+        "billing_details_keep_a_history_of_every_change_scoped_by_customer",
+    ),
+    (
+        "Card numbers never reach our servers",
+        "assert_no_card_numbers_logged",
+    ),
+    (
+        "We use your email address to confirm your account",
+        "every_kind_has_its_messages",
+    ),
+    (
+        "For security we record sign-ins and other security events",
+        "cookies_are_http_only_lax_and_rows_record_the_device",
+    ),
+    (
+        "For a copy of the data we hold about you",
+        "privacy_policy_claims_only_what_exists",
+    ),
+];
+
+/// The text of the page's `<section class="... legal">`, tags removed.
+fn legal_text(page: &str) -> String {
+    let start = page.find("legal\">").expect("the legal section");
+    let section = &page[start..page[start..].find("</section>").unwrap() + start];
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in section.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push('\n');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&#39;", "'").replace("&amp;", "&")
+}
+
+/// Every test function name in the repository's tests (Rust and Playwright).
+fn test_sources() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut out = String::new();
+    let mut dirs = vec![
+        format!("{root}/server/tests"),
+        format!("{root}/domain/tests"),
+        format!("{root}/domain/src"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path.display().to_string());
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The privacy policy says only what the portal does: each sentence is tied to a feature with
+/// its test, and the operator's contact for data requests is shown.
+async fn privacy_policy_claims_only_what_exists(app: &TestApp) {
+    let page = app.get("/privacy").await.text().await.unwrap();
+    let text = legal_text(&page);
+    let sources = test_sources();
+    let paragraphs: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() > 40)
+        .collect();
+    assert!(paragraphs.len() >= PRIVACY_CLAIMS.len(), "{text}");
+    for paragraph in paragraphs {
+        for sentence in paragraph.split_inclusive(". ").map(str::trim) {
+            let Some((_, proof)) = PRIVACY_CLAIMS
+                .iter()
+                .find(|(start, _)| sentence.starts_with(start))
+            else {
+                panic!(
+                    "no feature and test behind this sentence of the privacy policy: {sentence:?}"
+                );
+            };
+            assert!(
+                sources.contains(&format!("fn {proof}(")),
+                "the test {proof} that proves {sentence:?} is gone"
+            );
+        }
+    }
+    assert!(text.contains("privacy@127.0.0.1"), "the contact: {text}");
+    let terms = legal_text(&app.get("/terms").await.text().await.unwrap());
+    assert!(terms.contains("privacy@127.0.0.1"), "{terms}");
+    for untrue in ["at any time", "30 days", "backed up", "monitored"] {
+        assert!(
+            !text.contains(untrue) && !terms.contains(untrue),
+            "{untrue}"
+        );
+    }
+}
+
 app_tests!(
+    the_site_icon_is_served_and_linked,
+    privacy_policy_claims_only_what_exists,
     health_and_readiness,
     landing_page_lists_plans_with_a_fresh_nonce_per_response,
     unknown_paths_get_the_404_page,

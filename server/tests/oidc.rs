@@ -293,7 +293,33 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
     let authorize = location(&start);
     assert!(authorize.contains("prompt=login"), "{authorize}");
     assert!(authorize.contains("max_age=0"), "{authorize}");
+    // This provider let Lin through without a new sign-in (its token has no auth_time):
+    // that proves nothing.
     let answer = browser.get(&authorize).await;
+    assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
+    assert!(browser.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("did not confirm that you signed in just now"));
+    browser.post("/account/email", &change).await;
+    assert!(browser.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("confirm with it first"));
+    // A sign-in older than the re-authentication proves nothing either.
+    provider
+        .next(serde_json::json!({ "auth_time": 1_000_000_000 }))
+        .await;
+    let start = browser.get("/auth/oidc/start?intent=reauth").await;
+    let answer = browser.get(&location(&start)).await;
+    browser.get(&location(&answer)).await;
+    assert!(browser.api("flash").await["alert"].is_string());
+    // A fresh sign-in does.
+    provider
+        .next(serde_json::json!({ "auth_time": "now" }))
+        .await;
+    let start = browser.get("/auth/oidc/start?intent=reauth").await;
+    let answer = browser.get(&location(&start)).await;
     assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
     assert!(browser.api("flash").await["notice"]
         .as_str()
@@ -526,11 +552,243 @@ async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider:
     .unwrap());
     assert_eq!(subjects, vec!["Verify your email address".to_string()]);
 
+    // Until the address is confirmed, the X login does not sign in (a fresh link goes out).
     browser.post("/sign-out", &[]).await;
-    let start = browser.get("/auth/x/start").await;
+    assert_eq!(x_sign_in(&mut browser).await, "/sign-in");
+    assert_eq!(browser.viewer().await, None);
+    assert!(browser.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("confirm your email address first"));
+    let link = last_link(app, "xena@example.com", "/verify-email/").await;
+    assert_eq!(browser.get(&link).await.status(), StatusCode::OK);
+    browser.post(&link, &[]).await;
+    assert_eq!(x_sign_in(&mut browser).await, "/account");
+    assert_eq!(browser.viewer().await.as_deref(), Some("Xena"));
+    let account = browser.api("account").await;
+    assert_eq!(
+        account["identities"][0]["subject"], "x-1234",
+        "the sign-up's own method stays when its confirmation link is followed"
+    );
+
+    // X cannot prove a fresh sign-in: a sensitive change is confirmed by a link to the address.
+    let change = [("new_email", "xena.new@example.com"), ("answer", "")];
+    let start = browser.get("/auth/x/start?intent=reauth").await;
     let answer = browser.get(&location(&start)).await;
     assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
-    assert_eq!(browser.viewer().await.as_deref(), Some("Xena"));
+    assert!(browser.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("X did not confirm that you signed in just now"));
+    browser.post("/account/reauth/email", &change).await;
+    assert!(browser.api("flash").await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("We sent a link to xena@example.com"));
+    let link = last_link(app, "xena@example.com", "/reauth/").await;
+    // Another account cannot use it.
+    let mut other = Browser::new(app);
+    other
+        .post(
+            "/sign-up",
+            &[
+                ("email", "other@example.com"),
+                ("password", "correct horse battery staple"),
+                ("display_name", "Other"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    other
+        .post(
+            "/sign-in",
+            &[
+                ("email", "other@example.com"),
+                ("password", "correct horse battery staple"),
+            ],
+        )
+        .await;
+    other.post(&link, &[]).await;
+    assert!(other.api("flash").await["alert"]
+        .as_str()
+        .unwrap()
+        .contains("not valid for this account"));
+    assert_eq!(browser.get(&link).await.status(), StatusCode::OK);
+    browser.post(&link, &[]).await;
+    assert!(browser.api("flash").await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("that was you"));
+    browser.post("/account/email", &change).await;
+    assert!(browser.api("flash").await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("We sent a link to xena.new@example.com"));
+}
+
+/// Signs in with X (whoever the provider was told to sign in next); returns where it led.
+async fn x_sign_in(browser: &mut Browser<'_>) -> String {
+    let start = browser.get("/auth/x/start").await;
+    let answer = browser.get(&location(&start)).await;
+    location(&browser.get(&location(&answer)).await)
+}
+
+/// The path of the newest link to `prefix` mailed to `to`.
+async fn last_link(app: &TestApp, to: &str, prefix: &str) -> String {
+    let texts: Vec<String> = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = $1 ORDER BY created_at DESC"
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    let link = texts
+        .iter()
+        .flat_map(|t| t.split_whitespace())
+        .find(|w| w.contains(prefix))
+        .unwrap_or_else(|| panic!("a {prefix} link to {to}"));
+    link[link.find(prefix).unwrap()..].to_string()
+}
+
+async fn subjects_to(app: &TestApp, to: &str) -> Vec<String> {
+    domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT subject FROM outbox_emails WHERE recipient = $1 ORDER BY created_at"
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .unwrap())
+}
+
+/// Mallory signs up through X with Vic's address (X gives none, so anyone can type any). The
+/// account grants Mallory nothing once signed out, and when Vic takes the address back with a
+/// reset link, Mallory's X login, sessions and everything added before the address was proven go.
+async fn an_address_registered_by_a_stranger_is_taken_back_by_its_owner(
+    app: &TestApp,
+    provider: &Provider,
+) {
+    provider
+        .next(serde_json::json!({ "sub": "x-mallory", "name": "Mallory" }))
+        .await;
+    let mut mallory = Browser::new(app);
+    assert_eq!(x_sign_in(&mut mallory).await, "/sign-up/external");
+    let signed_up = mallory
+        .post(
+            "/sign-up/external",
+            &[
+                ("email", "vic@example.com"),
+                ("display_name", "Mallory"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&signed_up), "/account");
+    assert_eq!(mallory.viewer().await.as_deref(), Some("Mallory"));
+
+    // A second X sign-in (another browser) is refused: the address is not Mallory's to use.
+    provider
+        .next(serde_json::json!({ "sub": "x-mallory", "name": "Mallory" }))
+        .await;
+    let mut mallory_later = Browser::new(app);
+    assert_eq!(x_sign_in(&mut mallory_later).await, "/sign-in");
+    assert_eq!(mallory_later.viewer().await, None);
+
+    // Vic, the owner of the address, resets the password through the link sent to it.
+    let mut vic = Browser::new(app);
+    vic.post("/forgot-password", &[("email", "vic@example.com")])
+        .await;
+    let reset = last_link(app, "vic@example.com", "/reset-password/").await;
+    assert_eq!(vic.get(&reset).await.status(), StatusCode::OK);
+    vic.post(&reset, &[("password", "vic's own long passphrase")])
+        .await;
+    vic.post(
+        "/sign-in",
+        &[
+            ("email", "vic@example.com"),
+            ("password", "vic's own long passphrase"),
+        ],
+    )
+    .await;
+    let account = vic.api("account").await;
+    assert_eq!(account["viewer"]["email_verified"], true, "{account}");
+    assert_eq!(
+        account["identities"],
+        serde_json::json!([]),
+        "Mallory's X login is gone"
+    );
+    assert_eq!(mallory.viewer().await, None, "Mallory's session ended");
+    assert!(
+        subjects_to(app, "vic@example.com")
+            .await
+            .contains(&"We removed sign-in methods from your account".to_string()),
+        "Vic is told"
+    );
+
+    // Mallory's X login now leads to a new sign-up, not into Vic's account.
+    provider
+        .next(serde_json::json!({ "sub": "x-mallory", "name": "Mallory" }))
+        .await;
+    let mut mallory_again = Browser::new(app);
+    assert_eq!(x_sign_in(&mut mallory_again).await, "/sign-up/external");
+    assert_eq!(mallory_again.viewer().await, None);
+}
+
+/// An address nobody proved reserves nothing: a provider vouching for it signs its owner up,
+/// and the account that held it unproven goes.
+async fn an_unproven_address_reserves_nothing(app: &TestApp, provider: &Provider) {
+    provider
+        .next(serde_json::json!({ "sub": "x-squatter", "name": "Squatter" }))
+        .await;
+    let mut squatter = Browser::new(app);
+    assert_eq!(x_sign_in(&mut squatter).await, "/sign-up/external");
+    squatter
+        .post(
+            "/sign-up/external",
+            &[
+                ("email", "wren@example.com"),
+                ("display_name", "Squatter"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(squatter.viewer().await.as_deref(), Some("Squatter"));
+
+    provider
+        .next(serde_json::json!({
+            "sub": "sso-wren", "email": "wren@example.com", "email_verified": true, "name": "Wren"
+        }))
+        .await;
+    let mut wren = Browser::new(app);
+    let back = wren.visit_provider().await;
+    assert_eq!(location(&wren.get(&back).await), "/sign-up/external");
+    let response = wren
+        .post(
+            "/sign-up/external",
+            &[
+                ("email", "wren@example.com"),
+                ("display_name", "Wren"),
+                ("age", "on"),
+                ("terms", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/account");
+    assert_eq!(wren.viewer().await.as_deref(), Some("Wren"));
+    assert_eq!(
+        squatter.viewer().await,
+        None,
+        "the squatter's account is gone"
+    );
+    let held: Vec<String> = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT display_name FROM users WHERE email_normalized = 'wren@example.com'"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(held, vec!["Wren".to_string()]);
 }
 
 macro_rules! oidc_tests {
@@ -561,4 +819,6 @@ oidc_tests!(
     an_address_with_an_account_is_never_merged,
     spoiled_tokens_and_replayed_or_foreign_states_are_refused,
     x_signs_up_with_an_address_the_portal_verifies,
+    an_address_registered_by_a_stranger_is_taken_back_by_its_owner,
+    an_unproven_address_reserves_nothing,
 );

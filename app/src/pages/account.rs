@@ -39,6 +39,9 @@ fn ReauthField(
                     {tr("external.confirm_with").replace("%{provider}", &provider)}
                 </a>
             })}
+            // Inside the change's own form: this button posts to another address.
+            <button class="button" type="submit" formaction="/account/reauth/email"
+                formmethod="post" formnovalidate=true>{tr("reauth.by_email")}</button>
         }
         .into_any(),
     }
@@ -278,6 +281,15 @@ pub fn TwoFactorPage() -> impl IntoView {
                             <form method="post" action="/account/two-factor/disable" class="form" novalidate>
                                 <ReauthField flash=flash.clone() form="two_factor_disable" name="answer" reauth=data.reauth/>
                                 <button class="button danger" type="submit">{tr("two_factor.disable_submit")}</button>
+                            </form>
+                        </section>
+                    }.into_any()
+                } else if data.key_text.is_empty() {
+                    view! {
+                        <section class="card">
+                            <p>{tr("two_factor.status_off")}</p>
+                            <form method="post" action="/account/two-factor/start" class="form">
+                                <button class="button primary" type="submit">{tr("two_factor.start")}</button>
                             </form>
                         </section>
                     }.into_any()

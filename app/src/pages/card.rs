@@ -46,6 +46,10 @@ const CARD_SCRIPT: &str = r#"
 })();
 "#;
 
+/// With JavaScript on, swaps the notice for the "Enter a card" button.
+const START_SCRIPT: &str = "document.getElementById('card-no-script').hidden=true;\
+document.getElementById('card-start').hidden=false;";
+
 #[component]
 pub fn CardPage() -> impl IntoView {
     let query = use_query_map();
@@ -105,28 +109,35 @@ fn CardBody(view: CardPageView) -> impl IntoView {
         }
         .into_any();
     }
-    if view.unavailable {
-        return view! {
-            {current}
-            <p class="alert" role="alert">{tr("payment.unavailable")}</p>
-        }
-        .into_any();
-    }
     let heading = if view.card.is_some() {
         tr("card.replace")
     } else {
         tr("card.add")
     };
+    if view.client_secret.is_empty() {
+        // Step one: "Enter a card" POSTs and starts the card entry at Stripe (loading this page
+        // creates nothing there). Without JavaScript the card field cannot work, so the button
+        // stays hidden and the page offers invoices by bank transfer.
+        return view! {
+            {current}
+            <section class="card" aria-labelledby="card-entry">
+                <h2 id="card-entry">{heading}</h2>
+                <NoScriptNotice/>
+                <form id="card-start" class="form" method="post" action="/billing/card/setup" hidden=true>
+                    <input type="hidden" name="next" value=view.next.clone()/>
+                    <p class="hint">{tr("card.start_hint")}</p>
+                    <button class="button primary" type="submit">{tr("card.start")}</button>
+                </form>
+            </section>
+            <script nonce=nonce inner_html=START_SCRIPT></script>
+        }
+        .into_any();
+    }
     view! {
         {current}
         <section class="card" aria-labelledby="card-entry">
             <h2 id="card-entry">{heading}</h2>
-            <div id="card-no-script">
-                <p class="notice">{tr("card.needs_javascript")}</p>
-                <form method="post" action="/billing/manual-request">
-                    <button class="button" type="submit">{tr("card.request_manual")}</button>
-                </form>
-            </div>
+            <NoScriptNotice/>
             <form id="card-form" class="form" method="post" action="/billing/card" hidden=true
                 data-publishable-key=view.publishable_key.clone()
                 data-client-secret=view.client_secret.clone()
@@ -150,6 +161,19 @@ fn CardBody(view: CardPageView) -> impl IntoView {
         <script nonce=nonce inner_html=CARD_SCRIPT></script>
     }
     .into_any()
+}
+
+/// Shown until a script hides it: card entry needs JavaScript; invoices by bank transfer do not.
+#[component]
+fn NoScriptNotice() -> impl IntoView {
+    view! {
+        <div id="card-no-script">
+            <p class="notice">{tr("card.needs_javascript")}</p>
+            <form method="post" action="/billing/manual-request">
+                <button class="button" type="submit">{tr("card.request_manual")}</button>
+            </form>
+        </div>
+    }
 }
 
 /// "visa" → "Visa", as card brands are written.

@@ -11,17 +11,13 @@ use crate::{
 };
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
 
 #[component]
 pub fn HomeserverPage() -> impl IntoView {
     let id = use_params_map().with_untracked(|p| p.get("id").unwrap_or_default());
-    let plan = use_query_map().with_untracked(|q| q.get("plan").unwrap_or_default());
     let flash = Resource::new_blocking(|| (), |_| take_flash());
-    let data = Resource::new_blocking(
-        move || (id.clone(), plan.clone()),
-        |(id, plan)| load_manage(id, plan),
-    );
+    let data = Resource::new_blocking(move || id.clone(), load_manage);
     view! {
         <Title text=tr("manage.title")/>
         <Meta name="robots" content="noindex"/>
@@ -72,7 +68,7 @@ fn Manage(view: ManageView) -> impl IntoView {
             view! {
                 <section class="card" aria-labelledby="change-plan">
                     <h2 id="change-plan">{tr("manage.change_plan")}</h2>
-                    <form method="get" action=base.clone() class="form">
+                    <form method="post" action=format!("{base}/preview") class="form">
                         <fieldset class="field">
                             <legend>{tr("manage.new_plan")}</legend>
                             {view.plans.iter().map(|p| {
@@ -88,7 +84,6 @@ fn Manage(view: ManageView) -> impl IntoView {
                         </fieldset>
                         <button class="button" type="submit">{tr("manage.preview")}</button>
                     </form>
-                    {view.preview_error.clone().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
                     {preview.map(|(plan, amount)| view! {
                         <form method="post" action=format!("{base}/plan") class="form">
                             <input type="hidden" name="plan" value=plan/>

@@ -7,8 +7,13 @@ use leptos_meta::Title;
 /// The version accepted at sign-up; the domain records the same string with each account.
 pub const TERMS_VERSION: &str = "2026-11-01";
 
+/// The message `key` in paragraphs, with the operator's contact for data requests put in.
 fn paragraphs(key: &str) -> impl IntoView {
+    let contact = use_context::<crate::server_fns::PrivacyContact>()
+        .map(|c| c.0)
+        .unwrap_or_default();
     tr(key)
+        .replace("%{contact}", &contact)
         .split("\n\n")
         .map(|p| view! { <p>{p.trim().to_string()}</p> })
         .collect_view()

@@ -2,6 +2,7 @@ pub mod account;
 pub mod billing;
 pub mod card;
 pub mod dashboard;
+pub mod email_links;
 pub mod homeserver;
 pub mod landing;
 pub mod legal;

@@ -256,13 +256,17 @@ pub async fn load_two_factor() -> Result<TwoFactorView, ServerFnError> {
             reauth,
         });
     }
+    // Only an enrolment that "Set up" (a POST) started: loading the page creates no secret.
     let enrolment = two_factor::enrolment(&portal, account.user_id)
         .await
         .map_err(ServerFnError::new)?;
+    let (qr_svg, key_text) = enrolment
+        .map(|e| (e.qr_svg, e.key_text))
+        .unwrap_or_default();
     Ok(TwoFactorView {
         enabled: false,
-        qr_svg: enrolment.qr_svg,
-        key_text: enrolment.key_text,
+        qr_svg,
+        key_text,
         codes_left: 0,
         reauth,
     })

@@ -20,3 +20,7 @@ pub struct SessionPolicy {
 /// The configured external sign-in providers, (id, name), provided as context by the server.
 #[derive(Debug, Clone, Default)]
 pub struct AuthProviders(pub Vec<(String, String)>);
+
+/// The operator's address for data requests, shown by the privacy policy and the terms.
+#[derive(Clone, Debug)]
+pub struct PrivacyContact(pub String);

@@ -18,10 +18,9 @@ pub struct CardPageView {
     pub card: Option<CardView>,
     pub publishable_key: String,
     pub js_url: String,
-    /// For Stripe.js' confirmCardSetup; empty when no card can be entered.
+    /// For Stripe.js' confirmCardSetup, from the card entry "Enter a card" started; empty
+    /// until then.
     pub client_secret: String,
-    /// Stripe could not be reached: the page says so instead of offering the form.
-    pub unavailable: bool,
     pub next: String,
 }
 
@@ -72,8 +71,6 @@ pub struct ManageView {
     pub plans: Vec<PlanChoice>,
     /// The plan previewed, and what moving to it invoices now ("€12.34").
     pub preview: Option<(String, String)>,
-    /// Why no preview could be made (a translated message).
-    pub preview_error: Option<String>,
     /// Plan changes and cancellation are offered (a running card subscription).
     pub changeable: bool,
 }
@@ -173,10 +170,10 @@ mod server {
         portal: &domain::Portal,
         customer_id: uuid::Uuid,
     ) -> Result<bool, ServerFnError> {
-        let account = accounts::load_or_create(portal, customer_id)
+        let (method, _) = accounts::peek(portal, customer_id)
             .await
             .map_err(ServerFnError::new)?;
-        Ok(account.method == accounts::Method::Stripe && portal.payments.is_some())
+        Ok(method == accounts::Method::Stripe && portal.payments.is_some())
     }
 }
 
@@ -196,7 +193,6 @@ pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError>
         publishable_key: String::new(),
         js_url: String::new(),
         client_secret: String::new(),
-        unavailable: false,
         next: if next.is_empty() {
             "/dashboard".to_string()
         } else {
@@ -206,15 +202,17 @@ pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError>
     if let (true, Some(gateway)) = (by_card, portal.payments.as_ref()) {
         view.publishable_key = gateway.config.publishable_key.clone();
         view.js_url = gateway.config.js_url.clone();
-        let email = account.email.clone().unwrap_or_default();
-        match cards::begin(&portal, customer_id, &email, &account.display_name).await {
-            Ok(secret) => view.client_secret = secret,
-            Err(error) => {
-                tracing::warn!(%error, "could not start a card setup");
-                view.unavailable = true;
-            }
-        }
+        // Only what "Add a card" (a POST) started: loading this page creates nothing.
+        let (session, _) = crate::server_fns::account::require_account().await?;
+        let setup = session
+            .get::<crate::forms::CardSetup>(crate::forms::CARD_SETUP_KEY)
+            .await
+            .ok()
+            .flatten()
+            .filter(|s| portal.clock.now_ms() - s.at < crate::forms::CardSetup::LIFETIME_MS);
+        view.client_secret = setup.map(|s| s.client_secret).unwrap_or_default();
     }
+    let _ = account;
     Ok(view)
 }
 
@@ -227,11 +225,10 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
     };
     let (account, customer_id) = server::customer().await?;
     let portal = super::portal()?;
-    let billing = accounts::load_or_create(&portal, customer_id)
+    let (_, fixed_currency) = accounts::peek(&portal, customer_id)
         .await
         .map_err(ServerFnError::new)?;
-    let currency = billing
-        .currency
+    let currency = fixed_currency
         .clone()
         .unwrap_or_else(|| portal.plans.default_currency.clone());
     let mut currencies: Vec<String> = portal
@@ -268,7 +265,7 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
             .await
             .map_err(ServerFnError::new)?
             .map(server::card_view),
-        currency_fixed: billing.currency.is_some(),
+        currency_fixed: fixed_currency.is_some(),
         currency,
         currencies,
         plans,
@@ -304,12 +301,8 @@ pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
 }
 
 #[server(endpoint = "manage")]
-pub async fn load_manage(id: String, plan: String) -> Result<ManageView, ServerFnError> {
-    use domain::{
-        billing::{changes, subscriptions},
-        i18n::Locale,
-        money::format,
-    };
+pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
+    use domain::{billing::subscriptions, i18n::Locale, money::format};
     let (_, customer_id) = server::customer().await?;
     let portal = super::portal()?;
     let id = uuid::Uuid::parse_str(&id).map_err(|_| ServerFnError::new("not found"))?;
@@ -340,25 +333,24 @@ pub async fn load_manage(id: String, plan: String) -> Result<ManageView, ServerF
     let changeable = sub.method == "stripe"
         && portal.payments.is_some()
         && matches!(sub.status.as_str(), "active" | "trialing" | "past_due");
-    let (mut preview, mut preview_error) = (None, None);
-    if changeable && !plan.is_empty() {
-        match changes::preview(&portal, customer_id, id, &plan).await {
-            Ok(Ok(p)) => {
-                preview = Some((plan.clone(), format(p.amount_due, &p.currency, Locale::En)))
-            }
-            Ok(Err(refusal)) => preview_error = Some(crate::i18n::tr(refusal.message_key())),
-            Err(error) => {
-                tracing::warn!(%error, "no preview of a plan change");
-                preview_error = Some(crate::i18n::tr("payment.unavailable"));
-            }
-        }
-    }
+    // The price "See the price" (a POST) asked Stripe for; loading this page asks nothing.
+    let (session, _) = crate::server_fns::account::require_account().await?;
+    let preview = session
+        .get::<crate::forms::PlanPreview>(crate::forms::PLAN_PREVIEW_KEY)
+        .await
+        .ok()
+        .flatten()
+        .filter(|p| {
+            changeable
+                && p.subscription == id.to_string()
+                && portal.clock.now_ms() - p.at < crate::forms::PlanPreview::LIFETIME_MS
+        })
+        .map(|p| (p.plan, p.amount));
     Ok(ManageView {
         plan_id: sub.plan_id.clone(),
         row: server::row(&portal, sub),
         plans,
         preview,
-        preview_error,
         changeable,
     })
 }

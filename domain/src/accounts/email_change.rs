@@ -3,6 +3,7 @@
 //! marks it verified and tells the old address.
 
 use super::{
+    address_proof::{self, Proof},
     email_tokens::{self, Purpose, TokenError, MAX_PER_HOUR},
     emails::{self, Kind},
     profile,
@@ -66,8 +67,12 @@ pub async fn request(
         &*portal.random,
     )
     .await?;
+    // An account that never proved the address holds nothing: the confirmation link goes out
+    // and, once followed, frees the address (see `address_proof`).
     let owner = match user_id_by_email(&portal.db, &normalized).await? {
-        Some(owner) => profile::load(&portal.db, owner).await?,
+        Some(owner) => profile::load(&portal.db, owner)
+            .await?
+            .filter(|owner| owner.email_verified()),
         None => None,
     };
     let message = match owner {
@@ -123,10 +128,23 @@ pub async fn confirm(
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     let normalized = normalize_email(&new_email);
-    if user_id_by_email(&portal.db, &normalized)
-        .await?
-        .is_some_and(|owner| owner != user_id)
-    {
+    // Following the link proves the address: an account holding it unproven lets it go.
+    address_proof::release_address(
+        &mut tx,
+        &normalized,
+        user_id,
+        meta,
+        &*portal.clock,
+        &*portal.random,
+    )
+    .await?;
+    let holder: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "SELECT id FROM users WHERE email_normalized = $1",
+    )
+    .bind(&normalized)
+    .fetch_optional(conn)
+    .await)?;
+    if holder.is_some_and(|owner| owner != user_id) {
         tx.rollback().await?;
         return Ok(Err(ConfirmRefusal::Taken));
     }
@@ -141,7 +159,19 @@ pub async fn confirm(
     .await
     .map(|r| r.rows_affected()));
     match updated {
-        Ok(_) => {}
+        Ok(_) if account.email_verified() => {}
+        Ok(_) => {
+            address_proof::address_verified(
+                &mut tx,
+                user_id,
+                Proof::ChangeLink,
+                &portal.public_url,
+                meta,
+                &*portal.clock,
+                &*portal.random,
+            )
+            .await?;
+        }
         // The unique index: taken between the check and the update.
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             tx.rollback().await?;

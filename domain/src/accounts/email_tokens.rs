@@ -1,5 +1,5 @@
 //! Single-use, expiring links sent by email: verification (24 hours), password reset (1 hour),
-//! email change. The link carries 256 random bits; the database keeps only their SHA-256.
+//! email change (24 hours), re-authentication (15 minutes). The link carries 256 random bits; the database keeps only their SHA-256.
 
 use crate::{
     clock::Clock,
@@ -16,6 +16,8 @@ pub enum Purpose {
     Verify,
     Reset,
     Change,
+    /// Confirms a sensitive change for an account whose provider cannot prove a fresh sign-in.
+    Reauth,
 }
 
 impl Purpose {
@@ -24,6 +26,7 @@ impl Purpose {
             Purpose::Verify => "verify",
             Purpose::Reset => "reset",
             Purpose::Change => "change",
+            Purpose::Reauth => "reauth",
         }
     }
 
@@ -31,6 +34,7 @@ impl Purpose {
         match self {
             Purpose::Verify | Purpose::Change => Duration::hours(24),
             Purpose::Reset => Duration::hours(1),
+            Purpose::Reauth => Duration::minutes(15),
         }
     }
 }

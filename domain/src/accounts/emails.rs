@@ -53,6 +53,8 @@ pub enum Kind {
     SuspensionMarked,
     SuspensionMarkedManual,
     CanceledForNonPayment,
+    UnprovenMethodsRemoved,
+    ReauthLink,
 }
 
 impl Kind {
@@ -70,6 +72,8 @@ impl Kind {
             Kind::SuspensionMarked => "suspension_marked",
             Kind::SuspensionMarkedManual => "suspension_marked_manual",
             Kind::CanceledForNonPayment => "canceled_for_non_payment",
+            Kind::UnprovenMethodsRemoved => "unproven_methods_removed",
+            Kind::ReauthLink => "reauth_link",
         }
     }
 }
@@ -156,7 +160,9 @@ pub fn compose_with(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 12] = [
+    const KINDS: [Kind; 14] = [
+        Kind::ReauthLink,
+        Kind::UnprovenMethodsRemoved,
         Kind::SuspensionMarkedManual,
         Kind::PaymentFailed,
         Kind::SuspensionMarked,

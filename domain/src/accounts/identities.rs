@@ -26,6 +26,10 @@ pub struct ExternalIdentity {
     /// Only when the provider says the address is verified.
     pub email_verified: bool,
     pub name: Option<String>,
+    /// When the person last signed in at the provider (seconds since the epoch), if it says
+    /// (OpenID Connect's `auth_time`; X has no such claim).
+    #[serde(default)]
+    pub auth_time: Option<i64>,
 }
 
 /// The session entry of an identity whose owner is still to fill in the sign-up form.
@@ -202,16 +206,29 @@ pub async fn sign_up(
     let email = signup.email.trim();
     debug_assert!(email_is_valid(email));
     let normalized = normalize_email(email);
-    if user_id_by_email(&portal.db, &normalized).await?.is_some() {
-        return Ok(ExternalSignUpOutcome::EmailTaken);
-    }
     // The provider's word counts only for the address it vouched for.
     let verified = signup.identity.email_verified
         && signup.identity.email.as_deref().map(normalize_email) == Some(normalized.clone());
+    // An address that is taken stays taken, unless its holder never proved it and the
+    // provider vouches for it now (an unproven address reserves nothing).
+    if !verified && user_id_by_email(&portal.db, &normalized).await?.is_some() {
+        return Ok(ExternalSignUpOutcome::EmailTaken);
+    }
     let now = portal.clock.now_ms();
     let user_id = new_id(now, &*portal.random);
     let customer_id = new_id(now, &*portal.random);
     let mut tx = portal.db.begin().await?;
+    if verified {
+        super::address_proof::release_address(
+            &mut tx,
+            &normalized,
+            user_id,
+            meta,
+            &*portal.clock,
+            &*portal.random,
+        )
+        .await?;
+    }
     super::signup::insert_customer(&mut tx, customer_id, &signup.display_name, now).await?;
     let inserted = on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO users (id, email, email_normalized, email_verified_at, display_name, \

@@ -1,6 +1,7 @@
 //! Accounts: people who sign in (users), the organisations that pay (customers), and how a
 //! user proves who they are. Built up by the accounts issue; passwords come first.
 
+pub mod address_proof;
 pub mod email_change;
 pub mod email_tokens;
 pub mod emails;

@@ -3,6 +3,7 @@
 //! account ends and a notice goes to the address.
 
 use super::{
+    address_proof::{self, Proof},
     email_tokens::{self, Purpose, TokenError, MAX_PER_HOUR},
     emails::{self, Kind},
     password::PasswordProblem,
@@ -78,7 +79,8 @@ pub async fn link_is_live(
 }
 
 /// Sets a new password through a reset link. The link is used up only when the password is
-/// accepted; the address counts as verified (the link reached it); every session ends.
+/// accepted; the address counts as verified (the link reached it, see [`address_proof`]);
+/// every session ends.
 pub async fn complete(
     portal: &Portal,
     meta: &RequestMeta,
@@ -104,15 +106,28 @@ pub async fn complete(
         tx.rollback().await?;
         return Ok(Err(ResetRefusal::Password(problem)));
     }
-    on_tx!(&mut tx, conn => sqlx::query(
-        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $3) WHERE id = $1 AND email_normalized = $2",
+    let newly_verified = on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE users SET email_verified_at = $3 WHERE id = $1 AND email_normalized = $2 AND email_verified_at IS NULL",
     )
     .bind(user_id)
     .bind(normalize_email(&address))
     .bind(portal.clock.now_ms())
     .execute(conn)
     .await
-    .map(|_| ()))?;
+    .map(|r| r.rows_affected() == 1))?;
+    if newly_verified {
+        // Whoever set up this account before the address was proven keeps nothing of it.
+        address_proof::address_verified(
+            &mut tx,
+            user_id,
+            Proof::ResetLink,
+            &portal.public_url,
+            meta,
+            &*portal.clock,
+            &*portal.random,
+        )
+        .await?;
+    }
     tx.commit().await?;
     match profile::set_password(portal, meta, user_id, new_password, None, "password.reset").await?
     {

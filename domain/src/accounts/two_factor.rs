@@ -37,8 +37,9 @@ fn open(portal: &Portal, sealed: &str) -> Result<Vec<u8>, AccountError> {
         .map_err(|e| AccountError::Database(sqlx::Error::Protocol(e.to_string())))
 }
 
-/// The enrolment in progress, starting one if there is none (a reload shows the same key).
-pub async fn enrolment(portal: &Portal, user_id: Uuid) -> Result<Enrolment, AccountError> {
+/// The enrolment waiting to be confirmed, if "Set up" started one (reads only: the page that
+/// shows it is a GET).
+pub async fn enrolment(portal: &Portal, user_id: Uuid) -> Result<Option<Enrolment>, AccountError> {
     let Some(account) = profile::load(&portal.db, user_id).await? else {
         return Err(sqlx::Error::RowNotFound.into());
     };
@@ -60,9 +61,25 @@ pub async fn enrolment(portal: &Portal, user_id: Uuid) -> Result<Enrolment, Acco
     .await)?;
     if let Some(Some(sealed)) = pending {
         if let Ok(secret) = open(portal, &sealed) {
-            return Ok(totp::enrolment_for(secret, &label, &issuer));
+            return Ok(Some(totp::enrolment_for(secret, &label, &issuer)));
         }
     }
+    Ok(None)
+}
+
+/// Starts an enrolment (the POST of "Set up"): a new pending secret unless one is waiting.
+pub async fn start_enrolment(portal: &Portal, user_id: Uuid) -> Result<Enrolment, AccountError> {
+    if let Some(enrolment) = enrolment(portal, user_id).await? {
+        return Ok(enrolment);
+    }
+    let Some(account) = profile::load(&portal.db, user_id).await? else {
+        return Err(sqlx::Error::RowNotFound.into());
+    };
+    let label = account
+        .email
+        .clone()
+        .unwrap_or_else(|| account.display_name.clone());
+    let issuer = t(Locale::En, "site.name");
     let enrolment = totp::new_enrolment(&*portal.random, &label, &issuer);
     let sealed = portal.secret_box.seal(&enrolment.secret, &*portal.random);
     on_db!(&portal.db, pool => sqlx::query("UPDATE users SET totp_pending_secret = $2 WHERE id = $1")

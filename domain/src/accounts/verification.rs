@@ -3,6 +3,7 @@
 //! nobody can squat an address.
 
 use super::{
+    address_proof::{self, Proof},
     email_tokens::{self, Purpose, TokenError, MAX_PER_HOUR},
     emails::{self, Kind},
     signup::normalize_email,
@@ -77,10 +78,12 @@ pub async fn resend(
     Ok(Ok(()))
 }
 
-/// Follows a verification link: marks the address verified if it is still the account's.
+/// Follows a verification link (the POST of its page): marks the address verified if it is
+/// still the account's, then applies [`address_proof::address_verified`].
 pub async fn verify(
     db: &Db,
     raw: &str,
+    public_url: &str,
     meta: &RequestMeta,
     clock: &dyn Clock,
     random: &dyn Random,
@@ -106,6 +109,16 @@ pub async fn verify(
     if updated == 1 {
         let event = AuditEvent::new(Actor::User(user_id), "email.verified").target("user", user_id);
         audit::record(&mut tx, &event, meta, clock, random).await?;
+        address_proof::address_verified(
+            &mut tx,
+            user_id,
+            Proof::SignUpLink,
+            public_url,
+            meta,
+            clock,
+            random,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Ok(user_id))
@@ -127,16 +140,7 @@ pub async fn purge_unverified(
     .await)?;
     for user_id in &stale {
         let mut tx = db.begin().await?;
-        on_tx!(&mut tx, conn => sqlx::query(
-            "DELETE FROM customers WHERE id IN (SELECT customer_id FROM memberships WHERE user_id = $1 AND role = 'owner') \
-             AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.customer_id = customers.id AND m.user_id <> $1)",
-        )
-        .bind(user_id)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
-        on_tx!(&mut tx, conn => sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(conn).await.map(|_| ()))?;
-        on_tx!(&mut tx, conn => sqlx::query("DELETE FROM outbox_emails WHERE user_id = $1").bind(user_id).execute(conn).await.map(|_| ()))?;
+        address_proof::delete_unverified_account(&mut tx, *user_id).await?;
         let event =
             AuditEvent::new(Actor::System, "account.deleted_unverified").target("user", user_id);
         audit::record(&mut tx, &event, &RequestMeta::default(), clock, random).await?;

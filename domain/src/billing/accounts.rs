@@ -67,6 +67,45 @@ pub async fn load_or_create(
         .ok_or(sqlx::Error::RowNotFound)
 }
 
+/// How the customer pays and in which currency, without writing anything: what
+/// [`load_or_create`] would make when the account does not exist yet (pages call this).
+pub async fn peek(
+    portal: &Portal,
+    customer_id: Uuid,
+) -> Result<(Method, Option<String>), sqlx::Error> {
+    Ok(match load(&portal.db, customer_id).await? {
+        Some(account) => (account.method, account.currency),
+        None if portal.payments.is_some() => (Method::Stripe, None),
+        None => (Method::Manual, None),
+    })
+}
+
+/// The SetupIntent "Add a card" made last, if it has not been used up.
+pub async fn open_setup_intent(db: &Db, customer_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let id: Option<Option<String>> = on_db!(db, pool => sqlx::query_scalar(
+        "SELECT open_setup_intent_id FROM billing_accounts WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(id.flatten())
+}
+
+pub async fn set_open_setup_intent(
+    db: &Db,
+    customer_id: Uuid,
+    id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    on_db!(db, pool => sqlx::query(
+        "UPDATE billing_accounts SET open_setup_intent_id = $2 WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+}
+
 pub async fn load(db: &Db, customer_id: Uuid) -> Result<Option<BillingAccount>, sqlx::Error> {
     let row: Option<(String, Option<String>, Option<String>, String)> = on_db!(db, pool => sqlx::query_as(
         "SELECT method, currency, stripe_customer_id, stripe_customer_key FROM billing_accounts WHERE customer_id = $1",

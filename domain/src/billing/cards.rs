@@ -63,13 +63,21 @@ pub async fn begin(
     email: &str,
     name: &str,
 ) -> Result<String, CardError> {
-    let account = accounts::load_or_create(portal, customer_id).await?;
-    let stripe_customer = accounts::stripe_customer(portal, &account, email, name).await?;
     let gateway = portal
         .payments
         .as_ref()
         .ok_or(StripeCustomerError::NoStripe)?;
-    let (_, secret) = gateway.create_setup_intent(&stripe_customer).await?;
+    gateway.admit(customer_id)?;
+    let account = accounts::load_or_create(portal, customer_id).await?;
+    let stripe_customer = accounts::stripe_customer(portal, &account, email, name).await?;
+    // Reuse the intent an earlier press made while it still waits for a card.
+    if let Some(open) = accounts::open_setup_intent(&portal.db, customer_id).await? {
+        if let Some(secret) = gateway.open_setup_intent(&stripe_customer, &open).await? {
+            return Ok(secret);
+        }
+    }
+    let (id, secret) = gateway.create_setup_intent(&stripe_customer).await?;
+    accounts::set_open_setup_intent(&portal.db, customer_id, Some(&id)).await?;
     Ok(secret)
 }
 
@@ -94,6 +102,7 @@ pub async fn complete(
         .payments
         .as_ref()
         .ok_or(StripeCustomerError::NoStripe)?;
+    gateway.admit(customer_id)?;
     let card = gateway
         .card_of_setup_intent(stripe_customer, setup_intent)
         .await?
@@ -130,6 +139,14 @@ pub async fn store(
     .bind(card.exp_month as i32)
     .bind(card.exp_year as i32)
     .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    // The intent that made this card (or any other) is used up: the next "Add a card" makes one.
+    on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE billing_accounts SET open_setup_intent_id = NULL WHERE customer_id = $1",
+    )
+    .bind(customer_id)
     .execute(conn)
     .await
     .map(|_| ()))?;

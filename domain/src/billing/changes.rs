@@ -122,6 +122,7 @@ pub async fn preview(
         Ok(run) => run,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    run.gateway.admit(customer_id)?;
     if run.sub.plan_id == plan_id {
         return Ok(Err(ChangeRefusal::SamePlan));
     }
@@ -160,6 +161,7 @@ pub async fn change_plan(
         Ok(run) => run,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    run.gateway.admit(customer_id)?;
     if run.sub.plan_id == plan_id {
         return Ok(Err(ChangeRefusal::SamePlan));
     }
@@ -212,6 +214,7 @@ pub async fn set_cancel_at_period_end(
         Ok(run) => run,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    run.gateway.admit(customer_id)?;
     let state = run
         .gateway
         .set_cancel_at_period_end(&run.stripe_id, cancel)

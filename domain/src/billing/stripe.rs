@@ -23,6 +23,9 @@ pub struct StripeConfig {
     /// Stripe.js, `https://js.stripe.com/v3/` unless a test server stands in.
     pub js_url: String,
     pub timeout: Duration,
+    /// Payment actions (card setup, order, plan change and its preview, cancel, resume) one
+    /// customer may start per minute, so that nobody can spend the Stripe account's rate limit.
+    pub actions_per_customer_per_minute: u32,
 }
 
 /// What went wrong with a payment call, in terms a customer can act on.
@@ -40,6 +43,9 @@ pub enum PaymentError {
     /// Stripe answered something we could not read.
     #[error("unexpected answer from stripe: {0}")]
     Unexpected(String),
+    /// The customer started more payment actions than allowed in a minute; nothing was sent.
+    #[error("too many payment actions from one customer")]
+    TooManyRequests,
 }
 
 impl PaymentError {
@@ -49,6 +55,7 @@ impl PaymentError {
             PaymentError::Declined(_) => "payment.declined",
             PaymentError::Rejected { .. } | PaymentError::Unexpected(_) => "payment.failed",
             PaymentError::Unavailable(_) => "payment.unavailable",
+            PaymentError::TooManyRequests => "payment.too_many",
         }
     }
 
@@ -119,10 +126,18 @@ pub struct NewSubscription<'a> {
     pub idempotency_key: &'a str,
 }
 
+type CustomerLimiter = governor::RateLimiter<
+    uuid::Uuid,
+    governor::state::keyed::DefaultKeyedStateStore<uuid::Uuid>,
+    governor::clock::DefaultClock,
+>;
+
 #[derive(Clone)]
 pub struct Gateway {
     client: Client,
     pub config: StripeConfig,
+    /// Payment actions per customer (per replica); customers are few, idle ones are pruned.
+    limiter: std::sync::Arc<CustomerLimiter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -152,7 +167,48 @@ impl Gateway {
             )
             .build()
             .map_err(|e| format!("stripe client: {e}"))?;
-        Ok(Self { client, config })
+        let per_minute = std::num::NonZeroU32::new(config.actions_per_customer_per_minute)
+            .ok_or("the payment actions per customer per minute must be at least 1")?;
+        let limiter = governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute));
+        Ok(Self {
+            client,
+            config,
+            limiter: std::sync::Arc::new(limiter),
+        })
+    }
+
+    /// Admits one payment action of `customer`, or refuses it when the customer started too
+    /// many in the last minute. Called by the services before they call Stripe for a customer.
+    pub fn admit(&self, customer: uuid::Uuid) -> Result<(), PaymentError> {
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&customer).map_err(|_| {
+            tracing::warn!(%customer, "payment actions limited");
+            PaymentError::TooManyRequests
+        })
+    }
+
+    /// The client secret of `id` when it is `customer`'s SetupIntent still waiting for a card,
+    /// so that "Add a card" pressed twice reuses one intent.
+    pub async fn open_setup_intent(
+        &self,
+        customer: &str,
+        id: &str,
+    ) -> Result<Option<String>, PaymentError> {
+        use stripe_shared::SetupIntentStatus as S;
+        let intent = match self.setup_intent(id).await {
+            Ok(intent) => intent,
+            Err(PaymentError::Rejected { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let own =
+            intent.customer.as_ref().map(|c| c.id().to_string()) == Some(customer.to_string());
+        let open = matches!(
+            intent.status,
+            S::RequiresPaymentMethod | S::RequiresConfirmation | S::RequiresAction
+        );
+        Ok(intent.client_secret.filter(|_| own && open))
     }
 
     /// Runs `call` up to [`ATTEMPTS`] times while Stripe is unreachable, waiting 200 ms, then

@@ -318,6 +318,7 @@ pub async fn start(
         .payments
         .as_ref()
         .ok_or_else(|| PaymentError::Unexpected("no Stripe keys".into()))?;
+    gateway.admit(customer_id)?;
     let row: Option<Pending> = on_db!(&portal.db, pool => sqlx::query_as(
         "SELECT plan_id, billing_interval, currency, tax_key, tax_rate_bp, idempotency_key, status \
          FROM subscriptions WHERE id = $1 AND customer_id = $2",

@@ -6,6 +6,7 @@ pub mod error_page;
 pub mod forms;
 pub mod gzip_splice;
 pub mod health;
+pub mod icons;
 pub mod metrics;
 pub mod page_cache;
 pub mod security;
@@ -42,6 +43,9 @@ fn leptos_context(state: AppState) -> impl Fn() + Clone + Send + Sync + 'static 
     move || {
         provide_context(state.portal.clone());
         provide_context(app::server_fns::AuthProviders(state.providers.buttons()));
+        provide_context(app::server_fns::PrivacyContact(
+            state.config.privacy_contact(),
+        ));
         provide_context(app::server_fns::SessionPolicy {
             absolute_ms: state.config.session_absolute_hours * 3_600_000,
         });
@@ -123,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .route("/robots.txt", get(health::robots_txt))
+        .route("/favicon.ico", get(icons::favicon_ico))
+        .route("/favicon.svg", get(icons::favicon_svg))
         .route("/.well-known/security.txt", get(health::security_txt))
         .nest_service("/pkg", pkg)
         .fallback(move |request: Request<Body>| fallback(request));

@@ -147,7 +147,9 @@ impl Browser<'_> {
             .find(|w| w.contains("/verify-email/"))
             .expect("a verification link");
         let path = link[link.find("/verify-email/").unwrap()..].to_string();
-        self.get(&path).await;
+        // The link opens a page; its button POSTs.
+        assert_eq!(self.get(&path).await.status(), 200);
+        self.post(&path, &[]).await;
         self.flash().await;
         self.sign_in(email, password).await;
     }

@@ -186,6 +186,14 @@ pub async fn card_page(browser: &mut Browser<'_>, next: &str) -> serde_json::Val
     serde_json::from_str(&response.text().await.unwrap()).unwrap()
 }
 
+/// Presses "Enter a card" (a POST: the card entry starts at Stripe), then loads the card page,
+/// which now carries the SetupIntent's client secret.
+pub async fn start_card_entry(browser: &mut Browser<'_>, next: &str) -> serde_json::Value {
+    let response = browser.post("/billing/card/setup", &[("next", next)]).await;
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    card_page(browser, next).await
+}
+
 /// Enters a card as the browser does: Stripe.js confirms the SetupIntent with Stripe, then the
 /// page posts the SetupIntent's id.
 /// Returns the portal's answer and the SetupIntent's id.
@@ -194,7 +202,7 @@ pub async fn add_card(
     browser: &mut Browser<'_>,
     number: &str,
 ) -> (reqwest::Response, String) {
-    let page = card_page(browser, "/order").await;
+    let page = start_card_entry(browser, "/order").await;
     let secret = page["client_secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("seti_"), "{page}");
     let setup_intent = stripe.confirm_card_setup(&secret, number).await.unwrap();

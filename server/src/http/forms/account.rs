@@ -67,6 +67,48 @@ pub(super) async fn reauthenticate(
     }
 }
 
+/// "Email me a confirmation link": for accounts whose provider cannot prove a fresh sign-in.
+pub async fn send_reauth_link(ctx: FormContext) -> Response {
+    let auth = signed_in!(ctx);
+    let mut flash = Flash::for_form("reauth");
+    match reauth::send_link(&ctx.state.portal, &ctx.meta, auth.user_id).await {
+        Ok(Ok(email)) => flash.notice = Some(tr("reauth.link_sent").replace("%{email}", &email)),
+        Ok(Err(reauth::LinkRefusal::Unverified)) => {
+            flash.alert = Some(tr("reauth.link_unverified"))
+        }
+        Ok(Err(reauth::LinkRefusal::TooManyRequests)) => {
+            flash.alert = Some(tr("reauth.link_limit"))
+        }
+        Err(error) => return failure(&error.to_string()),
+    }
+    ctx.back("/account", flash).await
+}
+
+/// The POST of the page a re-authentication link opens: in the browser signed in to the account
+/// the link was sent for, sensitive changes are allowed for a few minutes.
+pub async fn confirm_reauth_link(ctx: FormContext, Path(token): Path<String>) -> Response {
+    let auth = signed_in!(ctx);
+    match reauth::confirm_link(&ctx.state.portal, &ctx.meta, auth.user_id, &token).await {
+        Ok(Ok(())) => {
+            if let Err(error) = ctx
+                .session
+                .insert(super::external::REAUTHENTICATED_AT_KEY, ctx.now())
+                .await
+            {
+                return failure(&error.to_string());
+            }
+            ctx.back("/account", Flash::notice(tr("external.confirmed")))
+                .await
+        }
+        Ok(Err(_)) => {
+            let mut flash = Flash::for_form("reauth");
+            flash.alert = Some(tr("reauth.link_invalid"));
+            ctx.back("/account", flash).await
+        }
+        Err(error) => failure(&error.to_string()),
+    }
+}
+
 async fn audit_event(
     ctx: &FormContext,
     auth: &AuthState,
@@ -207,6 +249,15 @@ pub async fn revoke_other_sessions(ctx: FormContext) -> Response {
 #[serde(default)]
 pub struct CodeFields {
     code: String,
+}
+
+/// "Start setting up": a new two-factor secret waits for its first code.
+pub async fn start_two_factor(ctx: FormContext) -> Response {
+    let auth = signed_in!(ctx);
+    match two_factor::start_enrolment(&ctx.state.portal, auth.user_id).await {
+        Ok(_) => super::see_other("/account/two-factor"),
+        Err(error) => failure(&error.to_string()),
+    }
 }
 
 pub async fn confirm_two_factor(ctx: FormContext, Form(fields): Form<CodeFields>) -> Response {

@@ -302,6 +302,7 @@ pub async fn verify_email(ctx: FormContext, Path(token): Path<String>) -> Respon
     match verification::verify(
         &portal.db,
         &token,
+        &portal.public_url,
         &ctx.meta,
         &*portal.clock,
         &*portal.random,

@@ -18,6 +18,7 @@ use domain::{
         },
         profile,
         signup::{email_is_valid, MAX_NAME_LENGTH},
+        verification,
     },
     audit::{self, Actor, AuditEvent},
     sessions::{AuthState, PendingSecondFactor, AUTH_KEY, PENDING_SECOND_FACTOR_KEY},
@@ -256,7 +257,7 @@ async fn callback_inner(
         return link_identity(ctx, identity).await;
     }
     if flow.intent == "reauth" {
-        return confirm_identity(ctx, identity).await;
+        return confirm_identity(ctx, &flow, identity).await;
     }
     let portal = &ctx.state.portal;
     match identities::find_user(&portal.db, &identity.provider, &identity.subject).await {
@@ -287,6 +288,24 @@ async fn sign_in_as(ctx: &FormContext, user_id: uuid::Uuid, provider: &str) -> R
         Ok(None) => return refuse(ctx, "external.failed").await,
         Err(error) => return failure(&error.to_string()),
     };
+    // An address nobody has proven grants nothing: whoever signed up through the provider
+    // with it gets in once a link sent to it has been followed. A fresh link goes out (at
+    // most three an hour), so the owner of the address can finish signing up.
+    if !account.email_verified() {
+        tracing::info!(
+            provider,
+            "external sign-in refused: address not confirmed yet"
+        );
+        let _ = verification::resend(
+            &portal.db,
+            user_id,
+            &portal.public_url,
+            &*portal.clock,
+            &*portal.random,
+        )
+        .await;
+        return refuse(ctx, "external.confirm_first").await;
+    }
     let recorded = async {
         let mut tx = portal.db.begin().await?;
         let mut event = AuditEvent::new(Actor::User(user_id), "sign_in.external")
@@ -329,7 +348,11 @@ async fn sign_in_as(ctx: &FormContext, user_id: uuid::Uuid, provider: &str) -> R
 }
 
 /// Re-authentication at the provider: the identity must be one of the signed-in account's.
-async fn confirm_identity(ctx: &FormContext, identity: ExternalIdentity) -> Response {
+async fn confirm_identity(
+    ctx: &FormContext,
+    flow: &FlowState,
+    identity: ExternalIdentity,
+) -> Response {
     let auth = match require_auth(ctx).await {
         Ok(auth) => auth,
         Err(response) => return response,
@@ -337,6 +360,20 @@ async fn confirm_identity(ctx: &FormContext, identity: ExternalIdentity) -> Resp
     let owner =
         identities::find_user(&ctx.state.portal.db, &identity.provider, &identity.subject).await;
     match owner {
+        Ok(Some(owner)) if owner == auth.user_id && !flow.fresh_sign_in(&identity) => {
+            // The provider let the person through without a new sign-in (or cannot say): a
+            // browser left signed in at the provider is not proof. The email link is.
+            tracing::info!(provider = %identity.provider, "re-authentication without a fresh sign-in");
+            let name = ctx
+                .state
+                .providers
+                .get(&identity.provider)
+                .map(|p| p.config.label.clone())
+                .unwrap_or_default();
+            let mut flash = Flash::for_form("reauth");
+            flash.alert = Some(tr("reauth.not_fresh").replace("%{provider}", &name));
+            ctx.back("/account", flash).await
+        }
         Ok(Some(owner)) if owner == auth.user_id => {
             if let Err(error) = ctx.session.insert(REAUTHENTICATED_AT_KEY, ctx.now()).await {
                 return failure(&error.to_string());

@@ -32,7 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", post(auth::sign_in))
         .route("/sign-in/two-factor", post(auth::second_factor))
         .route("/sign-out", post(auth::sign_out))
-        .route("/verify-email/{token}", get(auth::verify_email))
+        .route("/verify-email/{token}", post(auth::verify_email))
         .route("/verify-email/resend", post(auth::resend_verification))
         .route("/forgot-password", post(auth::forgot_password))
         .route("/reset-password/{token}", post(auth::reset_password))
@@ -44,23 +44,28 @@ pub fn routes() -> Router<AppState> {
         .route("/billing", post(billing::save))
         .route("/billing/card", post(orders::save_card))
         .route("/billing/card/remove", post(orders::remove_card))
+        .route("/billing/card/setup", post(orders::start_card_setup))
         .route(
             "/billing/manual-request",
             post(orders::request_manual_billing),
         )
         .route("/order", post(orders::order))
         .route("/homeservers/{id}/plan", post(orders::change_plan))
+        .route("/homeservers/{id}/preview", post(orders::preview_plan))
         .route("/homeservers/{id}/cancel", post(orders::cancel))
         .route("/homeservers/{id}/resume", post(orders::resume))
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))
-        .route("/confirm-email/{token}", get(account::confirm_email))
+        .route("/confirm-email/{token}", post(account::confirm_email))
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route(
             "/account/sessions/revoke-others",
             post(account::revoke_other_sessions),
         )
+        .route("/account/two-factor/start", post(account::start_two_factor))
+        .route("/account/reauth/email", post(account::send_reauth_link))
+        .route("/reauth/{token}", post(account::confirm_reauth_link))
         .route(
             "/account/two-factor/confirm",
             post(account::confirm_two_factor),

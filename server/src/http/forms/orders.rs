@@ -1,7 +1,7 @@
 //! Card, order and billing-method forms.
 
 use super::{failure, local_path, require_auth, see_other, tr, FormContext};
-use app::forms::Flash;
+use app::forms::{CardSetup, Flash, PlanPreview, CARD_SETUP_KEY, PLAN_PREVIEW_KEY};
 use axum::{
     extract::Path,
     http::StatusCode,
@@ -17,6 +17,8 @@ use domain::{
         stripe::PaymentError,
         subscriptions::{self, OrderForm, OrderRefusal},
     },
+    i18n::Locale,
+    money::format,
 };
 
 /// The signed-in customer's account, or the response that ends the request.
@@ -66,7 +68,10 @@ pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Resp
     )
     .await
     {
-        Ok(_) => ctx.back(next, Flash::notice(tr("card.saved"))).await,
+        Ok(_) => {
+            let _ = ctx.session.remove_value(CARD_SETUP_KEY).await;
+            ctx.back(next, Flash::notice(tr("card.saved"))).await
+        }
         Err(CardError::NotConfirmed) => {
             flash.alert = Some(tr("card.not_confirmed"));
             ctx.back("/billing/card", flash).await
@@ -77,6 +82,52 @@ pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Resp
             flash.alert = Some(tr(error.message_key()));
             ctx.back("/billing/card", flash).await
         }
+    }
+}
+
+/// "Add a card": makes the Stripe customer (once) and a SetupIntent (or reuses the open one),
+/// keeps its client secret in the session and sends the browser to the card page, which
+/// mounts Stripe's field with it.
+pub async fn start_card_setup(ctx: FormContext, Form(fields): Form<CardFields>) -> Response {
+    let (account, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let back = card_page_path(&fields.next);
+    let email = account.email.clone().unwrap_or_default();
+    let secret = match cards::begin(
+        &ctx.state.portal,
+        customer_id,
+        &email,
+        &account.display_name,
+    )
+    .await
+    {
+        Ok(secret) => secret,
+        Err(CardError::Db(error)) => return failure(&error.to_string()),
+        Err(other) => {
+            let error = PaymentError::from(other);
+            tracing::warn!(%error, "could not start a card setup");
+            let mut flash = Flash::for_form("card");
+            flash.alert = Some(tr(error.message_key()));
+            return ctx.back(&back, flash).await;
+        }
+    };
+    let setup = CardSetup {
+        client_secret: secret,
+        at: ctx.now(),
+    };
+    if let Err(error) = ctx.session.insert(CARD_SETUP_KEY, setup).await {
+        return failure(&error.to_string());
+    }
+    see_other(&back)
+}
+
+/// The card page, keeping where to go once the card is saved.
+fn card_page_path(next: &str) -> String {
+    match local_path(next) {
+        "/account" => "/billing/card".to_string(),
+        next => format!("/billing/card?next={next}"),
     }
 }
 
@@ -236,7 +287,10 @@ async fn change_answer(
             flash.alert = Some(tr("payment.declined"));
             ctx.back(&back, flash).await
         }
-        Ok(Ok(_)) => ctx.back(&back, Flash::notice(tr(done))).await,
+        Ok(Ok(_)) => {
+            let _ = ctx.session.remove_value(PLAN_PREVIEW_KEY).await;
+            ctx.back(&back, Flash::notice(tr(done))).await
+        }
         Ok(Err(ChangeRefusal::NotFound)) => StatusCode::NOT_FOUND.into_response(),
         Ok(Err(refusal)) => {
             let mut flash = Flash::for_form("manage");
@@ -250,6 +304,46 @@ async fn change_answer(
             ctx.back(&back, flash).await
         }
     }
+}
+
+/// "See the price": asks Stripe what moving to `plan` invoices now and leaves the answer in
+/// the session for the homeserver page.
+pub async fn preview_plan(
+    ctx: FormContext,
+    Path(id): Path<String>,
+    Form(fields): Form<PlanFields>,
+) -> Response {
+    let (_, customer_id) = match customer_account(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Some(sub) = subscription_id(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let back = format!("/homeservers/{id}");
+    let mut flash = Flash::for_form("manage");
+    match changes::preview(&ctx.state.portal, customer_id, sub, &fields.plan).await {
+        Ok(Ok(preview)) => {
+            let entry = PlanPreview {
+                subscription: id.clone(),
+                plan: fields.plan.clone(),
+                amount: format(preview.amount_due, &preview.currency, Locale::En),
+                at: ctx.now(),
+            };
+            if let Err(error) = ctx.session.insert(PLAN_PREVIEW_KEY, entry).await {
+                return failure(&error.to_string());
+            }
+            return see_other(&back);
+        }
+        Ok(Err(ChangeRefusal::NotFound)) => return StatusCode::NOT_FOUND.into_response(),
+        Ok(Err(refusal)) => flash.alert = Some(tr(refusal.message_key())),
+        Err(ChangeError::Db(error)) => return failure(&error.to_string()),
+        Err(ChangeError::Payment(error)) => {
+            tracing::warn!(%error, "no preview of a plan change");
+            flash.alert = Some(tr(error.message_key()));
+        }
+    }
+    ctx.back(&back, flash).await
 }
 
 pub async fn change_plan(
