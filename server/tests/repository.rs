@@ -87,7 +87,9 @@ fn no_tracked_file_opens_a_path_outside_the_repository() {
     );
     let mut offenders = Vec::new();
     for file in files {
-        if file == Path::new("README.md") || file.starts_with("docs") {
+        // This file names such paths in its own examples.
+        if file == Path::new("README.md") || file.starts_with("docs") || file == Path::new(file!())
+        {
             continue;
         }
         let Ok(bytes) = std::fs::read(root.join(&file)) else {
