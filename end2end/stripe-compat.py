@@ -11,15 +11,20 @@ layer runs it in-process on an internal port and forwards every request to it, a
   always_invoice` on an update is carried out with localstripe's own calls (create the invoice
   for the subscription and pay it), which is what Stripe does;
 - reshapes localstripe's objects to the current API shapes, filling the fields it lacks from
-  Stripe's own example objects (../shared/stripe/fixtures3.json), and deriving the ones the portal
+  Stripe's own example objects (stripe-examples.json beside this file: the kinds the tests meet,
+  taken from Stripe's openapi fixtures, MIT, see stripe-examples.LICENSE and
+  scripts/stripe-examples.py), and deriving the ones the portal
   reads (an invoice's `total_taxes` and line `pricing`, a subscription item's `price` and period)
   from localstripe's real state;
 - sends the webhook events Stripe would send for the state changes localstripe really made
   (it sends few itself), signed with the secret the test registers, like Stripe:
   `POST /_config/webhooks/ID` with `url` and `secret`.
 
-It never answers a Stripe call itself: every object comes from localstripe.
-Usage: stripe-compat.py PORT [--fixtures PATH] [--seed-plans PLANS.toml --write-plans OUT.toml]
+It never answers a Stripe call itself: every object comes from localstripe. An object of a
+kind that has no example is passed on as localstripe made it, with a warning on stderr.
+Usage: stripe-compat.py [PORT] [--fixtures PATH] [--seed-plans PLANS.toml --write-plans OUT.toml]
+PORT defaults to 0 (a port the system chooses); once ready, the layer prints
+`stripe-compat: listening on 127.0.0.1:PORT` on stdout with the port it listens on.
 With --seed-plans, a price is created for each plan, currency and interval of the portal's plan
 file (ids `price_<plan>_<currency>_<month|year>`) and the file is written again with their ids;
 `GET /_compat/ready` answers once that is done.
@@ -67,6 +72,8 @@ class Compat:
     def __init__(self, fixtures_path):
         with open(fixtures_path) as f:
             self.fixtures = json.load(f)["resources"]
+        self.fixtures_path = fixtures_path
+        self.warned = set()  # kinds without an example, reported once each
         self.upstream = None  # http://127.0.0.1:PORT of localstripe
         self.webhooks = {}  # id -> (url, secret)
         self.session = None
@@ -77,9 +84,22 @@ class Compat:
     def merge(self, example, ours):
         """`ours` with what it lacks taken from `example`; nested Stripe objects are reshaped
         after their own type's example."""
-        if isinstance(ours, dict) and ours.get("object") in self.fixtures:
+        if isinstance(ours, dict) and isinstance(ours.get("object"), str) \
+                and ours["object"] != "list":
             return self.reshape(ours)
         return self.merge_fields(example, ours)
+
+    def example(self, kind):
+        """Stripe's example object of `kind`; None, said loudly, when there is none."""
+        if kind in self.fixtures or kind == "list":
+            return self.fixtures.get(kind)
+        if kind not in self.warned:
+            self.warned.add(kind)
+            print("stripe-compat: WARNING: no example of a Stripe %r object in %s: it is "
+                  "passed on as it is, no field filled in, and may not parse as the current "
+                  "API's. Add the kind with scripts/stripe-examples.py."
+                  % (kind, os.path.basename(self.fixtures_path)), file=sys.stderr, flush=True)
+        return None
 
     def merge_fields(self, example, ours):
         if isinstance(ours, dict):
@@ -103,7 +123,7 @@ class Compat:
         fix = getattr(self, "fix_" + str(kind).replace(".", "_"), None)
         if fix:
             obj = fix(dict(obj))
-        return self.merge_fields(self.fixtures.get(kind), obj)
+        return self.merge_fields(self.example(kind), obj)
 
     def plan_as_price(self, plan):
         return {
@@ -442,10 +462,10 @@ async def seed_plans(compat, source, target):
 
 async def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("port", type=int)
+    parser.add_argument("port", type=int, nargs="?", default=0)
     parser.add_argument("--seed-plans")
     parser.add_argument("--write-plans")
-    parser.add_argument("--fixtures", default=os.path.join(HERE, "..", "..", "shared", "stripe", "fixtures3.json"))
+    parser.add_argument("--fixtures", default=os.path.join(HERE, "stripe-examples.json"))
     args = parser.parse_args()
 
     compat = Compat(args.fixtures)
@@ -462,16 +482,20 @@ async def main():
     outer.router.add_route("*", "/{tail:.*}", compat.handle)
     runner = web.AppRunner(outer)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", args.port).start()
+    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    await site.start()
+    # The port it got (with PORT 0, the system's choice): no other process can take it between
+    # choosing and listening.
+    port = site._server.sockets[0].getsockname()[1]
 
     # localstripe announces its own events to the layer, which reshapes and re-signs them.
     from localstripe.webhooks import register_webhook
-    register_webhook("compat", "http://127.0.0.1:%d/_compat/localstripe-events" % args.port,
+    register_webhook("compat", "http://127.0.0.1:%d/_compat/localstripe-events" % port,
                      "internal", None)
     if args.seed_plans:
         await seed_plans(compat, args.seed_plans, args.write_plans)
     compat.ready = True
-    print("stripe-compat: listening on 127.0.0.1:%d" % args.port, flush=True)
+    print("stripe-compat: listening on 127.0.0.1:%d" % port, flush=True)
     await asyncio.Event().wait()
 
 

@@ -120,3 +120,53 @@ macro_rules! contract_tests {
         }
     };
 }
+
+/// Starts a test server that listens on a port it chose itself (so that no other process can
+/// take the port between choosing and listening) and waits for the line on its stdout that
+/// names it, `… listening on 127.0.0.1:PORT …`. Returns the child (stdout piped, the rest of its
+/// output passed on to stderr) and every port named on that line, in order.
+pub fn spawn_listening(
+    mut command: std::process::Command,
+    what: &str,
+) -> (std::process::Child, Vec<u16>) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.is_some() && line.contains("listening on 127.0.0.1:") {
+                let _ = tx.take().unwrap().send(line);
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(line) => {
+            let ports = line
+                .split("127.0.0.1:")
+                .skip(1)
+                .map(|rest| {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{what}: no port in {line:?}"))
+                })
+                .collect();
+            (child, ports)
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("{what} did not say where it listens (exit: {status:?})");
+        }
+    }
+}

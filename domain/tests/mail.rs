@@ -7,13 +7,12 @@ use domain::{
     mail::{self, Mailer, OutgoingEmail},
     on_db,
     random::SeededRandom,
-    testing::TestDb,
+    testing::{self, TestDb},
 };
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Arc,
-    time::{Duration, Instant},
 };
 use time::macros::datetime;
 
@@ -25,43 +24,31 @@ struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// end2end/smtp-server.py: aiosmtpd with a Mailbox handler, on a port it chooses and
+    /// names (no other process can take the port between choosing and listening).
     fn start() -> SmtpServer {
         let python = std::env::var("PORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = std::env::temp_dir().join(format!("portal-maildir-{port}"));
-        let _ = std::fs::remove_dir_all(&maildir);
-        let child = Command::new(&python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+        let maildir = std::env::temp_dir().join(format!(
+            "portal-maildir-{}",
+            domain::random::token(&domain::OsRandom, 8)
+        ));
+        let mut command = Command::new(&python);
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../end2end/smtp-server.py"
+            ))
             .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("start aiosmtpd with {python} (scripts/setup.sh --test installs it): {e}")
-            });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .stderr(Stdio::inherit());
+        let (child, ports) = testing::spawn_listening(
+            command,
+            &format!(
+                "end2end/smtp-server.py with {python} (scripts/setup.sh --test installs aiosmtpd)"
+            ),
+        );
         SmtpServer {
             child,
-            port,
+            port: ports[0],
             maildir,
         }
     }
@@ -140,12 +127,12 @@ async fn queued_mail_is_delivered_over_smtp_and_survives_a_failure(backend: Back
         .unwrap();
     tx.commit().await.unwrap();
 
-    // The SMTP server is unreachable at first: the job fails and the message waits.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The SMTP server is unreachable at first: the job fails and the message waits. The port
+    // is the local end of a connection held open meanwhile: nothing listens there (a connection
+    // to it is refused), and no server that lets the system choose its port can be given it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let closed = held.local_addr().unwrap().port();
     let down = runner(
         &db,
         &clock,
@@ -158,6 +145,7 @@ async fn queued_mail_is_delivered_over_smtp_and_survives_a_failure(backend: Back
     assert_eq!(down.run_due().await.unwrap(), 1);
     assert_eq!(outbox_len(&db).await, 1, "kept for the retry");
     assert_eq!(jobs::counts(&db).await.unwrap().queued, 1);
+    drop((held, listener));
 
     clock.advance(time::Duration::minutes(1));
     let up = runner(

@@ -79,8 +79,16 @@ async fn billing(config: server::config::Config, action: BillingCommand) -> Resu
     result.map_err(|e: manual::ManualError| e.to_string())
 }
 
-async fn serve(config: server::config::Config, started: Instant) -> Result<(), String> {
-    let addr = config.site_addr;
+async fn serve(mut config: server::config::Config, started: Instant) -> Result<(), String> {
+    let wanted = config.site_addr;
+    let listener = tokio::net::TcpListener::bind(wanted)
+        .await
+        .map_err(|e| format!("listen on {wanted}: {e}"))?;
+    // With port 0 the system chooses one: the address (and the default public URL) is that port.
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("listen on {wanted}: {e}"))?;
+    config.site_addr = addr;
     let poll = std::time::Duration::from_secs(config.job_poll_seconds.max(1));
     let built = server::build(
         config,
@@ -88,9 +96,6 @@ async fn serve(config: server::config::Config, started: Instant) -> Result<(), S
         Arc::new(domain::OsRandom),
     )
     .await?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("listen on {addr}: {e}"))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(built.runner.run_until(poll, wait_for(stop_rx)));

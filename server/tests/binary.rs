@@ -119,13 +119,9 @@ fn config_file_supplies_what_the_environment_does_not() {
 #[test]
 fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
     let dir = temp_dir("serve");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the server listens on a port the system chooses and logs which.
     let mut child = server(&dir)
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
         .env("PORTAL_LOG_FORMAT", "json")
         .env("RUST_LOG", "info,tower_http=debug")
         .stdout(Stdio::piped())
@@ -153,9 +149,19 @@ fn serves_logs_json_with_request_ids_and_stops_on_sigterm() {
             }
         }
     };
-    next_line(&|j| j["fields"]["message"] == "portal ready");
+    let ready = next_line(&|j| j["fields"]["message"] == "portal ready");
+    let addr: std::net::SocketAddr = ready["fields"]["addr"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the address it listens on: {ready}"));
+    assert_ne!(addr.port(), 0, "{ready}");
+    assert_eq!(
+        ready["fields"]["public_url"],
+        format!("http://{addr}").as_str(),
+        "{ready}"
+    );
 
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
     use std::io::{Read, Write};
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 struct Provider {
     child: Child,
     port: u16,
+    control_port: u16,
 }
 
 impl Drop for Provider {
@@ -20,43 +21,25 @@ impl Drop for Provider {
     }
 }
 
-fn free_port_pair() -> u16 {
-    loop {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < 65535 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
 impl Provider {
+    /// The provider and its control endpoint listen on ports they choose and say which.
     async fn start() -> Self {
-        let port = free_port_pair();
         let end2end = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end");
-        let child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("oidc-provider.mjs")
-            .arg(port.to_string())
             .current_dir(end2end)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs end2end/oidc-provider.mjs (npm ci in end2end installs its package)");
-        let provider = Self { child, port };
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client
-                .post(provider.control())
-                .body("{}")
-                .send()
-                .await
-                .is_ok()
-            {
-                return provider;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            .stderr(Stdio::inherit());
+        let (child, ports) = domain::testing::spawn_listening(
+            command,
+            "node end2end/oidc-provider.mjs (npm ci in end2end installs its package)",
+        );
+        assert_eq!(ports.len(), 2, "the provider's and the control port");
+        Self {
+            child,
+            port: ports[0],
+            control_port: ports[1],
         }
-        panic!("the OpenID provider did not start on port {port}");
     }
 
     fn issuer(&self) -> String {
@@ -64,7 +47,7 @@ impl Provider {
     }
 
     fn control(&self) -> String {
-        format!("http://127.0.0.1:{}/next", self.port + 1)
+        format!("http://127.0.0.1:{}/next", self.control_port)
     }
 
     /// Who signs in next, and what to spoil in the next ID token.

@@ -13,15 +13,18 @@ use domain::{billing::webhooks::sign, db::Backend, on_db};
 use reqwest::{Method, StatusCode};
 
 /// Stripe's example event with `object` (Stripe's example of that type) as its data, renamed.
+/// The examples are end2end/stripe-examples.json (see scripts/stripe-examples.py).
 fn event(id: &str, kind: &str, object_type: &str, object_id: &str) -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/stripe/fixtures3.json"
+        "/../end2end/stripe-examples.json"
     );
-    let fixtures: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(path).expect("../shared/stripe/fixtures3.json"),
-    )
-    .unwrap();
+    let fixtures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect(path)).unwrap();
+    assert!(
+        fixtures["resources"][object_type].is_object(),
+        "no example of a Stripe {object_type} in {path}: add it with scripts/stripe-examples.py"
+    );
     let mut object = fixtures["resources"][object_type].clone();
     object["id"] = object_id.into();
     let mut event = fixtures["resources"]["event"].clone();

@@ -37,42 +37,37 @@ impl StripeServer {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let plans_file = dir.join("plans.toml");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let end2end = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end");
-        let child = Command::new(python())
+        // The layer listens on a port it chooses and says which, once its prices exist.
+        let mut command = Command::new(python());
+        command
             .arg("stripe-compat.py")
-            .arg(port.to_string())
             .arg("--seed-plans")
             .arg("../config/plans.toml")
             .arg("--write-plans")
             .arg(&plans_file)
             .current_dir(end2end)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("PORTAL_TEST_PYTHON runs end2end/stripe-compat.py (scripts/setup.sh --test installs localstripe)");
+            .stderr(Stdio::inherit());
+        let (child, ports) = domain::testing::spawn_listening(
+            command,
+            "end2end/stripe-compat.py with PORTAL_TEST_PYTHON (scripts/setup.sh --test installs localstripe)",
+        );
         let server = Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://127.0.0.1:{}", ports[0]),
             client: reqwest::Client::new(),
             plans_file,
         };
-        for _ in 0..100 {
-            let ready = server
-                .client
-                .get(format!("{}/_compat/ready", server.base))
-                .send()
-                .await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return server;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the Stripe test server did not start on port {port}");
+        let ready = server
+            .client
+            .get(format!("{}/_compat/ready", server.base))
+            .send()
+            .await;
+        assert!(
+            ready.is_ok_and(|r| r.status().is_success()),
+            "the Stripe test server is ready once it says where it listens"
+        );
+        server
     }
 
     /// A call with the secret key, as the portal makes them.
