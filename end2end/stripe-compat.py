@@ -27,7 +27,8 @@ PORT defaults to 0 (a port the system chooses); once ready, the layer prints
 `stripe-compat: listening on 127.0.0.1:PORT` on stdout with the port it listens on.
 With --seed-plans, a price is created for each plan, currency and interval of the portal's plan
 file (ids `price_<plan>_<currency>_<month|year>`) and the file is written again with their ids;
-`GET /_compat/ready` answers once that is done.
+`GET /_compat/ready` answers once that is done. `GET /_compat/calls` counts the API requests
+(/v1/...) it was sent, for tests that check a page load calls nothing.
 """
 
 import argparse
@@ -78,6 +79,7 @@ class Compat:
         self.webhooks = {}  # id -> (url, secret)
         self.session = None
         self.ready = False
+        self.api_calls = 0  # requests to the Stripe API (/v1/...), for tests that expect none
 
     # ---------- shapes ----------
 
@@ -320,6 +322,10 @@ class Compat:
         if path == "/_compat/localstripe-events":
             await self.relay(json.loads(await request.read()))
             return web.Response(text="")
+        if path == "/_compat/calls":
+            return web.json_response({"calls": self.api_calls})
+        if path.startswith("/v1/"):
+            self.api_calls += 1
 
         method = request.method
         raw_body = await request.read()

@@ -70,6 +70,21 @@ impl StripeServer {
         server
     }
 
+    /// How many Stripe API requests the server has been sent so far (from anyone).
+    pub async fn calls(&self) -> u64 {
+        let text = self
+            .client
+            .get(format!("{}/_compat/calls", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        body["calls"].as_u64().unwrap()
+    }
+
     /// A call with the secret key, as the portal makes them.
     pub async fn api(
         &self,
