@@ -197,11 +197,7 @@ pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError>
         js_url: String::new(),
         client_secret: String::new(),
         unavailable: false,
-        next: if next.is_empty() {
-            "/dashboard".to_string()
-        } else {
-            crate::forms::local_path(&next).to_string()
-        },
+        next: crate::forms::return_path(&next, "/dashboard").to_string(),
     };
     if let (true, Some(gateway)) = (by_card, portal.payments.as_ref()) {
         view.publishable_key = gateway.config.publishable_key.clone();

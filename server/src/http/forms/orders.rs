@@ -1,6 +1,6 @@
 //! Card, order and billing-method forms.
 
-use super::{failure, local_path, require_auth, see_other, tr, FormContext};
+use super::{failure, require_auth, return_path, see_other, tr, FormContext};
 use app::forms::Flash;
 use axum::{
     extract::Path,
@@ -46,11 +46,7 @@ pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Resp
         Err(response) => return response,
     };
     let portal = &ctx.state.portal;
-    let next = if fields.next.is_empty() {
-        "/dashboard"
-    } else {
-        local_path(&fields.next)
-    };
+    let next = return_path(&fields.next, "/dashboard");
     let mut flash = Flash::for_form("card");
     let setup_intent = fields.setup_intent.trim();
     if !setup_intent.starts_with("seti_") {
