@@ -316,22 +316,41 @@ mod tests {
     fn ipv6_counts_by_64_and_mapped_ipv4_as_ipv4() {
         let clock = FakeRelativeClock::default();
         let limiter = IpLimiter::with_clock(3, clock.clone());
-        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:ffff"] {
+        for host in [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:ffff:ffff:ffff:ffff",
+        ] {
             assert!(limiter.check(ip(host)).is_ok(), "{host}");
         }
         assert!(
             limiter.check(ip("2001:db8:1:2:1234::9")).is_err(),
             "another address of the same /64 shares its budget"
         );
-        assert!(limiter.check(ip("2001:db8:1:3::1")).is_ok(), "the next /64 has its own");
-        assert!(limiter.check(ip("2001:db8:1:1::1")).is_ok(), "the previous one too");
+        assert!(
+            limiter.check(ip("2001:db8:1:3::1")).is_ok(),
+            "the next /64 has its own"
+        );
+        assert!(
+            limiter.check(ip("2001:db8:1:1::1")).is_ok(),
+            "the previous one too"
+        );
 
         for _ in 0..3 {
             assert!(limiter.check(ip("192.0.2.7")).is_ok());
         }
-        assert!(limiter.check(ip("::ffff:192.0.2.7")).is_err(), "mapped: the same IPv4");
-        assert!(limiter.check(ip("192.0.2.8")).is_ok(), "IPv4 counts by address");
-        assert_eq!(IpKey::from(ip("::ffff:192.0.2.7")), IpKey::from(ip("192.0.2.7")));
+        assert!(
+            limiter.check(ip("::ffff:192.0.2.7")).is_err(),
+            "mapped: the same IPv4"
+        );
+        assert!(
+            limiter.check(ip("192.0.2.8")).is_ok(),
+            "IPv4 counts by address"
+        );
+        assert_eq!(
+            IpKey::from(ip("::ffff:192.0.2.7")),
+            IpKey::from(ip("192.0.2.7"))
+        );
     }
 
     #[test]
