@@ -90,11 +90,92 @@ impl Flash {
     }
 }
 
-/// A path inside the portal to return to, or the account page (never another site).
-pub fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/account"
+/// The pages a form may send the browser back to after it is done (`next=`): the portal's
+/// own paths, compared whole. Anything else, however it is spelled or encoded, is not a path
+/// we wrote, so it gets the default.
+pub const RETURN_PATHS: &[&str] = &["/account", "/billing", "/dashboard", "/order"];
+
+/// `next` when it is one of [`RETURN_PATHS`], else `default`.
+pub fn return_path(next: &str, default: &'static str) -> &'static str {
+    RETURN_PATHS
+        .iter()
+        .copied()
+        .find(|path| *path == next)
+        .unwrap_or(default)
+}
+
+/// `next` when it is one of [`RETURN_PATHS`], else the account page (never another site).
+pub fn local_path(next: &str) -> &'static str {
+    return_path(next, "/account")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_portals_own_return_paths_are_kept() {
+        for path in RETURN_PATHS {
+            assert_eq!(local_path(path), *path);
+            assert_eq!(return_path(path, "/dashboard"), *path);
+        }
+    }
+
+    #[test]
+    fn anything_else_falls_back_to_the_default() {
+        for next in [
+            "",
+            " ",
+            "/",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\\/evil.example",
+            "\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " /account",
+            "\t/account",
+            "\n/account",
+            "/account ",
+            "/account\n",
+            "/account\r\nLocation: https://evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f%2fevil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "%09/evil.example",
+            "/%0a/evil.example",
+            "/%0d/evil.example",
+            "%2Faccount",
+            "/%61ccount",
+            "https://evil.example",
+            "https:evil.example",
+            "http://evil.example/account",
+            "//evil.example/account",
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,hi",
+            "evil.example",
+            "/account/../../evil.example",
+            "/account/../order",
+            "/./account",
+            "/account?x=//evil.example",
+            "/account#//evil.example",
+            "/Account",
+            "/sign-out",
+            "/auth/google/start?intent=link",
+            "/\u{3000}/evil.example",
+            "/\u{a0}/evil.example",
+            "\u{feff}/account",
+        ] {
+            assert_eq!(local_path(next), "/account", "{next:?}");
+            assert_eq!(return_path(next, "/dashboard"), "/dashboard", "{next:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Configuration: environment variables, optionally seeded from a TOML file, documented by
 //! `server --help`. Secrets may be given as a value or as a path in `…_FILE`.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf};
 
 #[derive(Debug, Parser)]
@@ -292,6 +292,14 @@ pub struct Config {
     /// customer may start per minute (per replica); more are refused without calling Stripe.
     #[arg(long, env = "STRIPE_ACTIONS_PER_MINUTE", default_value_t = 10)]
     pub stripe_actions_per_minute: u32,
+
+    /// Token that protects /metrics: when set, scrapers must send `Authorization: Bearer
+    /// <token>` (others get 401). Default: /metrics is open (keep it off the public network).
+    #[arg(long, env = "PORTAL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// File holding PORTAL_METRICS_TOKEN.
+    #[arg(long, env = "PORTAL_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -384,6 +392,20 @@ impl Config {
         }
     }
 
+    /// The token /metrics requires, if any (an empty one is refused: it would protect nothing).
+    pub fn metrics_token(&self) -> Result<Option<String>, String> {
+        let token = secret_value(
+            &self.metrics_token,
+            &self.metrics_token_file,
+            "PORTAL_METRICS_TOKEN",
+        )?;
+        match token {
+            Some(t) if t.trim().is_empty() => Err("PORTAL_METRICS_TOKEN is empty".into()),
+            Some(t) => Ok(Some(t.trim().to_string())),
+            None => Ok(None),
+        }
+    }
+
     /// Sessions signed in at or before this time (milliseconds) are over.
     pub fn signed_in_after(&self, now_ms: i64) -> i64 {
         now_ms - self.session_absolute_hours * 3_600_000
@@ -437,6 +459,20 @@ impl Config {
             .unwrap_or_else(|| format!("Matrix Hosting <noreply@{}>", self.public_host()))
     }
 
+    /// In production mail goes out by SMTP: without it, customers' mail (verification links,
+    /// password resets, invoices) would only be written to files in the data directory.
+    pub fn check_mail(&self) -> Result<(), String> {
+        if self.environment == Environment::Production && self.smtp_url.is_none() {
+            return Err(
+                "PORTAL_SMTP_URL is not set. In production the portal sends its mail \
+                        by SMTP (without it, mail would only be written to files in the data \
+                        directory): set PORTAL_SMTP_URL"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Checks values clap cannot: URLs and the contact.
     pub fn validate(&self) -> Result<(), String> {
         let url = self.public_url();
@@ -476,16 +512,45 @@ impl Config {
     }
 }
 
-/// Sets variables from the TOML file named by PORTAL_CONFIG_FILE that the environment does
-/// not already set. Runs before clap parses, and before any thread starts.
-pub fn load_config_file() -> Result<(), String> {
-    let Ok(path) = std::env::var("PORTAL_CONFIG_FILE") else {
-        return Ok(());
+impl Cli {
+    /// The configuration from the command line, the environment and the TOML file named by
+    /// PORTAL_CONFIG_FILE, in that order of precedence. Nothing is written to the process
+    /// environment. On a parse error or `--help`, prints clap's message and exits.
+    pub fn load() -> Result<Self, String> {
+        let file = std::env::var_os("PORTAL_CONFIG_FILE").map(PathBuf::from);
+        let command = with_config_file(Cli::command(), file.as_deref())?;
+        let matches = command.get_matches();
+        Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    }
+
+    /// As [`Cli::load`], from the given arguments and file, with errors returned (for tests).
+    pub fn try_load_from(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+        file: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let command = with_config_file(Cli::command(), file)?;
+        let matches = command
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+}
+
+/// Makes each value of the TOML file the default of the option read from the variable of that
+/// name, so that the environment and the command line win over it. A name that is no option of
+/// the portal is refused (a misspelt secret would otherwise be silently ignored).
+fn with_config_file(
+    mut command: clap::Command,
+    file: Option<&std::path::Path>,
+) -> Result<clap::Command, String> {
+    let Some(path) = file else {
+        return Ok(command);
     };
+    let shown = path.display();
     let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
+        std::fs::read_to_string(path).map_err(|e| format!("PORTAL_CONFIG_FILE {shown}: {e}"))?;
     let table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("PORTAL_CONFIG_FILE {path}: {e}"))?;
+        toml::from_str(&text).map_err(|e| format!("PORTAL_CONFIG_FILE {shown}: {e}"))?;
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
         let value = match value {
@@ -494,15 +559,28 @@ pub fn load_config_file() -> Result<(), String> {
             toml::Value::Boolean(b) => b.to_string(),
             other => {
                 return Err(format!(
-                    "PORTAL_CONFIG_FILE {path}: {key} must be a string or number, got {other}"
+                    "PORTAL_CONFIG_FILE {shown}: {key} must be a string or number, got {other}"
                 ))
             }
         };
-        if std::env::var_os(&name).is_none() {
-            std::env::set_var(name, value);
-        }
+        let id = command
+            .get_arguments()
+            .find(|arg| arg.get_env() == Some(std::ffi::OsStr::new(&name)))
+            .map(|arg| arg.get_id().clone())
+            .ok_or_else(|| {
+                format!(
+                    "PORTAL_CONFIG_FILE {shown}: {key} is not a setting of the portal (see server --help)"
+                )
+            })?;
+        // clap keeps defaults as `&'static str`: one small string per setting, once at start.
+        let value: &'static str = Box::leak(value.into_boxed_str());
+        command = command.mut_arg(id, |arg| {
+            // A secret's value must not appear in `--help` as its default.
+            let secret = arg.is_hide_env_values_set();
+            arg.default_value(value).hide_default_value(secret)
+        });
     }
-    Ok(())
+    Ok(command)
 }
 
 /// A secret given directly or in a file (`..._FILE`, trimmed).
@@ -558,5 +636,57 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.public_url(), "https://portal.example");
         assert_eq!(c.security_contact(), "mailto:security@portal.example");
+    }
+
+    fn config_file(name: &str, text: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("portal-config-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_config_file_supplies_defaults_without_writing_the_environment() {
+        let path = config_file(
+            "defaults",
+            "PORTAL_SELLER_VAT_NUMBER = \"FI12345671\"\nportal_job_poll_seconds = 7\n\
+             PORTAL_TRUSTED_PROXIES = \"10.0.0.0/8,127.0.0.1\"\n",
+        );
+        let cli = Cli::try_load_from(["server", "migrate"], Some(&path)).unwrap();
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert_eq!(cli.config.seller_vat_number.as_deref(), Some("FI12345671"));
+        assert_eq!(cli.config.job_poll_seconds, 7);
+        assert_eq!(cli.config.trusted_proxies.len(), 2);
+        assert!(
+            std::env::var_os("PORTAL_SELLER_VAT_NUMBER").is_none(),
+            "nothing is written to the process environment"
+        );
+        let cli = Cli::try_load_from(["server", "--job-poll-seconds", "3"], Some(&path)).unwrap();
+        assert_eq!(cli.config.job_poll_seconds, 3, "the command line wins");
+        let cli = Cli::try_load_from(["server"], None).unwrap();
+        assert_eq!(
+            cli.config.job_poll_seconds, 2,
+            "no file, the built-in default"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_config_file_names_only_settings_and_its_secrets_stay_out_of_help() {
+        let path = config_file("unknown", "PORTAL_SESION_KEY = \"x\"\n");
+        let error = Cli::try_load_from(["server"], Some(&path)).unwrap_err();
+        assert!(
+            error.contains("PORTAL_SESION_KEY is not a setting"),
+            "{error}"
+        );
+        let path = config_file("secret", "PORTAL_SESSION_KEY = \"c2VjcmV0LXZhbHVl\"\n");
+        let cli = Cli::try_load_from(["server"], Some(&path)).unwrap();
+        assert_eq!(cli.config.session_key.as_deref(), Some("c2VjcmV0LXZhbHVl"));
+        let help = with_config_file(Cli::command(), Some(&path))
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains("c2VjcmV0LXZhbHVl"), "{help}");
+        std::fs::remove_file(path).unwrap();
     }
 }

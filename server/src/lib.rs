@@ -108,6 +108,7 @@ pub async fn build(
 ) -> Result<Built, String> {
     config.validate()?;
     let secrets = secrets::Secrets::load(&config, &*random)?;
+    config.check_mail()?;
     let plans = load_plans(&config)?;
     let regions = load_regions(&config)?;
     let assets = state::load_assets(&config.site_root)?;
@@ -146,6 +147,7 @@ pub async fn build(
         .build();
     let auth_limiter = domain::accounts::throttle::IpLimiter::new(config.auth_attempts_per_minute);
     let providers = oidc::Providers::new(config.providers()?);
+    let metrics_token = config.metrics_token()?;
     let state = AppState::new(state::Shared {
         portal: portal.clone(),
         public_url: config.public_url(),
@@ -158,6 +160,7 @@ pub async fn build(
         auth_limiter,
         providers,
         secrets_session_key: secrets.session_key,
+        metrics_token,
     });
     let mailer = match &state.config.smtp_url {
         Some(url) => domain::mail::Mailer::smtp(url, &state.config.mail_from())?,

@@ -1,15 +1,16 @@
-use clap::Parser;
 use server::config::{BillingCommand, Cli, Command};
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let started = Instant::now();
-    if let Err(message) = server::config::load_config_file() {
-        eprintln!("error: {message}");
-        return ExitCode::FAILURE;
-    }
-    let cli = Cli::parse();
+    let cli = match Cli::load() {
+        Ok(cli) => cli,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     server::telemetry::init(&cli.config);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,

@@ -25,6 +25,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub page_cache: PageCache,
     pub secrets_session_key: Vec<u8>,
+    /// When set, /metrics answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
     /// Sign-in, sign-up, second-factor and reset attempts per client IP (this replica).
     pub auth_limiter: domain::accounts::throttle::IpLimiter,
     /// External sign-in providers (OpenID Connect).

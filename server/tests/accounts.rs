@@ -257,6 +257,150 @@ async fn verification_link_confirms_the_address_once(app: &TestApp) {
     );
 }
 
+/// The path of the newest link to `marker` (e.g. "/verify-email/") mailed to `to`.
+async fn mailed_link(app: &TestApp, to: &str, marker: &str) -> String {
+    let bodies: Vec<String> = on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT text_body FROM outbox_emails WHERE recipient = $1 ORDER BY created_at DESC"
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    let link = bodies
+        .iter()
+        .flat_map(|text| text.split_whitespace())
+        .find(|w| w.contains(marker))
+        .unwrap_or_else(|| panic!("a link to {marker} mailed to {to}"));
+    link[link.find(marker).unwrap()..].to_string()
+}
+
+async fn no_token_reaches_the_log(app: &TestApp) {
+    let mut tokens = Vec::new();
+    let mut browser = Browser::new(app);
+    browser
+        .sign_up("tessa@example.com", PASSWORD, "Tessa")
+        .await;
+    let verify = mailed_link(app, "tessa@example.com", "/verify-email/").await;
+    tokens.push(verify["/verify-email/".len()..].to_string());
+    // The query string is not logged either.
+    browser.get(&format!("{verify}?again={}", tokens[0])).await;
+    browser.flash().await;
+    browser.sign_in("tessa@example.com", PASSWORD).await;
+
+    browser
+        .post(
+            "/account/email",
+            &[("new_email", "tessa.new@example.com"), ("answer", PASSWORD)],
+        )
+        .await;
+    assert!(browser.flash().await["notice"].is_string());
+    let confirm = mailed_link(app, "tessa.new@example.com", "/confirm-email/").await;
+    tokens.push(confirm["/confirm-email/".len()..].to_string());
+    browser.get(&confirm).await;
+    assert!(browser.flash().await["notice"].is_string());
+
+    browser
+        .post("/forgot-password", &[("email", "tessa.new@example.com")])
+        .await;
+    let reset = mailed_link(app, "tessa.new@example.com", "/reset-password/").await;
+    tokens.push(reset["/reset-password/".len()..].to_string());
+    browser.get(&reset).await;
+    // A refused password, a cross-origin post (logged as refused) and the real reset.
+    browser.post(&reset, &[("password", "short")]).await;
+    let refused = app
+        .client
+        .post(app.url(&reset))
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[("password", "a whole new password here")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let response = browser
+        .post(&reset, &[("password", "a whole new password here")])
+        .await;
+    assert_eq!(location(&response), "/sign-in");
+
+    // A path no route matches (the 404 page) is not logged either.
+    let secret = "not-a-route-3b9f0c1d7e";
+    assert_eq!(
+        browser
+            .get(&format!("/no-such-page/{secret}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    tokens.push(secret.to_string());
+
+    let log = common::logs();
+    assert!(
+        log.contains("route=/verify-email/{token}"),
+        "the requests were logged, by route"
+    );
+    for token in &tokens {
+        assert!(token.len() >= 16, "{token}");
+        assert!(!log.contains(token.as_str()), "{token} is in the log");
+    }
+}
+
+async fn address_taken_emails_are_limited_to_three_a_day(app: &TestApp) {
+    const NOTICE: &str = "Someone tried to sign up with your address";
+    let notices = || async {
+        app.mail_subjects("tom@example.com")
+            .await
+            .iter()
+            .filter(|s| s.as_str() == NOTICE)
+            .count()
+    };
+    let mut owner = Browser::new(app);
+    let first = owner.sign_up("tom@example.com", PASSWORD, "Tom").await;
+    let answer = owner.flash().await;
+    for attempt in 1..=4 {
+        let mut stranger = Browser::new(app);
+        let response = stranger
+            .sign_up("tom@example.com", PASSWORD, "Mallory")
+            .await;
+        assert_eq!(response.status(), first.status(), "attempt {attempt}");
+        assert_eq!(location(&response), "/sign-in", "attempt {attempt}");
+        assert_eq!(stranger.flash().await, answer, "attempt {attempt}");
+    }
+    assert_eq!(notices().await, 3, "three a day, however many attempts");
+
+    app.clock.advance(time::Duration::hours(24));
+    let response = Browser::new(app)
+        .sign_up("tom@example.com", PASSWORD, "Mallory")
+        .await;
+    assert_eq!(location(&response), "/sign-in");
+    assert_eq!(notices().await, 4, "a day later, one more");
+}
+
+async fn sign_in_returns_only_to_the_portals_own_pages(app: &TestApp) {
+    let mut browser = Browser::new(app);
+    browser.sign_up("nel@example.com", PASSWORD, "Nel").await;
+    for (next, expected) in [
+        ("/dashboard", "/dashboard"),
+        ("/order", "/order"),
+        ("/\t/evil.example", "/account"),
+        ("//evil.example", "/account"),
+        ("/\\evil.example", "/account"),
+        ("/%2F%2Fevil.example", "/account"),
+        ("https://evil.example", "/account"),
+        ("", "/account"),
+    ] {
+        let response = browser
+            .post(
+                "/sign-in",
+                &[
+                    ("email", "nel@example.com"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(location(&response), expected, "{next:?}");
+    }
+}
+
 async fn password_change_reauthenticates_and_ends_the_other_sessions(app: &TestApp) {
     let mut laptop = Browser::new(app);
     laptop.sign_up("pat@example.com", PASSWORD, "Pat").await;
@@ -432,6 +576,9 @@ app_tests!(
     one_account_cannot_end_another_accounts_sessions,
     sessions_end_after_the_absolute_lifetime,
     verification_link_confirms_the_address_once,
+    no_token_reaches_the_log,
+    address_taken_emails_are_limited_to_three_a_day,
+    sign_in_returns_only_to_the_portals_own_pages,
 );
 
 /// Behind a configured proxy, the right-most untrusted X-Forwarded-For entry is the client.

@@ -52,6 +52,7 @@ fn help_documents_the_configuration() {
         "PORTAL_MAIL_FROM",
         "PORTAL_TOTP_KEYS",
         "PORTAL_BCRYPT_COST",
+        "PORTAL_METRICS_TOKEN",
     ] {
         assert!(help.contains(var), "--help mentions {var}");
     }
@@ -72,6 +73,47 @@ fn production_refuses_to_start_without_secrets() {
         !dir.join("data/secrets").exists(),
         "nothing generated in production"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Production with every secret configured.
+fn production_server(dir: &Path) -> Command {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let mut cmd = server(dir);
+    cmd.env("PORTAL_ENV", "production")
+        .env("PORTAL_PUBLIC_URL", "https://portal.example")
+        .env("PORTAL_SESSION_KEY", STANDARD.encode([7u8; 64]))
+        .env("PORTAL_PASSWORD_PEPPER", STANDARD.encode([8u8; 32]))
+        .env(
+            "PORTAL_TOTP_KEYS",
+            format!("k1:{}", STANDARD.encode([9u8; 32])),
+        );
+    cmd
+}
+
+#[test]
+fn production_refuses_to_start_without_smtp() {
+    let dir = temp_dir("prod-smtp");
+    // The billing command builds the whole portal, as serving does, and then ends.
+    let billing = ["billing", "manual", "--customer", "nobody@example.com"];
+    let out = production_server(&dir).args(billing).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PORTAL_SMTP_URL is not set"), "{stderr}");
+    assert!(
+        !dir.join("data/outbox").exists(),
+        "no mail written to files"
+    );
+
+    // With SMTP configured it gets past the check (and then finds no such customer).
+    let out = production_server(&dir)
+        .env("PORTAL_SMTP_URL", "smtp://127.0.0.1:25")
+        .args(billing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("PORTAL_SMTP_URL"), "{stderr}");
+    assert!(stderr.contains("no customer whose owner"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

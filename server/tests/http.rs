@@ -181,6 +181,28 @@ async fn metrics_count_requests(app: &TestApp) {
     assert!(body.contains("portal_jobs_queued"));
 }
 
+async fn metrics_label_only_the_standard_methods(app: &TestApp) {
+    for method in ["PROPFIND", "MADE-UP-1", "MADE-UP-2"] {
+        app.client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url("/healthz"),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let body = app.get("/metrics").await.text().await.unwrap();
+    assert!(!body.contains("PROPFIND"), "{body}");
+    assert!(!body.contains("MADE-UP"), "{body}");
+    assert!(
+        body.contains(
+            "portal_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 3"
+        ),
+        "{body}"
+    );
+}
+
 async fn robots_and_security_txt(app: &TestApp) {
     let robots = app.get("/robots.txt").await.text().await.unwrap();
     assert!(robots.contains("Disallow: /account"));
@@ -343,8 +365,48 @@ app_tests!(
     responses_are_compressed,
     hashed_assets_are_cached_forever,
     metrics_count_requests,
+    metrics_label_only_the_standard_methods,
     robots_and_security_txt,
 );
+
+/// With PORTAL_METRICS_TOKEN set, /metrics answers only the bearer of that token.
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_set() {
+    let app = common::spawn_app_args(
+        domain::db::Backend::Sqlite,
+        None,
+        &["--metrics-token", "scrape-me-7f3a"],
+    )
+    .await;
+    let scrape = |authorization: Option<&str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        request.send()
+    };
+    for wrong in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer scrape-me-7f3"),
+        Some("Bearer scrape-me-7f3a0"),
+        Some("Basic scrape-me-7f3a"),
+        Some("scrape-me-7f3a"),
+    ] {
+        let response = scrape(wrong).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{wrong:?}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("portal_"), "{body}");
+    }
+    let response = scrape(Some("Bearer scrape-me-7f3a")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("portal_database_up 1"));
+    app.cleanup().await;
+}
 
 mod panics {
     use axum::{routing::get, Router};

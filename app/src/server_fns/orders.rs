@@ -193,11 +193,7 @@ pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError>
         publishable_key: String::new(),
         js_url: String::new(),
         client_secret: String::new(),
-        next: if next.is_empty() {
-            "/dashboard".to_string()
-        } else {
-            crate::forms::local_path(&next).to_string()
-        },
+        next: crate::forms::return_path(&next, "/dashboard").to_string(),
     };
     if let (true, Some(gateway)) = (by_card, portal.payments.as_ref()) {
         view.publishable_key = gateway.config.publishable_key.clone();

@@ -8,6 +8,7 @@ use super::{
     emails::{self, Kind},
     profile,
     signup::{email_is_valid, normalize_email, user_id_by_email, AccountError},
+    throttle,
 };
 use crate::{
     audit::{self, Actor, AuditEvent, RequestMeta},
@@ -75,25 +76,33 @@ pub async fn request(
             .filter(|owner| owner.email_verified()),
         None => None,
     };
+    let (clock, random) = (&*portal.clock, &*portal.random);
     let message = match owner {
-        Some(owner) => emails::compose(
-            Kind::AddressTaken,
-            Locale::En,
-            new_email,
-            owner.user_id,
-            &owner.display_name,
-            Some(&format!("{}/forgot-password", portal.public_url)),
-        ),
-        None => emails::compose(
+        // As for sign-up, a few of these a day at most (the answer is the same either way).
+        Some(owner) => throttle::address_taken_notice(&mut tx, meta, owner.user_id, clock, random)
+            .await?
+            .then(|| {
+                emails::compose(
+                    Kind::AddressTaken,
+                    Locale::En,
+                    new_email,
+                    owner.user_id,
+                    &owner.display_name,
+                    Some(&format!("{}/forgot-password", portal.public_url)),
+                )
+            }),
+        None => Some(emails::compose(
             Kind::ConfirmNewAddress,
             Locale::En,
             new_email,
             user_id,
             &account.display_name,
             Some(&format!("{}/confirm-email/{raw}", portal.public_url)),
-        ),
+        )),
     };
-    mail::enqueue(&mut tx, &message, &*portal.clock, &*portal.random).await?;
+    if let Some(message) = message {
+        mail::enqueue(&mut tx, &message, clock, random).await?;
+    }
     let event = AuditEvent::new(Actor::User(user_id), "email.change_requested")
         .target("user", user_id)
         .personal(serde_json::json!({ "new_email": new_email }));

@@ -1,10 +1,11 @@
-//! Prometheus metrics (OpenMetrics text, which Prometheus scrapes natively) at /metrics.
+//! Prometheus metrics (OpenMetrics text, which Prometheus scrapes natively) at /metrics, behind
+//! a bearer token when PORTAL_METRICS_TOKEN is set. Every label comes from a closed set.
 
 use crate::state::AppState;
 use axum::{
     extract::State,
-    http::{header, Method},
-    response::IntoResponse,
+    http::{header, HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Response},
 };
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
@@ -12,9 +13,24 @@ use prometheus_client::{
     registry::Registry,
 };
 
+/// The method as a label (and in logs): the standard ones by name, any other as "other", so
+/// that made-up methods cannot grow the label space.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -87,7 +103,7 @@ impl Metrics {
     pub fn observe(&self, method: &Method, route: &str, status: u16, elapsed: std::time::Duration) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
+                method: method_label(method),
                 route: route.to_string(),
                 status,
             })
@@ -100,7 +116,36 @@ impl Metrics {
     }
 }
 
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// Whether the request may read the metrics: always without a configured token, else only
+/// with `Authorization: Bearer <token>` (compared in constant time).
+fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let Some(expected) = expected else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests of equal length, so neither the comparison nor its length tells anything.
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    bool::from(given.as_slice().ct_eq(expected.as_slice()))
+}
+
+pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(state.metrics_token.as_deref(), &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [
+                (header::WWW_AUTHENTICATE, "Bearer"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+        )
+            .into_response();
+    }
     let metrics = &state.metrics;
     match domain::jobs::counts(&state.portal.db).await {
         Ok(counts) => {
@@ -126,4 +171,40 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         ],
         body,
     )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_standard_methods_are_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"PROPFIND").unwrap()),
+            "other"
+        );
+        assert_eq!(
+            method_label(&Method::from_bytes(b"X-MADE-UP-1").unwrap()),
+            "other"
+        );
+    }
+
+    #[test]
+    fn the_token_is_required_when_set() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert!(authorized(None, &HeaderMap::new()));
+        assert!(!authorized(Some("s3cret"), &HeaderMap::new()));
+        assert!(!authorized(Some("s3cret"), &with("Bearer wrong")));
+        assert!(!authorized(Some("s3cret"), &with("Bearer s3cre")));
+        assert!(!authorized(Some("s3cret"), &with("Basic s3cret")));
+        assert!(!authorized(Some("s3cret"), &with("s3cret")));
+        assert!(authorized(Some("s3cret"), &with("Bearer s3cret")));
+    }
 }

@@ -63,10 +63,7 @@ fn leptos_context(state: AppState) -> impl Fn() + Clone + Send + Sync + 'static 
 async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+    let route = route_label(&request).to_string();
     // Server functions and every response to a visitor with a session are personal.
     let personal = request.uri().path().starts_with("/api/")
         || (page_cache::has_session_cookie(&request, state.session_cookie_name())
@@ -90,10 +87,9 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         response = no_store(response);
     }
     security::apply(&mut response, &nonce, state.https, csp);
-    let route = route.as_deref().unwrap_or("other");
     state.metrics.observe(
         &method,
-        route,
+        &route,
         response.status().as_u16(),
         started.elapsed(),
     );
@@ -176,6 +172,19 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// The route of a request no route matched (the 404 page, among others).
+pub const UNMATCHED_ROUTE: &str = "other";
+
+/// What logs and metrics say about a request's path: the matched route
+/// (`/verify-email/{token}`), never the raw path nor the query, which can carry tokens.
+pub fn route_label(request: &axum::http::Request<Body>) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or(UNMATCHED_ROUTE)
+}
+
 fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
     let request_id = request
         .headers()
@@ -185,8 +194,8 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
         request_id = %request_id,
-        method = %request.method(),
-        path = %request.uri().path(),
+        method = %metrics::method_label(request.method()),
+        route = %route_label(request),
     )
 }
 

@@ -109,7 +109,7 @@ pub fn refuse_cross_origin(state: &AppState, request: &Request) -> Option<Respon
     }
     tracing::warn!(
         method = %request.method(),
-        path = %request.uri().path(),
+        route = %super::route_label(request),
         origin = origin.unwrap_or("-"),
         sec_fetch_site = fetch_site.unwrap_or("-"),
         "refused cross-origin request"

@@ -51,8 +51,8 @@ pub fn server_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Every log line of the portals this test process ran (debug for the portal's own crates and
-/// the Stripe client), so tests can check what never reaches a log. With PORTAL_TEST_LOG set
+/// Every log line of the portals this test process ran (debug for the portal's own crates, the
+/// request log and the Stripe client), so tests can check what never reaches a log. With PORTAL_TEST_LOG set
 /// (e.g. "warn"), the log goes to the test's output instead.
 static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
 
@@ -80,7 +80,8 @@ fn init_logs() {
     let buffer = LOGS.get_or_init(Default::default).clone();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "info,domain=debug,server=debug,stripe=debug,sqlx=warn",
+            "info,domain=debug,server=debug,app=debug,stripe=debug,tower_http=debug,\
+             tower_sessions=debug,leptos_axum=debug,sqlx=warn",
         ))
         .with_ansi(false)
         .with_writer(move || LogBuffer(buffer.clone()))

@@ -122,7 +122,12 @@ async fn notify_address_taken(ctx: &FormContext, user_id: Uuid) -> Result<(), sq
         Some(&link),
     );
     let mut tx = portal.db.begin().await?;
-    mail::enqueue(&mut tx, &email, &*portal.clock, &*portal.random).await?;
+    let (clock, random) = (&*portal.clock, &*portal.random);
+    if !throttle::address_taken_notice(&mut tx, &ctx.meta, user_id, clock, random).await? {
+        // Enough of these today; the sign-up is answered the same either way.
+        return tx.rollback().await;
+    }
+    mail::enqueue(&mut tx, &email, clock, random).await?;
     tx.commit().await
 }
 

@@ -1,6 +1,6 @@
 //! Sign-in, sign-up and linking with external providers (see [`crate::oidc`]).
 
-use super::{failure, local_path, require_auth, see_other, tr, FormContext};
+use super::{failure, require_auth, see_other, tr, FormContext};
 use crate::oidc::FlowState;
 use app::forms::Flash;
 use axum::{
@@ -521,10 +521,8 @@ pub async fn link(ctx: FormContext, Form(fields): Form<LinkFields>) -> Response 
     if let Err(error) = ctx.session.insert(LINK_REAUTH_KEY, ctx.now()).await {
         return failure(&error.to_string());
     }
-    see_other(local_path(&format!(
-        "/auth/{}/start?intent=link",
-        fields.provider
-    )))
+    // A configured provider's id (checked above): the portal's own path.
+    see_other(&format!("/auth/{}/start?intent=link", fields.provider))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -169,4 +169,4 @@ pub fn wait_message(wait: Duration) -> String {
     tr("signin.throttled").replace("%{minutes}", &minutes.to_string())
 }
 
-pub use app::forms::local_path;
+pub use app::forms::{local_path, return_path};

@@ -1,6 +1,6 @@
 //! Card, order and billing-method forms.
 
-use super::{failure, local_path, require_auth, see_other, tr, FormContext};
+use super::{failure, require_auth, return_path, see_other, tr, FormContext};
 use app::forms::{CardSetup, Flash, PlanPreview, CARD_SETUP_KEY, PLAN_PREVIEW_KEY};
 use axum::{
     extract::Path,
@@ -48,11 +48,7 @@ pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Resp
         Err(response) => return response,
     };
     let portal = &ctx.state.portal;
-    let next = if fields.next.is_empty() {
-        "/dashboard"
-    } else {
-        local_path(&fields.next)
-    };
+    let next = return_path(&fields.next, "/dashboard");
     let mut flash = Flash::for_form("card");
     let setup_intent = fields.setup_intent.trim();
     if !setup_intent.starts_with("seti_") {
@@ -125,8 +121,8 @@ pub async fn start_card_setup(ctx: FormContext, Form(fields): Form<CardFields>) 
 
 /// The card page, keeping where to go once the card is saved.
 fn card_page_path(next: &str) -> String {
-    match local_path(next) {
-        "/account" => "/billing/card".to_string(),
+    match return_path(next, "") {
+        "" => "/billing/card".to_string(),
         next => format!("/billing/card?next={next}"),
     }
 }
