@@ -17,9 +17,6 @@ pub mod plans;
 pub mod portal;
 pub mod random;
 pub mod sessions;
-/// Test support (fresh databases per test); compiled always so that tests and the binary share
-/// one build of every crate.
-pub mod testing;
 
 rust_i18n::i18n!("../locales", fallback = "en");
 

@@ -3,7 +3,6 @@
 use domain::{
     audit::{self, Actor, AuditEvent, RequestMeta},
     clock::{Clock, ManualClock},
-    contract_tests,
     db::Db,
     jobs::{self, NewJob, Runner},
     personal_data,
@@ -1260,7 +1259,22 @@ async fn email_change_confirms_the_new_address_and_tells_the_old_one(db: Db) {
             .unwrap(),
         Err(ChangeRefusal::SameAsNow)
     );
-    // Another account's address: the same answer, and its owner hears of it; no link goes out.
+    // An address another account holds without having confirmed it is not taken: the
+    // confirmation link goes out (following it would free the address).
+    email_change::request(&portal, &meta, user_id, "taken@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(subjects_to(&db, "taken@example.com")
+        .await
+        .contains(&"Confirm your new email address".to_string()));
+    domain::on_db!(&db, pool => sqlx::query("DELETE FROM outbox_emails WHERE recipient = 'taken@example.com'")
+        .execute(pool).await.map(|_| ()).unwrap());
+    domain::on_db!(&db, pool => sqlx::query("UPDATE users SET email_verified_at = 1 WHERE id = $1")
+        .bind(other_id).execute(pool).await.map(|_| ()).unwrap());
+    // A confirmed address of another account: the same answer, and its owner hears of it; no
+    // link goes out.
+    clock.advance(Duration::minutes(61));
     email_change::request(&portal, &meta, user_id, "taken@example.com")
         .await
         .unwrap()
@@ -1490,7 +1504,7 @@ async fn server_names_are_reserved_once_and_never_reused(db: Db) {
     tx.rollback().await.unwrap();
 }
 
-contract_tests!(
+test_support::contract_tests!(
     jobs_enqueued_in_a_rolled_back_transaction_do_not_exist,
     a_claimed_job_is_not_claimed_twice_until_its_lease_expires,
     concurrent_claims_hand_each_job_to_one_runner,

@@ -7,13 +7,13 @@ use domain::{
     mail::{self, Mailer, OutgoingEmail},
     on_db,
     random::SeededRandom,
-    testing::{self, TestDb},
 };
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Arc,
 };
+use test_support::TestDb;
 use time::macros::datetime;
 
 /// aiosmtpd storing what it receives in a maildir; killed on drop.
@@ -40,7 +40,7 @@ impl SmtpServer {
             ))
             .arg(&maildir)
             .stderr(Stdio::inherit());
-        let (child, ports) = testing::spawn_listening(
+        let (child, ports) = test_support::spawn_listening(
             command,
             &format!(
                 "end2end/smtp-server.py with {python} (scripts/setup.sh --test installs aiosmtpd)"

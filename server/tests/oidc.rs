@@ -30,7 +30,7 @@ impl Provider {
             .arg("oidc-provider.mjs")
             .current_dir(end2end)
             .stderr(Stdio::inherit());
-        let (child, ports) = domain::testing::spawn_listening(
+        let (child, ports) = test_support::spawn_listening(
             command,
             "node end2end/oidc-provider.mjs (npm ci in end2end installs its package)",
         );

@@ -6,8 +6,9 @@ pub mod browser;
 pub mod stripe;
 
 use clap::Parser;
-use domain::{db::Backend, testing::TestDb, ManualClock, SeededRandom};
+use domain::{db::Backend, ManualClock, SeededRandom};
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use test_support::TestDb;
 use time::macros::datetime;
 
 pub struct TestApp {
@@ -17,7 +18,7 @@ pub struct TestApp {
     pub state: server::state::AppState,
     runner: domain::jobs::Runner,
     data_dir: PathBuf,
-    cleanup: Option<domain::testing::Cleanup>,
+    cleanup: Option<test_support::Cleanup>,
 }
 
 /// A site root with a manifest and the stylesheet, so the server starts without a WASM build.

@@ -48,7 +48,7 @@ impl StripeServer {
             .arg(&plans_file)
             .current_dir(end2end)
             .stderr(Stdio::inherit());
-        let (child, ports) = domain::testing::spawn_listening(
+        let (child, ports) = test_support::spawn_listening(
             command,
             "end2end/stripe-compat.py with PORTAL_TEST_PYTHON (scripts/setup.sh --test installs localstripe)",
         );

@@ -1,8 +1,9 @@
-//! Test support shared by this crate's and the server's tests: a fresh database per test on
-//! either backend. PostgreSQL tests use PORTAL_TEST_POSTGRES_URL (default: the local server as
+//! Test support shared by the domain's and the server's tests: a fresh database per test on
+//! either backend, and test servers that say which port they chose. Only dev-dependencies name
+//! this crate, so nothing that creates or drops databases is compiled into the portal. PostgreSQL tests use PORTAL_TEST_POSTGRES_URL (default: the local server as
 //! `postgres`); they fail, never skip, when it cannot be reached.
 
-use crate::db::{Backend, Db};
+use domain::db::{Backend, Db};
 
 pub struct TestDb {
     pub db: Db,
@@ -18,7 +19,7 @@ pub enum Cleanup {
 fn unique_name() -> String {
     format!(
         "portal_test_{}",
-        crate::random::token(&crate::random::OsRandom, 8)
+        domain::random::token(&domain::random::OsRandom, 8)
     )
 }
 
@@ -105,7 +106,7 @@ macro_rules! contract_tests {
         mod sqlite {
             $(#[tokio::test]
             async fn $name() {
-                let test_db = $crate::testing::TestDb::new($crate::db::Backend::Sqlite).await;
+                let test_db = $crate::TestDb::new(::domain::db::Backend::Sqlite).await;
                 super::$name(test_db.db.clone()).await;
                 test_db.cleanup().await;
             })*
@@ -113,7 +114,7 @@ macro_rules! contract_tests {
         mod postgres {
             $(#[tokio::test]
             async fn $name() {
-                let test_db = $crate::testing::TestDb::new($crate::db::Backend::Postgres).await;
+                let test_db = $crate::TestDb::new(::domain::db::Backend::Postgres).await;
                 super::$name(test_db.db.clone()).await;
                 test_db.cleanup().await;
             })*
