@@ -293,17 +293,16 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
     provider
         .next(serde_json::json!({ "auth_time": 1_000_000_000 }))
         .await;
-    let start = browser.get("/auth/oidc/start?intent=reauth").await;
-    let answer = browser.get(&location(&start)).await;
-    browser.get(&location(&answer)).await;
+    through_provider(&mut browser, "/auth/oidc/start?intent=reauth").await;
     assert!(browser.api("flash").await["alert"].is_string());
     // A fresh sign-in does.
     provider
         .next(serde_json::json!({ "auth_time": "now" }))
         .await;
-    let start = browser.get("/auth/oidc/start?intent=reauth").await;
-    let answer = browser.get(&location(&start)).await;
-    assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
+    assert_eq!(
+        through_provider(&mut browser, "/auth/oidc/start?intent=reauth").await,
+        "/account"
+    );
     assert!(browser.api("flash").await["notice"]
         .as_str()
         .unwrap()
@@ -564,9 +563,10 @@ async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider:
 
     // X cannot prove a fresh sign-in: a sensitive change is confirmed by a link to the address.
     let change = [("new_email", "xena.new@example.com"), ("answer", "")];
-    let start = browser.get("/auth/x/start?intent=reauth").await;
-    let answer = browser.get(&location(&start)).await;
-    assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
+    assert_eq!(
+        through_provider(&mut browser, "/auth/x/start?intent=reauth").await,
+        "/account"
+    );
     assert!(browser.api("flash").await["alert"]
         .as_str()
         .unwrap()
@@ -624,7 +624,13 @@ async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider:
 
 /// Signs in with X (whoever the provider was told to sign in next); returns where it led.
 async fn x_sign_in(browser: &mut Browser<'_>) -> String {
-    let start = browser.get("/auth/x/start").await;
+    through_provider(browser, "/auth/x/start").await
+}
+
+/// Starts a flow at `start`, lets the provider answer and follows its answer back to the
+/// portal; returns where the portal then sends the browser.
+async fn through_provider(browser: &mut Browser<'_>, start: &str) -> String {
+    let start = browser.get(start).await;
     let answer = browser.get(&location(&start)).await;
     location(&browser.get(&location(&answer)).await)
 }
