@@ -103,6 +103,17 @@ mod server {
         Err(ServerFnError::new("not signed in"))
     }
 
+    /// The signed-in account and its customer (always from the session, never from the
+    /// request), or a redirect to the sign-in page.
+    pub async fn require_customer() -> Result<(Session, profile::Account, uuid::Uuid), ServerFnError>
+    {
+        let (session, account) = require_account().await?;
+        let customer_id = account
+            .customer_id
+            .ok_or_else(|| ServerFnError::new("no customer"))?;
+        Ok((session, account, customer_id))
+    }
+
     pub fn viewer(account: &profile::Account) -> Viewer {
         Viewer {
             display_name: account.display_name.clone(),
@@ -133,7 +144,7 @@ mod server {
 }
 
 #[cfg(feature = "ssr")]
-pub use server::{require_account, session, signed_in, when};
+pub use server::{require_account, require_customer, session, signed_in, when};
 
 /// The flash left by the last form post, removed as it is read.
 #[server(endpoint = "flash")]

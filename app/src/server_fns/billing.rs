@@ -24,10 +24,7 @@ pub struct BillingView {
 #[server(endpoint = "billing")]
 pub async fn load_billing() -> Result<BillingView, ServerFnError> {
     use domain::billing::details;
-    let (_, account) = super::account::require_account().await?;
-    let Some(customer_id) = account.customer_id else {
-        return Err(ServerFnError::new("no customer"));
-    };
+    let (_, _, customer_id) = super::account::require_customer().await?;
     let portal = super::portal()?;
     let saved = details::load(&portal.db, customer_id)
         .await

@@ -157,15 +157,6 @@ mod server {
         }
     }
 
-    pub async fn customer(
-    ) -> Result<(domain::accounts::profile::Account, uuid::Uuid), ServerFnError> {
-        let (_, account) = crate::server_fns::account::require_account().await?;
-        let customer_id = account
-            .customer_id
-            .ok_or_else(|| ServerFnError::new("no customer"))?;
-        Ok((account, customer_id))
-    }
-
     pub async fn by_card(
         portal: &domain::Portal,
         customer_id: uuid::Uuid,
@@ -180,7 +171,7 @@ mod server {
 #[server(endpoint = "card_page")]
 pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError> {
     use domain::billing::cards;
-    let (account, customer_id) = server::customer().await?;
+    let (session, _, customer_id) = crate::server_fns::account::require_customer().await?;
     let portal = super::portal()?;
     let by_card = server::by_card(&portal, customer_id).await?;
     let card = cards::load(&portal.db, customer_id)
@@ -199,7 +190,6 @@ pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError>
         view.publishable_key = gateway.config.publishable_key.clone();
         view.js_url = gateway.config.js_url.clone();
         // Only what "Add a card" (a POST) started: loading this page creates nothing.
-        let (session, _) = crate::server_fns::account::require_account().await?;
         let setup = session
             .get::<crate::forms::CardSetup>(crate::forms::CARD_SETUP_KEY)
             .await
@@ -208,7 +198,6 @@ pub async fn load_card_page(next: String) -> Result<CardPageView, ServerFnError>
             .filter(|s| portal.clock.now_ms() - s.at < crate::forms::CardSetup::LIFETIME_MS);
         view.client_secret = setup.map(|s| s.client_secret).unwrap_or_default();
     }
-    let _ = account;
     Ok(view)
 }
 
@@ -219,7 +208,7 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
         i18n::Locale,
         money::format,
     };
-    let (account, customer_id) = server::customer().await?;
+    let (_, account, customer_id) = crate::server_fns::account::require_customer().await?;
     let portal = super::portal()?;
     let (_, fixed_currency) = accounts::peek(&portal, customer_id)
         .await
@@ -278,7 +267,7 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
 #[server(endpoint = "dashboard")]
 pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
     use domain::billing::{cards, subscriptions};
-    let (account, customer_id) = server::customer().await?;
+    let (_, account, customer_id) = crate::server_fns::account::require_customer().await?;
     let portal = super::portal()?;
     let rows = subscriptions::list(&portal.db, customer_id)
         .await
@@ -299,7 +288,7 @@ pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
 #[server(endpoint = "manage")]
 pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
     use domain::{billing::subscriptions, i18n::Locale, money::format};
-    let (_, customer_id) = server::customer().await?;
+    let (session, _, customer_id) = crate::server_fns::account::require_customer().await?;
     let portal = super::portal()?;
     let id = uuid::Uuid::parse_str(&id).map_err(|_| ServerFnError::new("not found"))?;
     let Some(sub) = subscriptions::get(&portal.db, customer_id, id)
@@ -330,7 +319,6 @@ pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
         && portal.payments.is_some()
         && matches!(sub.status.as_str(), "active" | "trialing" | "past_due");
     // The price "See the price" (a POST) asked Stripe for; loading this page asks nothing.
-    let (session, _) = crate::server_fns::account::require_account().await?;
     let preview = session
         .get::<crate::forms::PlanPreview>(crate::forms::PLAN_PREVIEW_KEY)
         .await

@@ -254,6 +254,16 @@ pub async fn save(
         .target("customer", customer_id)
         .details(serde_json::json!({ "fields": names }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    // The tax follows the country and VAT number (P9), and Stripe's invoices print the name
+    // and address: a job brings both up to date (retrying while Stripe cannot be reached),
+    // enqueued with the change so that neither exists without the other.
+    let retax = crate::jobs::NewJob::now(
+        super::changes::RETAX_JOB,
+        serde_json::json!({ "customer": customer_id }),
+        &*portal.clock,
+    )
+    .dedupe(format!("{}:{customer_id}", super::changes::RETAX_JOB));
+    crate::jobs::enqueue(&mut tx, retax, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
     Ok(names)
 }

@@ -149,6 +149,22 @@ pub async fn require_auth(ctx: &FormContext) -> Result<AuthState, Response> {
     ctx.auth().await.ok_or_else(|| see_other("/sign-in"))
 }
 
+/// The signed-in account and the customer it belongs to, or the response that ends the
+/// request. The customer always comes from the session's account, never from the request.
+pub async fn signed_in_customer(
+    ctx: &FormContext,
+) -> Result<(domain::accounts::profile::Account, uuid::Uuid), Response> {
+    let auth = require_auth(ctx).await?;
+    match domain::accounts::profile::load(&ctx.state.portal.db, auth.user_id).await {
+        Ok(Some(account)) => match account.customer_id {
+            Some(id) => Ok((account, id)),
+            None => Err(StatusCode::NOT_FOUND.into_response()),
+        },
+        Ok(None) => Err(see_other("/sign-in")),
+        Err(error) => Err(failure(&error.to_string())),
+    }
+}
+
 pub fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
 }

@@ -1,6 +1,6 @@
 //! Card, order and billing-method forms.
 
-use super::{failure, require_auth, return_path, see_other, tr, FormContext};
+use super::{failure, return_path, see_other, signed_in_customer, tr, FormContext};
 use app::forms::{CardSetup, Flash, PlanPreview, CARD_SETUP_KEY, PLAN_PREVIEW_KEY};
 use axum::{
     extract::Path,
@@ -9,7 +9,6 @@ use axum::{
     Form,
 };
 use domain::{
-    accounts::profile::{self, Account},
     audit::{self, Actor, AuditEvent},
     billing::{
         cards::{self, CardError, RemoveOutcome},
@@ -21,19 +20,6 @@ use domain::{
     money::format,
 };
 
-/// The signed-in customer's account, or the response that ends the request.
-async fn customer_account(ctx: &FormContext) -> Result<(Account, uuid::Uuid), Response> {
-    let auth = require_auth(ctx).await?;
-    match profile::load(&ctx.state.portal.db, auth.user_id).await {
-        Ok(Some(account)) => match account.customer_id {
-            Some(id) => Ok((account, id)),
-            None => Err(StatusCode::NOT_FOUND.into_response()),
-        },
-        Ok(None) => Err(see_other("/sign-in")),
-        Err(error) => Err(failure(&error.to_string())),
-    }
-}
-
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct CardFields {
@@ -43,7 +29,7 @@ pub struct CardFields {
 
 /// The browser confirmed a SetupIntent with Stripe.js: read the card from Stripe and keep it.
 pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Response {
-    let (account, customer_id) = match customer_account(&ctx).await {
+    let (account, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -85,7 +71,7 @@ pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Resp
 /// keeps its client secret in the session and sends the browser to the card page, which
 /// mounts Stripe's field with it.
 pub async fn start_card_setup(ctx: FormContext, Form(fields): Form<CardFields>) -> Response {
-    let (account, customer_id) = match customer_account(&ctx).await {
+    let (account, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -128,7 +114,7 @@ fn card_page_path(next: &str) -> String {
 }
 
 pub async fn remove_card(ctx: FormContext) -> Response {
-    let (account, customer_id) = match customer_account(&ctx).await {
+    let (account, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -153,7 +139,7 @@ pub async fn remove_card(ctx: FormContext) -> Response {
 
 /// A customer without JavaScript asks to pay by bank transfer; staff act on the audit entry.
 pub async fn request_manual_billing(ctx: FormContext) -> Response {
-    let (account, customer_id) = match customer_account(&ctx).await {
+    let (account, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -184,7 +170,7 @@ pub struct OrderFields {
 }
 
 pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Response {
-    let (account, _) = match customer_account(&ctx).await {
+    let (account, _) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -309,7 +295,7 @@ pub async fn preview_plan(
     Path(id): Path<String>,
     Form(fields): Form<PlanFields>,
 ) -> Response {
-    let (_, customer_id) = match customer_account(&ctx).await {
+    let (_, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -347,7 +333,7 @@ pub async fn change_plan(
     Path(id): Path<String>,
     Form(fields): Form<PlanFields>,
 ) -> Response {
-    let (account, customer_id) = match customer_account(&ctx).await {
+    let (account, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -367,7 +353,7 @@ pub async fn change_plan(
 }
 
 async fn set_cancel(ctx: FormContext, id: String, cancel: bool) -> Response {
-    let (account, customer_id) = match customer_account(&ctx).await {
+    let (account, customer_id) = match signed_in_customer(&ctx).await {
         Ok(v) => v,
         Err(response) => return response,
     };
