@@ -4,7 +4,7 @@
 PORTAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PORTAL_ROOT
 export PORTAL_TOOLS="${PORTAL_TOOLS:-$HOME/.cache/portal-tools}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portal-target-b}"  # TEMP: separate dir for this worktree (do not commit)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portal-target}"
 export PATH="$PORTAL_TOOLS/bin:$PORTAL_TOOLS/node_modules/.bin:$PATH"
 
 if [ -f "$PORTAL_TOOLS/toolchain" ] && [ "$(cat "$PORTAL_TOOLS/toolchain")" = rustup ]; then
