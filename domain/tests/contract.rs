@@ -1030,6 +1030,10 @@ async fn two_factor_codes_work_once_and_recovery_codes_are_single_use(db: Db) {
         .await
         .unwrap()
         .unwrap();
+    assert!(matches!(
+        two_factor::start_enrolment(&portal, user_id).await,
+        Err(domain::accounts::signup::AccountError::TwoFactorAlreadyOn)
+    ));
     assert_eq!(codes.len(), 10);
     assert!(profile::load(&db, user_id)
         .await

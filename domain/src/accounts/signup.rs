@@ -127,6 +127,11 @@ pub enum AccountError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// A two-factor secret opens with no key of the ring (a key was removed too early).
+    #[error("a two-factor secret cannot be opened: {0}")]
+    SealedSecret(String),
+    #[error("two-factor authentication is already on")]
+    TwoFactorAlreadyOn,
 }
 
 pub async fn user_id_by_email(

@@ -34,7 +34,7 @@ fn open(portal: &Portal, sealed: &str) -> Result<Vec<u8>, AccountError> {
         .secret_box
         .open(sealed)
         .map(|(secret, _)| secret)
-        .map_err(|e| AccountError::Database(sqlx::Error::Protocol(e.to_string())))
+        .map_err(|e| AccountError::SealedSecret(e.to_string()))
 }
 
 /// The enrolment waiting to be confirmed, if "Set up" started one (reads only: the page that
@@ -44,9 +44,7 @@ pub async fn enrolment(portal: &Portal, user_id: Uuid) -> Result<Option<Enrolmen
         return Err(sqlx::Error::RowNotFound.into());
     };
     if account.two_factor_enabled() {
-        return Err(AccountError::Database(sqlx::Error::Protocol(
-            "two-factor authentication is already on".into(),
-        )));
+        return Err(AccountError::TwoFactorAlreadyOn);
     }
     let label = account
         .email
@@ -221,7 +219,7 @@ pub async fn check_code(portal: &Portal, user_id: Uuid, code: &str) -> Result<bo
         let (secret, old_key) = portal
             .secret_box
             .open(&sealed)
-            .map_err(|e| AccountError::Database(sqlx::Error::Protocol(e.to_string())))?;
+            .map_err(|e| AccountError::SealedSecret(e.to_string()))?;
         if old_key {
             // Key rotation: sealed under a key that is no longer current, so seal it again.
             let resealed = portal.secret_box.seal(&secret, &*portal.random);
