@@ -173,6 +173,13 @@ impl<'a> Browser<'a> {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// Whether the flash's `kind` ("alert" or "notice") says `text` (the flash is used up).
+    async fn flash_says(&mut self, kind: &str, text: &str) -> bool {
+        self.api("flash").await[kind]
+            .as_str()
+            .is_some_and(|said| said.contains(text))
+    }
+
     async fn viewer(&mut self) -> Option<String> {
         self.api("viewer").await["display_name"]
             .as_str()
@@ -268,10 +275,7 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
     // Without a password, a sensitive change needs a fresh sign-in at the provider first.
     let change = [("new_email", "lin.new@example.com"), ("answer", "")];
     browser.post("/account/email", &change).await;
-    assert!(browser.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("confirm with it first"));
+    assert!(browser.flash_says("alert", "confirm with it first").await);
     let start = browser.get("/auth/oidc/start?intent=reauth").await;
     let authorize = location(&start);
     assert!(authorize.contains("prompt=login"), "{authorize}");
@@ -280,15 +284,13 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
     // that proves nothing.
     let answer = browser.get(&authorize).await;
     assert_eq!(location(&browser.get(&location(&answer)).await), "/account");
-    assert!(browser.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("did not confirm that you signed in just now"));
+    assert!(
+        browser
+            .flash_says("alert", "did not confirm that you signed in just now")
+            .await
+    );
     browser.post("/account/email", &change).await;
-    assert!(browser.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("confirm with it first"));
+    assert!(browser.flash_says("alert", "confirm with it first").await);
     // A sign-in older than the re-authentication proves nothing either.
     provider
         .next(serde_json::json!({ "auth_time": 1_000_000_000 }))
@@ -303,15 +305,13 @@ async fn a_new_identity_signs_up_with_confirmations_then_signs_in(
         through_provider(&mut browser, "/auth/oidc/start?intent=reauth").await,
         "/account"
     );
-    assert!(browser.api("flash").await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("that was you"));
+    assert!(browser.flash_says("notice", "that was you").await);
     browser.post("/account/email", &change).await;
-    assert!(browser.api("flash").await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("We sent a link to lin.new@example.com"));
+    assert!(
+        browser
+            .flash_says("notice", "We sent a link to lin.new@example.com")
+            .await
+    );
 }
 
 async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Provider) {
@@ -355,10 +355,7 @@ async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Pr
             ],
         )
         .await;
-    assert!(stranger.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("exists already"));
+    assert!(stranger.flash_says("alert", "exists already").await);
     assert_eq!(stranger.viewer().await, None);
 
     // The owner links it from the account page after re-authenticating.
@@ -392,10 +389,7 @@ async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Pr
     let start = owner.get("/auth/oidc/start?intent=link").await;
     let answer = owner.get(&location(&start)).await;
     owner.get(&location(&answer)).await;
-    assert!(owner.api("flash").await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("linked"));
+    assert!(owner.flash_says("notice", "linked").await);
     let account = owner.api("account").await;
     assert_eq!(account["identities"][0]["provider"], "oidc");
 
@@ -428,10 +422,7 @@ async fn an_address_with_an_account_is_never_merged(app: &TestApp, provider: &Pr
             &[("provider", "oidc"), ("subject", "sso-kai")],
         )
         .await;
-    assert!(other.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("not linked"));
+    assert!(other.flash_says("alert", "not linked").await);
     assert_eq!(
         other.api("account").await["identities"],
         serde_json::json!([])
@@ -546,10 +537,11 @@ async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider:
     browser.post("/sign-out", &[]).await;
     assert_eq!(x_sign_in(&mut browser).await, "/sign-in");
     assert_eq!(browser.viewer().await, None);
-    assert!(browser.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("confirm your email address first"));
+    assert!(
+        browser
+            .flash_says("alert", "confirm your email address first")
+            .await
+    );
     let link = last_link(app, "xena@example.com", "/verify-email/").await;
     assert_eq!(browser.get(&link).await.status(), StatusCode::OK);
     browser.post(&link, &[]).await;
@@ -567,10 +559,11 @@ async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider:
         through_provider(&mut browser, "/auth/x/start?intent=reauth").await,
         "/account"
     );
-    assert!(browser.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("X did not confirm that you signed in just now"));
+    assert!(
+        browser
+            .flash_says("alert", "X did not confirm that you signed in just now")
+            .await
+    );
     let sent = browser.post("/account/reauth/email", &change).await;
     assert_eq!(location(&sent), "/account");
     let flash = browser.api("flash").await;
@@ -605,21 +598,20 @@ async fn x_signs_up_with_an_address_the_portal_verifies(app: &TestApp, provider:
         )
         .await;
     other.post(&link, &[]).await;
-    assert!(other.api("flash").await["alert"]
-        .as_str()
-        .unwrap()
-        .contains("not valid for this account"));
+    assert!(
+        other
+            .flash_says("alert", "not valid for this account")
+            .await
+    );
     assert_eq!(browser.get(&link).await.status(), StatusCode::OK);
     browser.post(&link, &[]).await;
-    assert!(browser.api("flash").await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("that was you"));
+    assert!(browser.flash_says("notice", "that was you").await);
     browser.post("/account/email", &change).await;
-    assert!(browser.api("flash").await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("We sent a link to xena.new@example.com"));
+    assert!(
+        browser
+            .flash_says("notice", "We sent a link to xena.new@example.com")
+            .await
+    );
 }
 
 /// Signs in with X (whoever the provider was told to sign in next); returns where it led.
