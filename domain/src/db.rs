@@ -117,7 +117,11 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            // IMMEDIATE: the transaction takes SQLite's write lock when it begins, waiting
+            // (busy_timeout) while another writer holds it. A deferred transaction that reads
+            // and then writes fails at once with SQLITE_BUSY_SNAPSHOT ("database is locked")
+            // when another connection committed in between, as a webhook's sync job may.
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
