@@ -17,6 +17,7 @@ pub mod plans;
 pub mod portal;
 pub mod random;
 pub mod sessions;
+pub mod text_enum;
 
 rust_i18n::i18n!("../locales", fallback = "en");
 

@@ -1,7 +1,11 @@
 //! Session rows. The HTTP layer (tower-sessions) stores its opaque data here; the extra columns
 //! (account, times, client IP, user agent) let an account's sessions be listed and revoked.
 
-use crate::{db::Db, on_db};
+use crate::{
+    audit::{self, Actor, AuditEvent, RequestMeta},
+    db::{Db, Tx},
+    on_db, on_tx, Portal,
+};
 use uuid::Uuid;
 
 /// The database key of a session id: its SHA-256, so that a copy of the database does not hand
@@ -222,36 +226,93 @@ pub async fn list_for_account(
     .await)
 }
 
-/// Ends one of the account's sessions. Scoped by account: another account's id does nothing.
-pub async fn revoke(db: &Db, account_id: Uuid, id: &str) -> Result<bool, sqlx::Error> {
-    let result = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
+/// Ends one of the account's sessions, in the caller's transaction. Scoped by account: another
+/// account's id does nothing.
+pub async fn revoke(tx: &mut Tx, account_id: Uuid, id: &str) -> Result<bool, sqlx::Error> {
+    let result = on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(result == 1)
 }
 
 /// Ends every session of the account except `keep`; returns how many ended.
-pub async fn revoke_others(db: &Db, account_id: Uuid, keep: &str) -> Result<u64, sqlx::Error> {
-    let result = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
+pub async fn revoke_others(tx: &mut Tx, account_id: Uuid, keep: &str) -> Result<u64, sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
         .bind(account_id)
         .bind(keep)
-        .execute(pool)
+        .execute(conn)
         .await
-        .map(|r| r.rows_affected()))?;
-    Ok(result)
+        .map(|r| r.rows_affected()))
 }
 
 /// Ends every session of the account (after a password reset, or at account deletion).
-pub async fn revoke_all(db: &Db, account_id: Uuid) -> Result<u64, sqlx::Error> {
-    let result = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+pub async fn revoke_all(tx: &mut Tx, account_id: Uuid) -> Result<u64, sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
         .bind(account_id)
-        .execute(pool)
+        .execute(conn)
         .await
-        .map(|r| r.rows_affected()))?;
-    Ok(result)
+        .map(|r| r.rows_affected()))
+}
+
+/// The account owner ends one of their sessions from the sessions list; audited with it.
+/// Returns false for an id that is not one of the account's sessions.
+pub async fn end_one(
+    portal: &Portal,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = portal.db.begin().await?;
+    if !revoke(&mut tx, account_id, id).await? {
+        return tx.rollback().await.map(|_| false);
+    }
+    record(&mut tx, portal, meta, account_id, "session.revoked").await?;
+    tx.commit().await.map(|_| true)
+}
+
+/// The account owner ends every session but the one in use (`keep`); returns how many ended.
+pub async fn end_others(
+    portal: &Portal,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    keep: &str,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = portal.db.begin().await?;
+    let ended = revoke_others(&mut tx, account_id, keep).await?;
+    if ended > 0 {
+        record(&mut tx, portal, meta, account_id, "session.revoked_others").await?;
+    }
+    tx.commit().await.map(|_| ended)
+}
+
+/// Signing out: the session's row goes (its cookie is worthless from then on, wherever a copy
+/// of it is) and the sign-out is audited, together.
+pub async fn sign_out(
+    portal: &Portal,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = portal.db.begin().await?;
+    revoke(&mut tx, account_id, id).await?;
+    record(&mut tx, portal, meta, account_id, "sign_out").await?;
+    tx.commit().await
+}
+
+async fn record(
+    tx: &mut Tx,
+    portal: &Portal,
+    meta: &RequestMeta,
+    account_id: Uuid,
+    action: &'static str,
+) -> Result<(), sqlx::Error> {
+    let event = AuditEvent::new(Actor::User(account_id), action).target("user", account_id);
+    audit::record(tx, &event, meta, &*portal.clock, &*portal.random)
+        .await
+        .map(|_| ())
 }
 
 /// Removes sessions idle too long or signed in at or before `signed_in_after`; run by the

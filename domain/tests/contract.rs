@@ -444,12 +444,17 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
         .await
         .unwrap()
         .is_some());
+    let mut tx = db.begin().await.unwrap();
     assert!(
-        !sessions::revoke(&db, bob, "s1").await.unwrap(),
+        !sessions::revoke(&mut tx, bob, "s1").await.unwrap(),
         "bob cannot end alice's session"
     );
+    assert_eq!(
+        sessions::revoke_others(&mut tx, alice, "s1").await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
     assert!(sessions::load(&db, "s1", now, any).await.unwrap().is_some());
-    assert_eq!(sessions::revoke_others(&db, alice, "s1").await.unwrap(), 1);
     assert!(sessions::load(&db, "s2", now, any).await.unwrap().is_none());
     assert!(
         sessions::load(&db, "s3", now, any).await.unwrap().is_some(),
@@ -475,7 +480,9 @@ async fn sessions_expire_are_scoped_by_account_and_purged(db: Db) {
     sessions::create(&db, "s4", b"{}", now + hour, owner(bob, now), now)
         .await
         .unwrap();
-    assert_eq!(sessions::revoke_all(&db, bob).await.unwrap(), 1);
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(sessions::revoke_all(&mut tx, bob).await.unwrap(), 1);
+    tx.commit().await.unwrap();
 }
 
 async fn every_table_and_column_is_in_the_personal_data_registry(db: Db) {
@@ -586,6 +593,157 @@ async fn sign_up_creates_user_customer_and_owner_membership_once(db: Db) {
 }
 
 /// Signs up `email` and returns the user id and the link token from the queued email.
+async fn states_are_stored_as_their_text_and_unknown_text_fails_loudly(db: Db) {
+    use domain::{accounts::profile::MemberRole, billing::subscriptions::SubscriptionStatus};
+    let clock = clock();
+    let (user, _) = sign_up(&db, &clock, "ada@example.com").await;
+    let (as_text, as_role): (String, MemberRole) = domain::on_db!(&db, pool =>
+        sqlx::query_as("SELECT role, role FROM memberships WHERE user_id = $1")
+            .bind(user).fetch_one(pool).await.unwrap());
+    assert_eq!((as_text.as_str(), as_role), ("owner", MemberRole::Owner));
+
+    for status in SubscriptionStatus::ALL {
+        let stored: String = domain::on_db!(&db, pool =>
+            sqlx::query_scalar("SELECT CAST($1 AS TEXT)").bind(*status).fetch_one(pool).await.unwrap());
+        assert_eq!(stored, status.as_str());
+        let read: SubscriptionStatus = domain::on_db!(&db, pool =>
+            sqlx::query_scalar("SELECT CAST($1 AS TEXT)").bind(&stored).fetch_one(pool).await.unwrap());
+        assert_eq!(read, *status);
+    }
+    let unknown: Result<SubscriptionStatus, sqlx::Error> = domain::on_db!(&db, pool =>
+        sqlx::query_scalar("SELECT CAST('on_hold' AS TEXT)").fetch_one(pool).await);
+    let error = unknown
+        .expect_err("an unknown state is not guessed")
+        .to_string();
+    assert!(
+        error.contains("unknown SubscriptionStatus \"on_hold\""),
+        "{error}"
+    );
+}
+
+async fn account_actions_change_and_audit_in_one_service_call(db: Db) {
+    use domain::{accounts::signin, billing::manual, sessions};
+    let clock = clock();
+    let portal = portal(&db, &clock);
+    let meta = RequestMeta::default();
+    let (alice, _) = sign_up(&db, &clock, "alice@example.com").await;
+    let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
+    let now = clock.now_ms();
+    let owner = |account_id| {
+        Some(sessions::SessionOwner {
+            account_id,
+            signed_in_at: now,
+        })
+    };
+    for (id, who) in [
+        ("a1", alice),
+        ("a2", alice),
+        ("a3", alice),
+        ("a4", alice),
+        ("b1", bob),
+    ] {
+        sessions::create(&db, id, b"{}", now + 3_600_000, owner(who), now)
+            .await
+            .unwrap();
+    }
+    let audited = |action: &'static str| {
+        let db = db.clone();
+        async move {
+            let n: i64 = domain::on_db!(&db, pool => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = $1 AND actor_id = $2")
+                .bind(action).bind(alice).fetch_one(pool).await.unwrap());
+            n
+        }
+    };
+    let live = |id: &'static str| {
+        let db = db.clone();
+        async move { sessions::load(&db, id, now, 0).await.unwrap().is_some() }
+    };
+
+    assert!(!sessions::end_one(&portal, &meta, alice, "b1")
+        .await
+        .unwrap());
+    assert!(live("b1").await, "another account's session ends nothing");
+    assert_eq!(
+        audited("session.revoked").await,
+        0,
+        "and nothing is audited"
+    );
+    assert!(sessions::end_one(&portal, &meta, alice, "a2")
+        .await
+        .unwrap());
+    assert!(!live("a2").await);
+    assert_eq!(audited("session.revoked").await, 1);
+
+    assert_eq!(
+        sessions::end_others(&portal, &meta, alice, "a1")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(live("a1").await && !live("a3").await && !live("a4").await && live("b1").await);
+    assert_eq!(audited("session.revoked_others").await, 1);
+    assert_eq!(
+        sessions::end_others(&portal, &meta, alice, "a1")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        audited("session.revoked_others").await,
+        1,
+        "nothing ended, nothing audited"
+    );
+
+    sessions::sign_out(&portal, &meta, alice, "a1")
+        .await
+        .unwrap();
+    assert!(!live("a1").await);
+    assert_eq!(audited("sign_out").await, 1);
+
+    let failures = || {
+        let db = db.clone();
+        async move {
+            let n: i32 = domain::on_db!(&db, pool => sqlx::query_scalar(
+                "SELECT sign_in_failures FROM users WHERE id = $1")
+                .bind(alice).fetch_one(pool).await.unwrap());
+            n
+        }
+    };
+    signin::second_factor_checked(&portal, &meta, alice, false)
+        .await
+        .unwrap();
+    signin::second_factor_checked(&portal, &meta, alice, false)
+        .await
+        .unwrap();
+    assert_eq!(failures().await, 2);
+    assert_eq!(audited("sign_in.second_factor_failed").await, 2);
+    signin::second_factor_checked(&portal, &meta, alice, true)
+        .await
+        .unwrap();
+    assert_eq!(failures().await, 0, "a right code forgets the failures");
+    assert_eq!(audited("sign_in.two_factor").await, 1);
+
+    signin::signed_in_externally(&portal, &meta, alice, None, "oidc")
+        .await
+        .unwrap();
+    assert_eq!(audited("sign_in.external").await, 1);
+
+    let customer: Uuid = domain::on_db!(&db, pool => sqlx::query_scalar(
+        "SELECT customer_id FROM memberships WHERE user_id = $1")
+        .bind(alice).fetch_one(pool).await.unwrap());
+    manual::request_manual(&portal, &meta, Actor::User(alice), customer)
+        .await
+        .unwrap();
+    let entries = audit::for_customer(&db, customer, 10).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "billing.manual_requested"),
+        "{entries:?}"
+    );
+}
+
 async fn sign_up(db: &Db, clock: &ManualClock, email: &str) -> (Uuid, String) {
     use domain::accounts::{
         password::PasswordHasher,
@@ -789,15 +947,25 @@ async fn failed_sign_ins_slow_an_account_down_without_locking_it(db: Db) {
     let clock = clock();
     let (alice, _) = sign_up(&db, &clock, "alice@example.com").await;
     let (bob, _) = sign_up(&db, &clock, "bob@example.com").await;
+    let fail = |user| {
+        let (db, clock) = (db.clone(), clock.clone());
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            throttle::record_failure(&mut tx, user, &clock)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
     for _ in 0..4 {
-        throttle::record_failure(&db, alice, &clock).await.unwrap();
+        fail(alice).await;
     }
     assert_eq!(
         throttle::account_may_try(&db, alice, &clock).await.unwrap(),
         Ok(()),
         "four failures are free"
     );
-    throttle::record_failure(&db, alice, &clock).await.unwrap();
+    fail(alice).await;
     assert_eq!(
         throttle::account_may_try(&db, alice, &clock).await.unwrap(),
         Err(std::time::Duration::from_secs(1))
@@ -812,13 +980,15 @@ async fn failed_sign_ins_slow_an_account_down_without_locking_it(db: Db) {
         throttle::account_may_try(&db, alice, &clock).await.unwrap(),
         Ok(())
     );
-    throttle::record_failure(&db, alice, &clock).await.unwrap();
+    fail(alice).await;
     assert_eq!(
         throttle::account_may_try(&db, alice, &clock).await.unwrap(),
         Err(std::time::Duration::from_secs(2)),
         "doubling"
     );
-    throttle::clear_failures(&db, alice).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    throttle::clear_failures(&mut tx, alice).await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(
         throttle::account_may_try(&db, alice, &clock).await.unwrap(),
         Ok(())
@@ -1509,6 +1679,8 @@ async fn server_names_are_reserved_once_and_never_reused(db: Db) {
 }
 
 test_support::contract_tests!(
+    states_are_stored_as_their_text_and_unknown_text_fails_loudly,
+    account_actions_change_and_audit_in_one_service_call,
     jobs_enqueued_in_a_rolled_back_transaction_do_not_exist,
     a_claimed_job_is_not_claimed_twice_until_its_lease_expires,
     concurrent_claims_hand_each_job_to_one_runner,

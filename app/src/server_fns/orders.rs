@@ -105,20 +105,25 @@ mod server {
     }
 
     pub fn status_key(s: &domain::billing::subscriptions::Subscription) -> String {
-        let key = match (s.status.as_str(), s.homeserver_state.as_str()) {
-            ("pending", _) => "dashboard.status_pending",
-            ("incomplete", _) if s.method == "manual" => "dashboard.status_awaiting_transfer",
-            ("incomplete", _) => "dashboard.status_payment_failed",
-            ("trialing", "waiting_for_provisioning") => "dashboard.status_trial_waiting",
-            ("active", "waiting_for_provisioning") => "dashboard.status_waiting_for_provisioning",
-            ("trialing", _) => "dashboard.status_trialing",
-            ("active", _) => "dashboard.status_active",
-            ("past_due" | "unpaid", _) if s.method == "manual" => {
-                "dashboard.status_invoice_overdue"
-            }
-            ("past_due" | "unpaid", _) => "dashboard.status_past_due",
-            ("canceled" | "incomplete_expired", _) => "dashboard.status_canceled",
-            _ => "dashboard.status_pending",
+        use domain::billing::{
+            accounts::Method,
+            subscriptions::{HomeserverState as Home, SubscriptionStatus as Status},
+        };
+        let manual = s.method == Method::Manual;
+        let waiting = s.homeserver_state == Home::WaitingForProvisioning;
+        // Every status is named: a new one is a compile error here, not a silent default.
+        let key = match s.status {
+            Status::Pending => "dashboard.status_pending",
+            Status::Incomplete if manual => "dashboard.status_awaiting_transfer",
+            Status::Incomplete => "dashboard.status_payment_failed",
+            Status::Trialing if waiting => "dashboard.status_trial_waiting",
+            Status::Active if waiting => "dashboard.status_waiting_for_provisioning",
+            Status::Trialing => "dashboard.status_trialing",
+            Status::Active => "dashboard.status_active",
+            Status::PastDue | Status::Unpaid if manual => "dashboard.status_invoice_overdue",
+            Status::PastDue | Status::Unpaid => "dashboard.status_past_due",
+            Status::Paused => "dashboard.status_paused",
+            Status::Canceled | Status::IncompleteExpired => "dashboard.status_canceled",
         };
         key.to_string()
     }
@@ -148,11 +153,19 @@ mod server {
                 .unwrap_or_else(|| s.region.clone()),
             next_payment: s
                 .current_period_end
-                .filter(|_| !s.cancel_at_period_end && s.status != "canceled")
+                .filter(|_| {
+                    !s.cancel_at_period_end
+                        && s.status != domain::billing::subscriptions::SubscriptionStatus::Canceled
+                })
                 .map(date),
-            trial_end: s.trial_end.filter(|_| s.status == "trialing").map(date),
+            trial_end: s
+                .trial_end
+                .filter(|_| {
+                    s.status == domain::billing::subscriptions::SubscriptionStatus::Trialing
+                })
+                .map(date),
             cancel_at_period_end: s.cancel_at_period_end,
-            by_card: s.method == "stripe",
+            by_card: s.method == accounts::Method::Stripe,
             server_name: s.server_name,
         }
     }
@@ -315,9 +328,9 @@ pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
             })
         })
         .collect();
-    let changeable = sub.method == "stripe"
+    let changeable = sub.method == domain::billing::accounts::Method::Stripe
         && portal.payments.is_some()
-        && matches!(sub.status.as_str(), "active" | "trialing" | "past_due");
+        && sub.status.live();
     // The price "See the price" (a POST) asked Stripe for; loading this page asks nothing.
     let preview = session
         .get::<crate::forms::PlanPreview>(crate::forms::PLAN_PREVIEW_KEY)

@@ -78,11 +78,7 @@ pub async fn address_verified(
         .execute(conn)
         .await
         .map(|_| ()))?;
-    on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
+    crate::sessions::revoke_all(tx, user_id).await?;
     let providers = removed.join(", ");
     let notice = emails::compose_with(
         Kind::UnprovenMethodsRemoved,
@@ -141,7 +137,7 @@ pub async fn delete_unverified_account(tx: &mut Tx, user_id: Uuid) -> Result<(),
     .execute(conn)
     .await
     .map(|_| ()))?;
-    on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(user_id).execute(conn).await.map(|_| ()))?;
+    crate::sessions::revoke_all(tx, user_id).await?;
     on_tx!(tx, conn => sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(conn).await.map(|_| ()))?;
     on_tx!(tx, conn => sqlx::query("DELETE FROM outbox_emails WHERE user_id = $1").bind(user_id).execute(conn).await.map(|_| ()))?;
     Ok(())

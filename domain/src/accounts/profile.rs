@@ -14,12 +14,21 @@ use crate::{
 };
 use uuid::Uuid;
 
+crate::text_enum! {
+    /// What a member may do for their customer (`memberships.role`).
+    pub enum MemberRole {
+        Owner = "owner",
+        Billing = "billing",
+        Technical = "technical",
+    }
+}
+
 /// A user as the portal shows them to themselves, with their (first) membership.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
     pub user_id: Uuid,
     pub customer_id: Option<Uuid>,
-    pub role: Option<String>,
+    pub role: Option<MemberRole>,
     pub email: Option<String>,
     pub email_verified_at: Option<i64>,
     pub display_name: String,
@@ -150,10 +159,10 @@ pub async fn set_password(
         );
         mail::enqueue(&mut tx, &notice, &*portal.clock, &*portal.random).await?;
     }
-    tx.commit().await?;
     match keep_session {
-        Some(keep) => sessions::revoke_others(&portal.db, user_id, keep).await?,
-        None => sessions::revoke_all(&portal.db, user_id).await?,
+        Some(keep) => sessions::revoke_others(&mut tx, user_id, keep).await?,
+        None => sessions::revoke_all(&mut tx, user_id).await?,
     };
+    tx.commit().await?;
     Ok(Ok(()))
 }

@@ -62,12 +62,13 @@ pub async fn confirm(
         ReauthMethod::Code => two_factor::check_code(portal, user_id, answer).await?,
         ReauthMethod::Provider => return Ok(Err(ReauthRefusal::NeedsProvider)),
     };
+    let mut tx = portal.db.begin().await?;
     if right {
-        throttle::clear_failures(&portal.db, user_id).await?;
+        throttle::clear_failures(&mut tx, user_id).await?;
+        tx.commit().await?;
         return Ok(Ok(()));
     }
-    throttle::record_failure(&portal.db, user_id, &*portal.clock).await?;
-    let mut tx = portal.db.begin().await?;
+    throttle::record_failure(&mut tx, user_id, &*portal.clock).await?;
     let event = AuditEvent::new(Actor::User(user_id), "reauth.failed").target("user", user_id);
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;

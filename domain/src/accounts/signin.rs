@@ -13,6 +13,7 @@ use crate::{
     db::Db,
     on_db,
     random::Random,
+    Portal,
 };
 use std::time::Duration;
 use uuid::Uuid;
@@ -87,9 +88,7 @@ pub async fn sign_in(
     let verification = hasher.verify(password, &stored).await?;
     let mut tx = db.begin().await?;
     if !verification.matches {
-        tx.rollback().await?;
-        throttle::record_failure(db, user.id, clock).await?;
-        let mut tx = db.begin().await?;
+        throttle::record_failure(&mut tx, user.id, clock).await?;
         let mut event = AuditEvent::new(Actor::Anonymous, "sign_in.failed").target("user", user.id);
         if let Some(customer) = user.customer_id {
             event = event.customer(customer);
@@ -118,12 +117,53 @@ pub async fn sign_in(
     if let Some(customer) = user.customer_id {
         event = event.customer(customer);
     }
+    throttle::clear_failures(&mut tx, user.id).await?;
     audit::record(&mut tx, &event, meta, clock, random).await?;
     tx.commit().await?;
-    throttle::clear_failures(db, user.id).await?;
     Ok(SignInOutcome::SignedIn {
         user_id: user.id,
         customer_id: user.customer_id,
         needs_second_factor: user.two_factor,
     })
+}
+
+/// Records the outcome of a sign-in's second step (a code from the authenticator app or a
+/// recovery code): a wrong code counts as a failed sign-in, a right one forgets the failures;
+/// both are audited in the same transaction.
+pub async fn second_factor_checked(
+    portal: &Portal,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    right: bool,
+) -> Result<(), sqlx::Error> {
+    let mut tx = portal.db.begin().await?;
+    let action = if right {
+        throttle::clear_failures(&mut tx, user_id).await?;
+        "sign_in.two_factor"
+    } else {
+        throttle::record_failure(&mut tx, user_id, &*portal.clock).await?;
+        "sign_in.second_factor_failed"
+    };
+    let event = AuditEvent::new(Actor::User(user_id), action).target("user", user_id);
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await
+}
+
+/// Records a sign-in through an external provider (the session is the caller's).
+pub async fn signed_in_externally(
+    portal: &Portal,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    customer_id: Option<Uuid>,
+    provider: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = portal.db.begin().await?;
+    let mut event = AuditEvent::new(Actor::User(user_id), "sign_in.external")
+        .target("user", user_id)
+        .details(serde_json::json!({ "provider": provider }));
+    if let Some(customer) = customer_id {
+        event = event.customer(customer);
+    }
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await
 }

@@ -1,13 +1,19 @@
 //! Sign-up with email and password: validation of every field (P4 age, P5 minimal data), and
 //! the creation of the user, their customer and the owner membership in one transaction.
 
-use super::password::{check_new_password, PasswordError, PasswordHasher};
+use super::{
+    emails::{self, Kind},
+    password::{check_new_password, PasswordError, PasswordHasher},
+    profile, throttle,
+};
 use crate::{
     audit::{self, Actor, AuditEvent, RequestMeta},
     clock::Clock,
     db::Db,
-    on_db, on_tx,
+    i18n::Locale,
+    mail, on_db, on_tx,
     random::{new_id, Random},
+    Portal,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -168,11 +174,12 @@ pub(super) async fn add_owner(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     on_tx!(tx, conn => sqlx::query(
-        "INSERT INTO memberships (customer_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
+        "INSERT INTO memberships (customer_id, user_id, role, created_at) VALUES ($1, $2, $4, $3)",
     )
     .bind(customer_id)
     .bind(user_id)
     .bind(now)
+    .bind(super::profile::MemberRole::Owner)
     .execute(conn)
     .await
     .map(|_| ()))
@@ -245,6 +252,39 @@ pub async fn create_account(
         user_id,
         customer_id,
     })
+}
+
+/// Tells the owner of an address that someone tried to sign up with it (the sign-up is answered
+/// as for a new account, so the form reveals nothing). At most a few such emails a day per
+/// address: see [`throttle::address_taken_notice`], which records each one sent.
+pub async fn notify_address_taken(
+    portal: &Portal,
+    meta: &RequestMeta,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let Some(account) = profile::load(&portal.db, user_id).await? else {
+        return Ok(());
+    };
+    let Some(to) = account.email.as_deref() else {
+        return Ok(());
+    };
+    let link = format!("{}/forgot-password", portal.public_url);
+    let email = emails::compose(
+        Kind::AddressTaken,
+        Locale::En,
+        to,
+        user_id,
+        &account.display_name,
+        Some(&link),
+    );
+    let mut tx = portal.db.begin().await?;
+    let (clock, random) = (&*portal.clock, &*portal.random);
+    if !throttle::address_taken_notice(&mut tx, meta, user_id, clock, random).await? {
+        // Enough of these today; the sign-up is answered the same either way.
+        return tx.rollback().await;
+    }
+    mail::enqueue(&mut tx, &email, clock, random).await?;
+    tx.commit().await
 }
 
 #[cfg(test)]

@@ -65,24 +65,29 @@ pub async fn account_may_try(
     })
 }
 
-pub async fn record_failure(db: &Db, user_id: Uuid, clock: &dyn Clock) -> Result<(), sqlx::Error> {
-    on_db!(db, pool => sqlx::query(
+/// Counts a failed attempt, in the caller's transaction (which records the audit entry).
+pub async fn record_failure(
+    tx: &mut Tx,
+    user_id: Uuid,
+    clock: &dyn Clock,
+) -> Result<(), sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query(
         "UPDATE users SET sign_in_failures = sign_in_failures + 1, last_sign_in_failure_at = $2 WHERE id = $1",
     )
     .bind(user_id)
     .bind(clock.now_ms())
-    .execute(pool)
+    .execute(conn)
     .await
     .map(|_| ()))
 }
 
-/// A successful sign-in forgets the failures.
-pub async fn clear_failures(db: &Db, user_id: Uuid) -> Result<(), sqlx::Error> {
-    on_db!(db, pool => sqlx::query(
+/// A successful sign-in forgets the failures, in the caller's transaction.
+pub async fn clear_failures(tx: &mut Tx, user_id: Uuid) -> Result<(), sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query(
         "UPDATE users SET sign_in_failures = 0, last_sign_in_failure_at = NULL WHERE id = $1",
     )
     .bind(user_id)
-    .execute(pool)
+    .execute(conn)
     .await
     .map(|_| ()))
 }

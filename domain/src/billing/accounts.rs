@@ -5,26 +5,12 @@ use super::stripe::PaymentError;
 use crate::{db::Db, on_db, on_tx, portal::Portal, random::token};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Stripe,
-    Manual,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Stripe => "stripe",
-            Method::Manual => "manual",
-        }
-    }
-
-    pub fn parse(s: &str) -> Method {
-        if s == "stripe" {
-            Method::Stripe
-        } else {
-            Method::Manual
-        }
+crate::text_enum! {
+    /// How a customer pays: by card through Stripe, or by bank transfer against the portal's
+    /// own invoices.
+    pub enum Method {
+        Stripe = "stripe",
+        Manual = "manual",
     }
 }
 
@@ -56,7 +42,7 @@ pub async fn load_or_create(
          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (customer_id) DO NOTHING",
     )
     .bind(customer_id)
-    .bind(method.as_str())
+    .bind(method)
     .bind(&key)
     .bind(now)
     .execute(pool)
@@ -107,7 +93,7 @@ pub async fn set_open_setup_intent(
 }
 
 pub async fn load(db: &Db, customer_id: Uuid) -> Result<Option<BillingAccount>, sqlx::Error> {
-    let row: Option<(String, Option<String>, Option<String>, String)> = on_db!(db, pool => sqlx::query_as(
+    let row: Option<(Method, Option<String>, Option<String>, String)> = on_db!(db, pool => sqlx::query_as(
         "SELECT method, currency, stripe_customer_id, stripe_customer_key FROM billing_accounts WHERE customer_id = $1",
     )
     .bind(customer_id)
@@ -116,7 +102,7 @@ pub async fn load(db: &Db, customer_id: Uuid) -> Result<Option<BillingAccount>, 
     Ok(row.map(
         |(method, currency, stripe_customer_id, stripe_customer_key)| BillingAccount {
             customer_id,
-            method: Method::parse(&method),
+            method,
             currency,
             stripe_customer_id,
             stripe_customer_key,

@@ -3,6 +3,7 @@
 //! before that end.
 
 use super::{
+    accounts::Method,
     stripe::{Gateway, PaymentError, SubscriptionState},
     subscriptions::{self, Subscription},
 };
@@ -74,10 +75,10 @@ async fn running<'a>(
     else {
         return Ok(Err(ChangeRefusal::NotByCard));
     };
-    if sub.method != "stripe" {
+    if sub.method != Method::Stripe {
         return Ok(Err(ChangeRefusal::NotByCard));
     }
-    if !matches!(sub.status.as_str(), "active" | "trialing" | "past_due") {
+    if !sub.status.live() {
         return Ok(Err(ChangeRefusal::NotRunning));
     }
     Ok(Ok(Running {

@@ -5,7 +5,7 @@
 //! subscription). Each step
 //! tells the customer's owner by email.
 
-use super::subscriptions;
+use super::{accounts::Method, subscriptions};
 use crate::{
     accounts::emails::{self, Kind},
     audit::{self, Actor, AuditEvent, RequestMeta},
@@ -47,7 +47,7 @@ struct Overdue {
     homeserver_id: Uuid,
     server_name: String,
     stripe_subscription_id: Option<String>,
-    method: String,
+    method: Method,
 }
 
 /// Queues the email of a dunning step to the customer's owner, in the caller's transaction.
@@ -137,7 +137,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
                 &mut tx,
                 portal,
                 o.customer_id,
-                if o.method == "stripe" {
+                if o.method == Method::Stripe {
                     Kind::SuspensionMarked
                 } else {
                     Kind::SuspensionMarkedManual
@@ -155,7 +155,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
         .fetch_all(pool)
         .await)?;
     for o in due {
-        let mut tx = if o.method == "stripe" {
+        let mut tx = if o.method == Method::Stripe {
             let (Some(gateway), Some(stripe_id)) = (
                 portal.payments.as_ref(),
                 o.stripe_subscription_id.as_deref(),

@@ -4,7 +4,10 @@
 //! states a card subscription goes through. The staff console will call these; until then the
 //! `server billing …` commands do.
 
-use super::accounts::{self, Method};
+use super::{
+    accounts::{self, Method},
+    InvoiceStatus,
+};
 use crate::{
     audit::{self, Actor, AuditEvent, RequestMeta},
     db::Db,
@@ -26,7 +29,7 @@ pub enum ManualError {
     #[error("no invoice {0}")]
     NoSuchInvoice(Uuid),
     #[error("invoice {0} is {1}; only open invoices can be marked paid or voided")]
-    NotOpen(Uuid, String),
+    NotOpen(Uuid, InvoiceStatus),
     #[error("the plan {0} has no price in {1}")]
     NoPrice(String, String),
     #[error(transparent)]
@@ -59,7 +62,7 @@ pub async fn switch_to_manual(
         "UPDATE billing_accounts SET method = $2, updated_at = $3 WHERE customer_id = $1",
     )
     .bind(customer_id)
-    .bind(Method::Manual.as_str())
+    .bind(Method::Manual)
     .bind(now)
     .execute(conn)
     .await
@@ -70,6 +73,22 @@ pub async fn switch_to_manual(
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A customer asks to pay by bank transfer instead of by card. Staff decide, acting on this
+/// audit entry (and switch the customer with [`switch_to_manual`]); nothing else changes yet.
+pub async fn request_manual(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let mut tx = portal.db.begin().await?;
+    let event = AuditEvent::new(actor, "billing.manual_requested")
+        .customer(customer_id)
+        .target("customer", customer_id);
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await
 }
 
 /// Days a manual invoice gives for the bank transfer.
@@ -98,7 +117,7 @@ struct Billable {
     plan_id: String,
     billing_interval: String,
     currency: String,
-    method: String,
+    method: Method,
     tax_rate_bp: i32,
     current_period_end: Option<i64>,
 }
@@ -142,7 +161,7 @@ pub async fn issue(
     .fetch_optional(pool)
     .await)?;
     let sub = sub.ok_or(ManualError::NoSuchSubscription(subscription_id))?;
-    if sub.method != Method::Manual.as_str() {
+    if sub.method != Method::Manual {
         return Err(ManualError::NotManual(subscription_id));
     }
     let interval = Interval::parse(&sub.billing_interval).unwrap_or_default();
@@ -207,7 +226,7 @@ pub async fn issue(
 struct OpenInvoice {
     customer_id: Uuid,
     subscription_id: Option<Uuid>,
-    status: String,
+    status: InvoiceStatus,
     total: i64,
     period_end: Option<i64>,
 }
@@ -220,7 +239,7 @@ async fn open_invoice(db: &Db, id: Uuid) -> Result<OpenInvoice, ManualError> {
     .fetch_optional(pool)
     .await)?;
     let invoice = found.ok_or(ManualError::NoSuchInvoice(id))?;
-    if invoice.status != "open" {
+    if invoice.status != InvoiceStatus::Open {
         return Err(ManualError::NotOpen(id, invoice.status));
     }
     Ok(invoice)

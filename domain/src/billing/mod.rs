@@ -14,6 +14,17 @@ pub mod tax;
 pub mod vat_number;
 pub mod webhooks;
 
+crate::text_enum! {
+    /// An invoice's state, Stripe's for card invoices and the same for manual ones.
+    pub enum InvoiceStatus {
+        Draft = "draft",
+        Open = "open",
+        Paid = "paid",
+        Void = "void",
+        Uncollectible = "uncollectible",
+    }
+}
+
 /// Who sells: the seller's country and VAT number decide the tax (P9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seller {

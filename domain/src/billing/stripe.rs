@@ -6,6 +6,7 @@
 //! - Errors become [`PaymentError`]: a message a customer can read, and a log line without card
 //!   data or secrets (Stripe's error messages carry neither).
 
+use super::{subscriptions::SubscriptionStatus, InvoiceStatus};
 use ::stripe::{Client, ClientBuilder, StripeError};
 use std::{collections::HashMap, time::Duration};
 use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
@@ -103,7 +104,7 @@ pub struct CardSummary {
 pub struct SubscriptionState {
     pub id: String,
     pub customer: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub price_id: Option<String>,
     pub item_id: Option<String>,
     pub cancel_at_period_end: bool,
@@ -489,11 +490,19 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(listed.data.into_iter().map(subscription_state).find(|s| {
+        let states = listed
+            .data
+            .into_iter()
+            .map(subscription_state)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(states.into_iter().find(|s| {
             s.metadata.get("portal_subscription").map(String::as_str) == Some(portal_id)
                 && matches!(
-                    s.status.as_str(),
-                    "active" | "trialing" | "past_due" | "unpaid"
+                    s.status,
+                    SubscriptionStatus::Active
+                        | SubscriptionStatus::Trialing
+                        | SubscriptionStatus::PastDue
+                        | SubscriptionStatus::Unpaid
                 )
         }))
     }
@@ -536,7 +545,7 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(subscription_state(created))
+        subscription_state(created)
     }
 
     /// Ends the subscription at the end of its period (`true`), or keeps it going (`false`).
@@ -555,7 +564,7 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(subscription_state(sub))
+        subscription_state(sub)
     }
 
     /// Moves the subscription's one item to `price`, invoicing the prorated difference at once
@@ -593,7 +602,7 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(subscription_state(sub))
+        subscription_state(sub)
     }
 
     /// Puts another tax rate on the subscription's item from the next invoice on (no proration:
@@ -622,7 +631,7 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(subscription_state(sub))
+        subscription_state(sub)
     }
 
     /// What the customer would be invoiced now if the subscription moved to `price`.
@@ -658,7 +667,7 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(invoice_state(invoice))
+        invoice_state(invoice)
     }
 
     /// Ends the subscription now (dunning's last step).
@@ -670,7 +679,7 @@ impl Gateway {
                 CancelSubscription::new(id.clone()).send(&self.client).await
             })
             .await?;
-        Ok(subscription_state(sub))
+        subscription_state(sub)
     }
 
     pub async fn invoice(&self, id: &str) -> Result<InvoiceState, PaymentError> {
@@ -680,7 +689,7 @@ impl Gateway {
                 RetrieveInvoice::new(id).send(&self.client).await
             })
             .await?;
-        Ok(invoice_state(invoice))
+        invoice_state(invoice)
     }
 
     /// The card a customer's invoices are charged to at Stripe, if any (None for a deleted
@@ -730,7 +739,7 @@ impl Gateway {
                     .await
             })
             .await?;
-        Ok(subscription_state(sub))
+        subscription_state(sub)
     }
 }
 
@@ -741,7 +750,7 @@ pub struct InvoiceState {
     pub customer: Option<String>,
     pub subscription: Option<String>,
     pub number: Option<String>,
-    pub status: String,
+    pub status: InvoiceStatus,
     pub currency: String,
     pub subtotal: i64,
     pub tax: i64,
@@ -766,7 +775,16 @@ pub struct CustomerAddress {
     pub country: String,
 }
 
-fn invoice_state(inv: stripe_shared::Invoice) -> InvoiceState {
+fn invoice_state(inv: stripe_shared::Invoice) -> Result<InvoiceState, PaymentError> {
+    let status = match &inv.status {
+        Some(status) => status
+            .as_str()
+            .parse::<InvoiceStatus>()
+            .map_err(|unknown| {
+                PaymentError::Unexpected(format!("Stripe invoice {:?}: {unknown}", inv.id))
+            })?,
+        None => InvoiceStatus::Draft,
+    };
     let tax_lines: Vec<(String, i64)> = inv
         .total_taxes
         .unwrap_or_default()
@@ -779,7 +797,7 @@ fn invoice_state(inv: stripe_shared::Invoice) -> InvoiceState {
             (rate, t.amount)
         })
         .collect();
-    InvoiceState {
+    Ok(InvoiceState {
         id: inv.id.map(|i| i.to_string()).unwrap_or_default(),
         customer: inv.customer.as_ref().map(|c| c.id().to_string()),
         subscription: inv
@@ -788,10 +806,7 @@ fn invoice_state(inv: stripe_shared::Invoice) -> InvoiceState {
             .and_then(|p| p.subscription_details.as_ref())
             .map(|d| d.subscription.id().to_string()),
         number: inv.number,
-        status: inv
-            .status
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "draft".into()),
+        status,
         currency: inv.currency.to_string(),
         subtotal: inv.subtotal,
         tax: tax_lines.iter().map(|(_, a)| a).sum(),
@@ -803,15 +818,24 @@ fn invoice_state(inv: stripe_shared::Invoice) -> InvoiceState {
         period_end: inv.period_end,
         created: inv.created,
         paid_at: inv.status_transitions.paid_at,
-    }
+    })
 }
 
-fn subscription_state(sub: stripe_shared::Subscription) -> SubscriptionState {
+/// A status this code does not know is refused, not guessed: the caller's job is retried and
+/// the error logged until the portal learns it.
+fn subscription_state(sub: stripe_shared::Subscription) -> Result<SubscriptionState, PaymentError> {
+    let status = sub
+        .status
+        .as_str()
+        .parse::<SubscriptionStatus>()
+        .map_err(|unknown| {
+            PaymentError::Unexpected(format!("Stripe subscription {}: {unknown}", sub.id))
+        })?;
     let item = sub.items.data.first();
-    SubscriptionState {
+    Ok(SubscriptionState {
         id: sub.id.to_string(),
         customer: sub.customer.id().to_string(),
-        status: sub.status.as_str().to_string(),
+        status,
         price_id: item.map(|i| i.price.id.to_string()),
         item_id: item.map(|i| i.id.to_string()),
         cancel_at_period_end: sub.cancel_at_period_end,
@@ -823,5 +847,5 @@ fn subscription_state(sub: stripe_shared::Subscription) -> SubscriptionState {
             .and_then(|i| i.id().as_ref())
             .map(|id| id.to_string()),
         metadata: sub.metadata,
-    }
+    })
 }

@@ -58,6 +58,55 @@ pub enum OrderError {
     Customer(#[from] accounts::StripeCustomerError),
 }
 
+crate::text_enum! {
+    /// A subscription's state: Stripe's subscription statuses, which manual subscriptions
+    /// follow too, and `pending` for an order whose Stripe subscription is not made yet.
+    pub enum SubscriptionStatus {
+        Pending = "pending",
+        Incomplete = "incomplete",
+        IncompleteExpired = "incomplete_expired",
+        Trialing = "trialing",
+        Active = "active",
+        PastDue = "past_due",
+        Unpaid = "unpaid",
+        Paused = "paused",
+        Canceled = "canceled",
+    }
+}
+
+impl SubscriptionStatus {
+    /// Paid for now (or in its free trial): the homeserver may run.
+    pub fn in_good_standing(self) -> bool {
+        matches!(self, Self::Active | Self::Trialing)
+    }
+
+    /// A payment failed and dunning runs.
+    pub fn overdue(self) -> bool {
+        matches!(self, Self::PastDue | Self::Unpaid)
+    }
+
+    /// Started and not ended: its plan can be changed, its homeserver provisioned.
+    pub fn live(self) -> bool {
+        matches!(self, Self::Active | Self::Trialing | Self::PastDue)
+    }
+
+    /// No first payment yet.
+    pub fn awaiting_first_payment(self) -> bool {
+        matches!(
+            self,
+            Self::Pending | Self::Incomplete | Self::IncompleteExpired
+        )
+    }
+}
+
+crate::text_enum! {
+    /// Where a homeserver is in its life (provisioning adds the later states).
+    pub enum HomeserverState {
+        WaitingForPayment = "waiting_for_payment",
+        WaitingForProvisioning = "waiting_for_provisioning",
+    }
+}
+
 /// An order that was recorded; `payment` says how paying for it went.
 #[derive(Debug)]
 pub struct Placed {
@@ -71,12 +120,12 @@ pub struct Subscription {
     pub homeserver_id: Uuid,
     pub server_name: String,
     pub region: String,
-    pub homeserver_state: String,
+    pub homeserver_state: HomeserverState,
     pub plan_id: String,
     pub billing_interval: String,
     pub currency: String,
-    pub method: String,
-    pub status: String,
+    pub method: Method,
+    pub status: SubscriptionStatus,
     pub cancel_at_period_end: bool,
     pub current_period_end: Option<i64>,
     pub trial_end: Option<i64>,
@@ -238,20 +287,21 @@ pub async fn place(
     }
     on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO homeservers (id, customer_id, name, region, state, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'waiting_for_payment', $5, $5)",
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
     )
     .bind(homeserver_id)
     .bind(customer_id)
     .bind(&name)
     .bind(&form.region)
+    .bind(HomeserverState::WaitingForPayment)
     .bind(now)
     .execute(conn)
     .await
     .map(|_| ()))?;
     let status = match billing_account.method {
-        Method::Stripe => "pending",
+        Method::Stripe => SubscriptionStatus::Pending,
         // Paid by bank transfer: incomplete until its invoice is marked paid.
-        Method::Manual => "incomplete",
+        Method::Manual => SubscriptionStatus::Incomplete,
     };
     on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO subscriptions (id, customer_id, homeserver_id, plan_id, billing_interval, currency, method, \
@@ -264,7 +314,7 @@ pub async fn place(
     .bind(&form.plan)
     .bind(interval.as_str())
     .bind(&currency)
-    .bind(billing_account.method.as_str())
+    .bind(billing_account.method)
     .bind(status)
     .bind(&decision.key)
     .bind(decision.rate_bp as i32)
@@ -302,7 +352,7 @@ struct Pending {
     tax_key: Option<String>,
     tax_rate_bp: i32,
     idempotency_key: String,
-    status: String,
+    status: SubscriptionStatus,
 }
 
 /// Creates (or finds) the Stripe subscription of a pending order and records what Stripe says.
@@ -340,7 +390,10 @@ pub async fn start(
     else {
         return Err(PaymentError::Unexpected("no such subscription".into()));
     };
-    if status != "pending" && status != "incomplete" {
+    if !matches!(
+        status,
+        SubscriptionStatus::Pending | SubscriptionStatus::Incomplete
+    ) {
         return Ok(());
     }
     let plan = portal.plans.plans.iter().find(|p| p.id == plan_id);
@@ -380,7 +433,7 @@ pub async fn start(
     let declined = match result {
         // Stripe made a subscription whose first payment did not go through (a test server
         // may answer so even for error_if_incomplete): it is kept, marked as such.
-        Ok(state) if matches!(state.status.as_str(), "incomplete" | "incomplete_expired") => {
+        Ok(state) if state.status.awaiting_first_payment() => {
             record_state(portal, subscription_id, &state)
                 .await
                 .map_err(fail)?;
@@ -398,14 +451,16 @@ pub async fn start(
     // The order waits for another card; the next attempt needs a new key (Stripe replays
     // the decline for the old one).
     on_db!(&portal.db, pool => sqlx::query(
-        "UPDATE subscriptions SET status = 'incomplete', idempotency_key = $2, updated_at = $3 WHERE id = $1",
+        "UPDATE subscriptions SET status = $4, idempotency_key = $2, updated_at = $3 WHERE id = $1",
     )
     .bind(subscription_id)
     .bind(format!("subscription-{}", token(&*portal.random, 16)))
     .bind(portal.clock.now_ms())
+    .bind(SubscriptionStatus::Incomplete)
     .execute(pool)
     .await
-    .map(|_| ())).map_err(fail)?;
+    .map(|_| ()))
+    .map_err(fail)?;
     Err(declined)
 }
 
@@ -466,16 +521,15 @@ pub async fn record_state(
 ) -> Result<(), sqlx::Error> {
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
-    let before: Option<(String, Uuid, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
+    let before: Option<(SubscriptionStatus, Uuid, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
         "SELECT s.status, s.customer_id, h.name FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id \
          WHERE s.id = $1",
     )
     .bind(subscription_id)
     .fetch_optional(conn)
     .await)?;
-    let overdue = |status: &str| matches!(status, "past_due" | "unpaid");
     if let Some((previous, customer_id, server_name)) = &before {
-        if overdue(&state.status) && !overdue(previous) {
+        if state.status.overdue() && !previous.overdue() {
             super::dunning::notify(
                 &mut tx,
                 portal,
@@ -495,7 +549,7 @@ pub async fn record_state(
     )
     .bind(subscription_id)
     .bind(&state.id)
-    .bind(&state.status)
+    .bind(state.status)
     .bind(state.cancel_at_period_end)
     .bind(state.current_period_end.map(|s| s * 1000))
     .bind(state.trial_end.map(|s| s * 1000))
@@ -503,7 +557,7 @@ pub async fn record_state(
     .execute(conn)
     .await
     .map(|_| ()))?;
-    if matches!(state.status.as_str(), "active" | "trialing") {
+    if state.status.in_good_standing() {
         // Paid again: a suspension mark from dunning is lifted.
         on_tx!(&mut tx, conn => sqlx::query(
             "UPDATE homeservers SET suspension_marked_at = NULL, updated_at = $2 \
@@ -515,13 +569,15 @@ pub async fn record_state(
         .await
         .map(|_| ()))?;
     }
-    if matches!(state.status.as_str(), "active" | "trialing" | "past_due") {
+    if state.status.live() {
         on_tx!(&mut tx, conn => sqlx::query(
-            "UPDATE homeservers SET state = 'waiting_for_provisioning', updated_at = $2 \
-             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) AND state = 'waiting_for_payment'",
+            "UPDATE homeservers SET state = $3, updated_at = $2 \
+             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) AND state = $4",
         )
         .bind(subscription_id)
         .bind(now)
+        .bind(HomeserverState::WaitingForProvisioning)
+        .bind(HomeserverState::WaitingForPayment)
         .execute(conn)
         .await
         .map(|_| ()))?;

@@ -195,7 +195,7 @@ pub async fn record_invoice(portal: &Portal, invoice: &InvoiceState) -> Result<(
     .bind(subscription_id)
     .bind(&invoice.id)
     .bind(&invoice.number)
-    .bind(&invoice.status)
+    .bind(invoice.status)
     .bind(&invoice.currency)
     .bind(invoice.subtotal)
     .bind(invoice.tax)

@@ -12,7 +12,6 @@ use domain::{
         reauth::{self, ReauthRefusal},
         two_factor::{self, TwoFactorError},
     },
-    audit::{self, Actor, AuditEvent},
     sessions::{self, AuthState},
 };
 use serde::Deserialize;
@@ -109,22 +108,6 @@ pub async fn confirm_reauth_link(ctx: FormContext, Path(token): Path<String>) ->
     }
 }
 
-async fn audit_event(
-    ctx: &FormContext,
-    auth: &AuthState,
-    action: &'static str,
-) -> Result<(), Response> {
-    let portal = &ctx.state.portal;
-    let result = async {
-        let mut tx = portal.db.begin().await?;
-        let event = AuditEvent::new(Actor::User(auth.user_id), action).target("user", auth.user_id);
-        audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
-        tx.commit().await
-    }
-    .await;
-    result.map_err(|error| failure(&error.to_string()))
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NameFields {
@@ -207,11 +190,9 @@ pub async fn revoke_session(ctx: FormContext, Form(fields): Form<RevokeFields>) 
     let auth = signed_in!(ctx);
     let mut flash = Flash::for_form("sessions");
     // Scoped by account: another account's session id ends nothing.
-    match sessions::revoke(&ctx.state.portal.db, auth.user_id, &fields.id).await {
+    let portal = &ctx.state.portal;
+    match sessions::end_one(portal, &ctx.meta, auth.user_id, &fields.id).await {
         Ok(true) => {
-            if let Err(response) = audit_event(&ctx, &auth, "session.revoked").await {
-                return response;
-            }
             if current_key(&ctx).await.as_deref() == Some(fields.id.as_str()) {
                 let _ = ctx.session.flush().await;
                 return super::see_other("/");
@@ -230,13 +211,9 @@ pub async fn revoke_other_sessions(ctx: FormContext) -> Response {
     let Some(keep) = current_key(&ctx).await else {
         return super::see_other("/sign-in");
     };
-    match sessions::revoke_others(&ctx.state.portal.db, auth.user_id, &keep).await {
+    let portal = &ctx.state.portal;
+    match sessions::end_others(portal, &ctx.meta, auth.user_id, &keep).await {
         Ok(count) => {
-            if count > 0 {
-                if let Err(response) = audit_event(&ctx, &auth, "session.revoked_others").await {
-                    return response;
-                }
-            }
             flash.notice =
                 Some(tr("account.sessions_revoked").replace("%{count}", &count.to_string()));
         }

@@ -7,16 +7,12 @@ use axum::{extract::Path, response::Response, Form};
 use domain::{
     accounts::{
         email_tokens::TokenError,
-        emails::{self, Kind},
         reset::{self, ResetRefusal},
         signin::{self, SignInOutcome},
         signup::{self, Field, SignUpForm, SignUpOutcome},
         throttle, two_factor,
         verification::{self, ResendError},
     },
-    audit::{self, Actor, AuditEvent},
-    i18n::Locale,
-    mail,
     sessions::{AuthState, PendingSecondFactor, AUTH_KEY, PENDING_SECOND_FACTOR_KEY},
 };
 use serde::Deserialize;
@@ -94,7 +90,7 @@ pub async fn sign_up(ctx: FormContext, Form(fields): Form<SignUpFields>) -> Resp
         Ok(SignUpOutcome::Created { .. }) => {}
         Ok(SignUpOutcome::EmailTaken { user_id }) => {
             // Answer as for a new account, and tell the address's owner.
-            if let Err(error) = notify_address_taken(&ctx, user_id).await {
+            if let Err(error) = signup::notify_address_taken(portal, &ctx.meta, user_id).await {
                 return failure(&error.to_string());
             }
         }
@@ -102,33 +98,6 @@ pub async fn sign_up(ctx: FormContext, Form(fields): Form<SignUpFields>) -> Resp
     }
     let notice = tr("signup.check_email").replace("%{email}", &valid.email);
     ctx.back("/sign-in", Flash::notice(notice)).await
-}
-
-async fn notify_address_taken(ctx: &FormContext, user_id: Uuid) -> Result<(), sqlx::Error> {
-    let portal = &ctx.state.portal;
-    let Some(account) = domain::accounts::profile::load(&portal.db, user_id).await? else {
-        return Ok(());
-    };
-    let Some(to) = account.email.as_deref() else {
-        return Ok(());
-    };
-    let link = format!("{}/forgot-password", portal.public_url);
-    let email = emails::compose(
-        Kind::AddressTaken,
-        Locale::En,
-        to,
-        user_id,
-        &account.display_name,
-        Some(&link),
-    );
-    let mut tx = portal.db.begin().await?;
-    let (clock, random) = (&*portal.clock, &*portal.random);
-    if !throttle::address_taken_notice(&mut tx, &ctx.meta, user_id, clock, random).await? {
-        // Enough of these today; the sign-up is answered the same either way.
-        return tx.rollback().await;
-    }
-    mail::enqueue(&mut tx, &email, clock, random).await?;
-    tx.commit().await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,24 +215,7 @@ pub async fn second_factor(ctx: FormContext, Form(fields): Form<SecondFactorFiel
         Ok(right) => right,
         Err(error) => return failure(&error.to_string()),
     };
-    let action = if right {
-        "sign_in.two_factor"
-    } else {
-        "sign_in.second_factor_failed"
-    };
-    let recorded = async {
-        if right {
-            throttle::clear_failures(&portal.db, user_id).await?;
-        } else {
-            throttle::record_failure(&portal.db, user_id, &*portal.clock).await?;
-        }
-        let mut tx = portal.db.begin().await?;
-        let event = AuditEvent::new(Actor::User(user_id), action).target("user", user_id);
-        audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
-        tx.commit().await
-    }
-    .await;
-    if let Err(error) = recorded {
+    if let Err(error) = signin::second_factor_checked(portal, &ctx.meta, user_id, right).await {
         return failure(&error.to_string());
     }
     if !right {
@@ -279,17 +231,11 @@ pub async fn second_factor(ctx: FormContext, Form(fields): Form<SecondFactorFiel
 }
 
 pub async fn sign_out(ctx: FormContext) -> Response {
-    if let Some(auth) = ctx.auth().await {
+    if let (Some(auth), Some(id)) = (ctx.auth().await, ctx.session.id()) {
+        let key = domain::sessions::storage_key(&id.to_string());
         let portal = &ctx.state.portal;
-        let recorded = async {
-            let mut tx = portal.db.begin().await?;
-            let event =
-                AuditEvent::new(Actor::User(auth.user_id), "sign_out").target("user", auth.user_id);
-            audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(error) = recorded {
+        if let Err(error) = domain::sessions::sign_out(portal, &ctx.meta, auth.user_id, &key).await
+        {
             return failure(&error.to_string());
         }
     }

@@ -16,11 +16,10 @@ use domain::{
             self, ExternalIdentity, ExternalSignUp, ExternalSignUpOutcome, LinkRefusal,
             PendingIdentity, UnlinkRefusal, PENDING_IDENTITY_KEY,
         },
-        profile,
+        profile, signin,
         signup::{email_is_valid, MAX_NAME_LENGTH},
         verification,
     },
-    audit::{self, Actor, AuditEvent},
     sessions::{AuthState, PendingSecondFactor, AUTH_KEY, PENDING_SECOND_FACTOR_KEY},
 };
 use serde::Deserialize;
@@ -306,19 +305,9 @@ async fn sign_in_as(ctx: &FormContext, user_id: uuid::Uuid, provider: &str) -> R
         .await;
         return refuse(ctx, "external.confirm_first").await;
     }
-    let recorded = async {
-        let mut tx = portal.db.begin().await?;
-        let mut event = AuditEvent::new(Actor::User(user_id), "sign_in.external")
-            .target("user", user_id)
-            .details(serde_json::json!({ "provider": provider }));
-        if let Some(customer) = account.customer_id {
-            event = event.customer(customer);
-        }
-        audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
-        tx.commit().await
-    }
-    .await;
-    if let Err(error) = recorded {
+    let recorded =
+        signin::signed_in_externally(portal, &ctx.meta, user_id, account.customer_id, provider);
+    if let Err(error) = recorded.await {
         return failure(&error.to_string());
     }
     if let Err(error) = ctx.session.cycle_id().await {

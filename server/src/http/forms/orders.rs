@@ -9,12 +9,14 @@ use axum::{
     Form,
 };
 use domain::{
-    audit::{self, Actor, AuditEvent},
+    audit::Actor,
     billing::{
+        accounts::Method,
         cards::{self, CardError, RemoveOutcome},
         changes::{self, ChangeError, ChangeRefusal},
+        manual,
         stripe::PaymentError,
-        subscriptions::{self, OrderForm, OrderRefusal},
+        subscriptions::{self, OrderForm, OrderRefusal, SubscriptionStatus},
     },
     i18n::Locale,
     money::format,
@@ -144,14 +146,8 @@ pub async fn request_manual_billing(ctx: FormContext) -> Response {
         Err(response) => return response,
     };
     let portal = &ctx.state.portal;
-    let recorded = async {
-        let mut tx = portal.db.begin().await?;
-        let event = AuditEvent::new(Actor::User(account.user_id), "billing.manual_requested")
-            .customer(customer_id)
-            .target("customer", customer_id);
-        audit::record(&mut tx, &event, &ctx.meta, &*portal.clock, &*portal.random).await?;
-        tx.commit().await
-    };
+    let recorded =
+        manual::request_manual(portal, &ctx.meta, Actor::User(account.user_id), customer_id);
     if let Err(error) = recorded.await {
         return failure(&error.to_string());
     }
@@ -226,19 +222,15 @@ pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Respons
     let Some(subscription) = name else {
         return failure("the order just placed is missing");
     };
-    let message = match (
-        &placed.payment,
-        subscription.method.as_str(),
-        subscription.status.as_str(),
-    ) {
+    let message = match (&placed.payment, subscription.method, subscription.status) {
         (Err(error), _, _) => {
             // The order is kept (its name stays reserved); the dashboard offers the retry.
             let mut flash = Flash::for_form("dashboard");
             flash.alert = Some(tr(error.message_key()));
             return ctx.back("/dashboard", flash).await;
         }
-        (Ok(()), "manual", _) => "order.placed_manual",
-        (Ok(()), _, "trialing") => "order.placed_trial",
+        (Ok(()), Method::Manual, _) => "order.placed_manual",
+        (Ok(()), _, SubscriptionStatus::Trialing) => "order.placed_trial",
         (Ok(()), _, _) => "order.placed",
     };
     let text = tr(message).replace("%{name}", &subscription.server_name);
@@ -264,7 +256,7 @@ async fn change_answer(
 ) -> Response {
     let back = format!("/homeservers/{id}");
     match outcome {
-        Ok(Ok(state)) if state.status == "past_due" => {
+        Ok(Ok(state)) if state.status == SubscriptionStatus::PastDue => {
             let mut flash = Flash::for_form("manage");
             flash.alert = Some(tr("payment.declined"));
             ctx.back(&back, flash).await
