@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): release build, then with wrk and `Accept-Encoding: br, gzip`,
-# requests/s and p50/p99 latency for the landing page, /healthz and a bare axum "hello" route,
-# all in the same run on this machine; start-up time to ready on SQLite; and the raw, gzip and
-# brotli sizes of the WASM, JS and CSS the landing page loads.
+# requests/s and p50/p99 latency for the landing page, the 404 page, /healthz and a bare axum
+# "hello" route, and for the signed-in pages (/dashboard, /account, /billing of one customer
+# with no homeserver) on SQLite and on PostgreSQL, all in the same run on this machine;
+# start-up time to ready on SQLite; and the raw, gzip and brotli sizes of the WASM, JS and CSS
+# the landing page loads.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$here/../scripts/setup.sh"
@@ -20,7 +22,13 @@ CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 THREADS="${BENCH_THREADS:-2}"
 data="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$data"; }
+pg_admin_url="$(bash scripts/postgres.sh)"
+pg_db="portal_bench_$$"
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$data"
+  psql "$pg_admin_url" -qc "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 # Start-up to ready, on a fresh SQLite database (best of three starts).
@@ -40,9 +48,10 @@ LEPTOS_SITE_ADDR=127.0.0.1:3997 PORTAL_DATA_DIR="$data/run" RUST_LOG=warn "$bin/
 "$bin/examples/hello" 127.0.0.1:3996 & pids+=($!)
 until curl -fs -o /dev/null http://127.0.0.1:3997/readyz && curl -fs -o /dev/null http://127.0.0.1:3996/; do sleep 0.05; done
 
-measure() { # name url
-  local out rps p50 p99
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H 'Accept-Encoding: br, gzip' "$2")
+measure() { # name url [cookie]
+  local out rps p50 p99 cookie=()
+  [ -n "${3:-}" ] && cookie=(-H "Cookie: $3")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H 'Accept-Encoding: br, gzip' "${cookie[@]}" "$2")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -54,6 +63,37 @@ hello=$(measure "axum hello" http://127.0.0.1:3996/)
 measure "/healthz" http://127.0.0.1:3997/healthz >/dev/null
 landing=$(measure "landing page" http://127.0.0.1:3997/)
 awk -v l="$landing" -v h="$hello" 'BEGIN { printf "landing page = %.0f %% of bare axum\n", 100 * l / h }'
+missing=$(measure "404 page" http://127.0.0.1:3997/no/such/page)
+awk -v m="$missing" -v l="$landing" 'BEGIN { printf "404 page = %.0f %% of the landing page\n", 100 * m / l }'
+
+# A customer with no homeserver signs up and signs in; prints the session cookie.
+signed_in_cookie() { # base url
+  local jar="$data/jar-$RANDOM" code password="bench correct horse battery staple 42"
+  curl -fsS -o /dev/null -c "$jar" -b "$jar" -H "Origin: $1" --data-urlencode "email=bench@example.com" \
+    --data-urlencode "password=$password" -d display_name=Bench -d age=on -d terms=on "$1/sign-up"
+  curl -fsS -o /dev/null -c "$jar" -b "$jar" -H "Origin: $1" --data-urlencode "email=bench@example.com" \
+    --data-urlencode "password=$password" "$1/sign-in"
+  local cookie; cookie=$(awk '$6 == "portal_session" {print $6 "=" $7}' "$jar")
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$1/dashboard")
+  [ "$code" = 200 ] || { echo "bench: signing in failed (dashboard answered $code)" >&2; exit 1; }
+  echo "$cookie"
+}
+signed_in_pages() { # label base url
+  local cookie rps
+  cookie=$(signed_in_cookie "$2")
+  for page in /dashboard /account /billing; do
+    rps=$(measure "$page ($1)" "$2$page" "$cookie")
+    awk -v r="$rps" -v h="$hello" -v p="$page" -v d="$1" \
+      'BEGIN { printf "%s on %s = %.0f %% of bare axum\n", p, d, 100 * r / h }'
+  done
+}
+signed_in_pages SQLite http://127.0.0.1:3997
+
+psql "$pg_admin_url" -qc "CREATE DATABASE $pg_db" >/dev/null
+LEPTOS_SITE_ADDR=127.0.0.1:3995 PORTAL_DATA_DIR="$data/pg" DATABASE_URL="${pg_admin_url%/*}/$pg_db" \
+  RUST_LOG=warn "$bin/server" & pids+=($!)
+until curl -fs -o /dev/null http://127.0.0.1:3995/readyz; do sleep 0.05; done
+signed_in_pages PostgreSQL http://127.0.0.1:3995
 
 echo "first load (what the landing page loads):"
 pkg="$LEPTOS_SITE_ROOT/pkg"

@@ -157,6 +157,7 @@ pub async fn build(
         assets,
         metrics: Metrics::default(),
         page_cache: PageCache::default(),
+        recently_touched: Default::default(),
         auth_limiter,
         providers,
         secrets_session_key: secrets.session_key,

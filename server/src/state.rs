@@ -24,6 +24,8 @@ pub struct Shared {
     pub assets: AssetManifest,
     pub metrics: Metrics,
     pub page_cache: PageCache,
+    /// Sessions whose use this replica recorded within the last minute.
+    pub recently_touched: crate::http::sessions::RecentlyTouched,
     pub secrets_session_key: Vec<u8>,
     /// When set, /metrics answers only `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,

@@ -110,14 +110,18 @@ async fn cross_origin_posts_are_refused(app: &TestApp) {
 }
 
 async fn responses_are_compressed(app: &TestApp) {
-    // Cached anonymous pages come as gzip assembled around the nonce (or plain to the rare
-    // client that takes no gzip); other pages are compressed on the fly, brotli preferred.
+    // Cached anonymous pages (the landing page, and the 404 page for any unknown path) come
+    // as gzip assembled around the nonce (or plain to the rare client that takes no gzip);
+    // other pages are compressed on the fly, brotli preferred.
     for (path, accept, expected) in [
         ("/", "br, gzip", "gzip"),
         ("/", "gzip", "gzip"),
         ("/", "br", "identity"),
-        ("/no-such-page", "br, gzip", "br"),
-        ("/no-such-page", "gzip", "gzip"),
+        ("/no-such-page", "br, gzip", "gzip"),
+        ("/another/unknown?page=2", "br, gzip", "gzip"),
+        ("/no-such-page", "br", "identity"),
+        ("/sign-in", "br, gzip", "br"),
+        ("/sign-in", "gzip", "gzip"),
     ] {
         let r = app
             .client
@@ -132,6 +136,13 @@ async fn responses_are_compressed(app: &TestApp) {
             .map(|v| v.to_str().unwrap())
             .unwrap_or("identity");
         assert_eq!(encoding, expected, "{path} with Accept-Encoding: {accept}");
+        let unknown = path.starts_with("/no-such") || path.starts_with("/another");
+        let status = if unknown {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(r.status(), status, "{path}");
         if expected == "gzip" {
             let nonce = nonce_of(
                 r.headers()[header::CONTENT_SECURITY_POLICY]
@@ -147,12 +158,15 @@ async fn responses_are_compressed(app: &TestApp) {
                 "complete page: {path} {}",
                 &html[html.len().saturating_sub(600)..]
             );
+            assert!(
+                html.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: the response's own nonce"
+            );
             if path == "/" {
-                assert!(
-                    html.contains(&format!("nonce=\"{nonce}\"")),
-                    "the response's own nonce"
-                );
                 assert!(html.contains("€10"));
+            }
+            if unknown {
+                assert!(html.contains("Page not found"), "{path}: {html}");
             }
         }
     }

@@ -87,17 +87,33 @@ mod server {
         session.get::<AuthState>(AUTH_KEY).await.ok().flatten()
     }
 
+    /// The account signed in to `session`, if any: read once per request (see
+    /// [`crate::server_fns::RequestAccount`]).
+    pub async fn signed_in_account(
+        session: &Session,
+    ) -> Result<Option<profile::Account>, ServerFnError> {
+        let Some(auth) = signed_in(session).await else {
+            return Ok(None);
+        };
+        let cache = use_context::<crate::server_fns::RequestAccount>();
+        if let Some(known) = cache.as_ref().and_then(|c| c.0.get()) {
+            return Ok(known.clone().filter(|a| a.user_id == auth.user_id));
+        }
+        let portal = crate::server_fns::portal()?;
+        let account = profile::load(&portal.db, auth.user_id)
+            .await
+            .map_err(ServerFnError::new)?;
+        if let Some(cache) = cache {
+            let _ = cache.0.set(account.clone());
+        }
+        Ok(account)
+    }
+
     /// The signed-in account, or a redirect to the sign-in page.
     pub async fn require_account() -> Result<(Session, profile::Account), ServerFnError> {
         let session = session().await?;
-        let portal = crate::server_fns::portal()?;
-        if let Some(auth) = signed_in(&session).await {
-            if let Some(account) = profile::load(&portal.db, auth.user_id)
-                .await
-                .map_err(ServerFnError::new)?
-            {
-                return Ok((session, account));
-            }
+        if let Some(account) = signed_in_account(&session).await? {
+            return Ok((session, account));
         }
         leptos_axum::redirect("/sign-in");
         Err(ServerFnError::new("not signed in"))
@@ -150,27 +166,27 @@ pub use server::{require_account, require_customer, session, signed_in, when};
 #[server(endpoint = "flash")]
 pub async fn take_flash() -> Result<Option<Flash>, ServerFnError> {
     let session = server::session().await?;
-    Ok(session
-        .remove::<Flash>(crate::forms::FLASH_KEY)
+    // Looked at first: `remove` marks the session changed even when there is nothing to take,
+    // which would write the session back (and send its cookie again) on every page load.
+    let flash = session
+        .get::<Flash>(crate::forms::FLASH_KEY)
         .await
         .ok()
-        .flatten())
+        .flatten();
+    if flash.is_some() {
+        let _ = session.remove_value(crate::forms::FLASH_KEY).await;
+    }
+    Ok(flash)
 }
 
 /// The signed-in person, if any.
 #[server(endpoint = "viewer")]
 pub async fn current_viewer() -> Result<Option<Viewer>, ServerFnError> {
     let session = server::session().await?;
-    let Some(auth) = server::signed_in(&session).await else {
+    let Some(account) = server::signed_in_account(&session).await? else {
         return Ok(None);
     };
     let portal = crate::server_fns::portal()?;
-    let Some(account) = domain::accounts::profile::load(&portal.db, auth.user_id)
-        .await
-        .map_err(ServerFnError::new)?
-    else {
-        return Ok(None);
-    };
     let mut viewer = server::viewer(&account);
     if let Some(customer_id) = account.customer_id {
         viewer.past_due = domain::billing::subscriptions::past_due(&portal.db, customer_id)

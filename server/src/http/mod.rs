@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
+    compression::{CompressionLayer, CompressionLevel},
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     services::ServeDir,
     set_header::SetResponseHeaderLayer,
@@ -42,6 +42,7 @@ use tower_http::{
 fn leptos_context(state: AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     move || {
         provide_context(state.portal.clone());
+        provide_context(app::server_fns::RequestAccount::default());
         provide_context(app::server_fns::AuthProviders(state.providers.buttons()));
         provide_context(app::server_fns::PrivacyContact(
             state.config.privacy_contact(),
@@ -75,7 +76,11 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         .map(|p| security::stripe_page_policy(&nonce, &p.config.js_url, &p.config.api_base));
     let mut response = if let Some(refusal) = security::refuse_cross_origin(&state, &request) {
         refusal
-    } else if let Some(key) = page_cache::cache_key(&request, state.session_cookie_name()) {
+    } else if let Some(key) = page_cache::cache_key(
+        &request,
+        state.session_cookie_name(),
+        route != UNMATCHED_ROUTE,
+    ) {
         page_cache::serve(&state, key, request, next, &nonce).await
     } else {
         request
@@ -148,7 +153,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(middleware::from_fn_with_state(state.clone(), edge))
-                .layer(CompressionLayer::new())
+                // Brotli's own default is its slowest level (11), meant for files compressed
+                // once; pages compressed per response take 4, as CDNs do.
+                .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)))
                 .layer(CatchPanicLayer::custom(error_page::from_panic))
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -1,7 +1,9 @@
 //! A cache of rendered anonymous pages. The landing page is the same for every visitor who is
 //! not signed in, except for the CSP nonce; it is rendered once with a placeholder nonce, and
-//! each response gets the placeholder replaced by its own. Signed-in visitors (a session
-//! cookie) are never served from or stored into the cache.
+//! each response gets the placeholder replaced by its own. The 404 page is cached the same way,
+//! once for every path no route matches, so that a crawler's burst of unknown URLs costs no
+//! more than the landing page. Signed-in visitors (a session cookie) are never served from or
+//! stored into the cache.
 
 use super::{gzip_splice::SplicedGzip, security::CspNonce};
 use crate::state::AppState;
@@ -33,13 +35,21 @@ struct CachedPage {
 #[derive(Default)]
 pub struct PageCache(RwLock<HashMap<String, CachedPage>>);
 
+/// The one entry every unmatched path shares.
+const NOT_FOUND_KEY: &str = "404";
+
 /// Only pages whose content depends on nothing but the URL, and only the query strings they
-/// understand, so that random query strings cannot fill the cache.
-pub fn cache_key(request: &Request, session_cookie: &str) -> Option<String> {
-    if request.method() != Method::GET || request.uri().path() != "/" {
+/// understand, so that random query strings cannot fill the cache; and the 404 page, whose
+/// content depends on nothing at all (`route_matched` is false when no route took the path).
+pub fn cache_key(request: &Request, session_cookie: &str, route_matched: bool) -> Option<String> {
+    if request.method() != Method::GET || has_session_cookie(request, session_cookie) {
         return None;
     }
-    if has_session_cookie(request, session_cookie) {
+    let path = request.uri().path();
+    if !route_matched && !path.starts_with("/pkg/") && !path.starts_with("/api/") {
+        return Some(NOT_FOUND_KEY.to_string());
+    }
+    if path != "/" {
         return None;
     }
     match request.uri().query() {
@@ -147,7 +157,12 @@ pub async fn serve(
         gzip: Arc::new(SplicedGzip::new(&body, PLACEHOLDER)),
         body,
     };
-    if page.status == StatusCode::OK {
+    let expected = if key == NOT_FOUND_KEY {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    if page.status == expected {
         if let Ok(mut cache) = state.page_cache.0.write() {
             if cache.len() < MAX_ENTRIES {
                 cache.insert(key, page.clone());
@@ -190,7 +205,7 @@ mod tests {
 
     #[test]
     fn only_anonymous_known_urls_are_cached() {
-        let key = |uri, cookie| cache_key(&request(uri, cookie), "portal_session");
+        let key = |uri, cookie| cache_key(&request(uri, cookie), "portal_session", true);
         assert_eq!(key("/", None).as_deref(), Some("/"));
         assert_eq!(
             key("/?billing=annual", None).as_deref(),
@@ -216,6 +231,28 @@ mod tests {
             .uri("/")
             .body(Body::empty())
             .unwrap();
-        assert_eq!(cache_key(&post, "portal_session"), None);
+        assert_eq!(cache_key(&post, "portal_session", true), None);
+    }
+
+    #[test]
+    fn every_unmatched_path_shares_the_404_entry() {
+        let unmatched = |uri, cookie| cache_key(&request(uri, cookie), "portal_session", false);
+        assert_eq!(unmatched("/no/such/page", None).as_deref(), Some("404"));
+        assert_eq!(
+            unmatched("/another?x=1", None).as_deref(),
+            Some("404"),
+            "the query string makes no new entry"
+        );
+        assert_eq!(
+            unmatched("/no/such/page", Some("portal_session=abc")),
+            None,
+            "signed-in visitors get their own page"
+        );
+        assert_eq!(
+            unmatched("/pkg/missing.js", None),
+            None,
+            "a missing asset is not a page"
+        );
+        assert_eq!(unmatched("/api/unknown", None), None);
     }
 }

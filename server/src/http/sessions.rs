@@ -7,6 +7,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use std::{collections::HashMap, sync::Mutex};
 use tower_sessions::{
     cookie::{Key, SameSite},
     service::SignedCookie,
@@ -32,6 +33,38 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore, SignedCook
     .with_signed(Key::from(&state.secrets_session_key))
 }
 
+/// How often a session's use is written: its last-seen time, IP and user agent are this fresh.
+const TOUCH_EVERY_MS: i64 = 60_000;
+/// Sessions remembered as recently written; past this (and after dropping the stale ones) every
+/// request writes again, which is correct, only slower.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// The sessions this replica wrote as used within the last minute, by storage key. The
+/// database write is conditional too (see `domain::sessions::touch`), but on SQLite even an
+/// UPDATE that matches no row takes the one write lock: remembering here keeps a busy session's
+/// requests from writing at all.
+#[derive(Default)]
+pub struct RecentlyTouched(Mutex<HashMap<String, i64>>);
+
+impl RecentlyTouched {
+    /// Whether `key` is due a write at `now`; when it is, it counts as written from now on.
+    fn due(&self, key: &str, now: i64) -> bool {
+        let Ok(mut seen) = self.0.lock() else {
+            return true;
+        };
+        if seen.get(key).is_some_and(|at| now - at < TOUCH_EVERY_MS) {
+            return false;
+        }
+        if seen.len() >= MAX_REMEMBERED {
+            seen.retain(|_, at| now - *at < TOUCH_EVERY_MS);
+        }
+        if seen.len() < MAX_REMEMBERED {
+            seen.insert(key.to_string(), now);
+        }
+        true
+    }
+}
+
 /// Records the session's last use, client IP and user agent, and extends its idle expiry (at
 /// most once a minute). Before the handler runs, so that the page listing the sessions shows
 /// the current one complete; a session created by this request is recorded on its next one.
@@ -47,6 +80,9 @@ pub async fn touch(State(state): State<AppState>, request: Request, next: Next) 
     if let Some(id) = session.and_then(|s| s.id()) {
         let key = crate::session_store::storage_key(&id);
         let now = state.portal.clock.now_ms();
+        if !state.recently_touched.due(&key, now) {
+            return next.run(request).await;
+        }
         if let Err(error) = domain::sessions::touch(
             &state.portal.db,
             &key,
@@ -61,4 +97,35 @@ pub async fn touch(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_due_once_a_minute() {
+        let touched = RecentlyTouched::default();
+        assert!(touched.due("a", 0), "first use");
+        assert!(!touched.due("a", 59_999), "within the minute");
+        assert!(touched.due("b", 1), "each session on its own");
+        assert!(touched.due("a", 60_000), "a minute later");
+        assert!(!touched.due("a", 60_001));
+    }
+
+    #[test]
+    fn a_full_memory_forgets_stale_sessions_and_never_skips_a_due_write() {
+        let touched = RecentlyTouched::default();
+        for i in 0..MAX_REMEMBERED {
+            assert!(touched.due(&i.to_string(), 0));
+        }
+        assert!(touched.due("late", 10), "full: the write happens");
+        assert!(touched.due("late", 20), "and is not remembered");
+        assert!(
+            touched.due("later", TOUCH_EVERY_MS),
+            "stale entries make room"
+        );
+        assert!(!touched.due("later", TOUCH_EVERY_MS + 1));
+        assert_eq!(touched.0.lock().unwrap().len(), 1);
+    }
 }
