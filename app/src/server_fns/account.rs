@@ -95,17 +95,18 @@ mod server {
         let Some(auth) = signed_in(session).await else {
             return Ok(None);
         };
-        let cache = use_context::<crate::server_fns::RequestAccount>();
-        if let Some(known) = cache.as_ref().and_then(|c| c.0.get()) {
-            return Ok(known.clone().filter(|a| a.user_id == auth.user_id));
-        }
         let portal = crate::server_fns::portal()?;
-        let account = profile::load(&portal.db, auth.user_id)
-            .await
-            .map_err(ServerFnError::new)?;
-        if let Some(cache) = cache {
-            let _ = cache.0.set(account.clone());
-        }
+        let load = || async {
+            profile::load(&portal.db, auth.user_id)
+                .await
+                .map_err(ServerFnError::new)
+        };
+        let account = match use_context::<crate::server_fns::RequestAccount>() {
+            Some(cache) => cache.0.get_or_try_init(load).await?.clone(),
+            None => load().await?,
+        };
+        // The session's user cannot change within a request; checked all the same.
+        let account = account.filter(|a| a.user_id == auth.user_id);
         Ok(account)
     }
 

@@ -12,12 +12,13 @@ pub mod billing;
 pub mod orders;
 
 /// The signed-in account, loaded at most once per request however many loaders ask for it (on
-/// a page the layout's viewer and the page's own loader both do). A fresh one is provided as
-/// context for each request by the server.
+/// a page the layout's viewer and the page's own loader both do, at the same time: the second
+/// waits for the first's answer). A fresh one is provided as context for each request by the
+/// server.
 #[cfg(feature = "ssr")]
 #[derive(Clone, Default)]
 pub struct RequestAccount(
-    std::sync::Arc<std::sync::OnceLock<Option<domain::accounts::profile::Account>>>,
+    std::sync::Arc<tokio::sync::OnceCell<Option<domain::accounts::profile::Account>>>,
 );
 
 /// Session lifetimes from configuration, provided as context by the server.
