@@ -1,6 +1,9 @@
 use server::config::{BillingCommand, Cli, Command};
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let started = Instant::now();

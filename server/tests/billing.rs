@@ -659,17 +659,17 @@ async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
         .await
         .contains(&"The subscription of payer-home has ended".to_string()));
     // (Ada's session ended long ago; the banner's question, asked directly.)
-    let customer: uuid::Uuid = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
-        "SELECT customer_id FROM subscriptions LIMIT 1"
+    let owner: uuid::Uuid = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT m.user_id FROM memberships m JOIN subscriptions s ON s.customer_id = m.customer_id LIMIT 1"
     )
     .fetch_one(pool)
     .await
     .unwrap());
-    assert!(
-        !domain::billing::subscriptions::past_due(&app.state.portal.db, customer)
-            .await
-            .unwrap()
-    );
+    let account = domain::accounts::profile::load(&app.state.portal.db, owner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!account.card_payment_overdue);
 
     assert_no_card_numbers_logged(&[VISA, DECLINED_AT_CHARGE]);
     for number in [VISA, DECLINED_AT_CHARGE] {

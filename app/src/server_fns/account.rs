@@ -136,7 +136,7 @@ mod server {
             display_name: account.display_name.clone(),
             email: account.email.clone(),
             email_verified: account.email_verified(),
-            past_due: false,
+            past_due: account.card_payment_overdue,
         }
     }
 
@@ -187,14 +187,7 @@ pub async fn current_viewer() -> Result<Option<Viewer>, ServerFnError> {
     let Some(account) = server::signed_in_account(&session).await? else {
         return Ok(None);
     };
-    let portal = crate::server_fns::portal()?;
-    let mut viewer = server::viewer(&account);
-    if let Some(customer_id) = account.customer_id {
-        viewer.past_due = domain::billing::subscriptions::past_due(&portal.db, customer_id)
-            .await
-            .map_err(ServerFnError::new)?;
-    }
-    Ok(Some(viewer))
+    Ok(Some(server::viewer(&account)))
 }
 
 #[server(endpoint = "account")]

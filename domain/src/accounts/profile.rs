@@ -35,6 +35,9 @@ pub struct Account {
     pub has_password: bool,
     pub totp_enabled_at: Option<i64>,
     pub created_at: i64,
+    /// A card subscription of the customer is past due or unpaid (the banner on every page):
+    /// read with the account so that a page asks the database once for both.
+    pub card_payment_overdue: bool,
 }
 
 impl Account {
@@ -50,7 +53,9 @@ impl Account {
 pub async fn load(db: &Db, user_id: Uuid) -> Result<Option<Account>, sqlx::Error> {
     on_db!(db, pool => sqlx::query_as::<_, Account>(
         "SELECT u.id AS user_id, m.customer_id, m.role, u.email, u.email_verified_at, u.display_name, \
-                (u.password_hash IS NOT NULL) AS has_password, u.totp_enabled_at, u.created_at \
+                (u.password_hash IS NOT NULL) AS has_password, u.totp_enabled_at, u.created_at, \
+                EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_id = m.customer_id \
+                        AND s.method = 'stripe' AND s.status IN ('past_due', 'unpaid')) AS card_payment_overdue \
          FROM users u LEFT JOIN memberships m ON m.user_id = u.id \
          WHERE u.id = $1 ORDER BY m.created_at LIMIT 1",
     )

@@ -143,17 +143,6 @@ pub async fn list(db: &Db, customer_id: Uuid) -> Result<Vec<Subscription>, sqlx:
     on_db!(db, pool => sqlx::query_as(&sql).bind(customer_id).fetch_all(pool).await)
 }
 
-/// Whether a card subscription of the customer is past due.
-pub async fn past_due(db: &Db, customer_id: Uuid) -> Result<bool, sqlx::Error> {
-    let n: i64 = on_db!(db, pool => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM subscriptions WHERE customer_id = $1 AND method = 'stripe' AND status IN ('past_due', 'unpaid')",
-    )
-    .bind(customer_id)
-    .fetch_one(pool)
-    .await)?;
-    Ok(n > 0)
-}
-
 /// One subscription of the customer (None for another customer's id).
 pub async fn get(
     db: &Db,
