@@ -118,6 +118,21 @@ pub async fn record(
     Ok(id)
 }
 
+/// Records an event that changes nothing else (a sign-in, a request to staff) in a
+/// transaction of its own.
+pub async fn record_alone(
+    db: &crate::db::Db,
+    event: &AuditEvent,
+    meta: &RequestMeta,
+    clock: &dyn Clock,
+    random: &dyn Random,
+) -> Result<Uuid, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let id = record(&mut tx, event, meta, clock, random).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: Uuid,

@@ -85,7 +85,7 @@ pub struct DashboardView {
 #[cfg(feature = "ssr")]
 mod server {
     use super::*;
-    use domain::billing::{accounts, cards};
+    use domain::billing::{accounts, cards, subscriptions::SubscriptionStatus};
 
     pub fn card_view(card: cards::Card) -> CardView {
         CardView {
@@ -105,11 +105,10 @@ mod server {
     }
 
     pub fn status_key(s: &domain::billing::subscriptions::Subscription) -> String {
-        use domain::billing::{
-            accounts::Method,
-            subscriptions::{HomeserverState as Home, SubscriptionStatus as Status},
+        use domain::billing::subscriptions::{
+            HomeserverState as Home, SubscriptionStatus as Status,
         };
-        let manual = s.method == Method::Manual;
+        let manual = s.method == accounts::Method::Manual;
         let waiting = s.homeserver_state == Home::WaitingForProvisioning;
         // Every status is named: a new one is a compile error here, not a silent default.
         let key = match s.status {
@@ -153,10 +152,7 @@ mod server {
                 .unwrap_or_else(|| s.region.clone()),
             next_payment: s
                 .current_period_end
-                .filter(|_| {
-                    !s.cancel_at_period_end
-                        && s.status != domain::billing::subscriptions::SubscriptionStatus::Canceled
-                })
+                .filter(|_| !s.cancel_at_period_end && s.status != SubscriptionStatus::Canceled)
                 .map(date),
             trial_end: s
                 .trial_end

@@ -74,12 +74,10 @@ pub async fn sign_in(
     let Some((user, stored)) = stored else {
         // Unknown address, or an account without a password (external sign-in only).
         hasher.verify_nobody(password).await?;
-        let mut tx = db.begin().await?;
         let event = AuditEvent::new(Actor::Anonymous, "sign_in.failed")
             .details(serde_json::json!({ "reason": "refused" }))
             .personal(serde_json::json!({ "email": email.trim() }));
-        audit::record(&mut tx, &event, meta, clock, random).await?;
-        tx.commit().await?;
+        audit::record_alone(db, &event, meta, clock, random).await?;
         return Ok(SignInOutcome::Refused);
     };
     if let Err(wait) = throttle::account_may_try(db, user.id, clock).await? {
@@ -157,13 +155,13 @@ pub async fn signed_in_externally(
     customer_id: Option<Uuid>,
     provider: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = portal.db.begin().await?;
     let mut event = AuditEvent::new(Actor::User(user_id), "sign_in.external")
         .target("user", user_id)
         .details(serde_json::json!({ "provider": provider }));
     if let Some(customer) = customer_id {
         event = event.customer(customer);
     }
-    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
-    tx.commit().await
+    audit::record_alone(&portal.db, &event, meta, &*portal.clock, &*portal.random)
+        .await
+        .map(|_| ())
 }

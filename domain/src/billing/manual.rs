@@ -83,12 +83,12 @@ pub async fn request_manual(
     actor: Actor,
     customer_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = portal.db.begin().await?;
     let event = AuditEvent::new(actor, "billing.manual_requested")
         .customer(customer_id)
         .target("customer", customer_id);
-    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
-    tx.commit().await
+    audit::record_alone(&portal.db, &event, meta, &*portal.clock, &*portal.random)
+        .await
+        .map(|_| ())
 }
 
 /// Days a manual invoice gives for the bank transfer.
