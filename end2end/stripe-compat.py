@@ -7,9 +7,14 @@ layer runs it in-process on an internal port and forwards every request to it, a
 - maps the current API onto localstripe's: prices onto plans (`items[N][price]` is sent as
   `items[N][plan]`, `GET /v1/prices/ID` answers the plan as a price), parameters localstripe does
   not know and that change nothing there are dropped (`country` and `tax_type` of a tax rate,
-  `payment_behavior` and `off_session` on a subscription update), and `proration_behavior=
-  always_invoice` on an update is carried out with localstripe's own calls (create the invoice
-  for the subscription and pay it), which is what Stripe does;
+  `off_session` on a new subscription);
+- carries out what localstripe does not know of a subscription update with localstripe's own
+  calls: `proration_behavior=always_invoice` (create the invoice for the subscription and pay
+  it), `payment_behavior=allow_incomplete` (a declined payment: localstripe's renewal-failure
+  step, past due) and `pending_if_incomplete` (a declined payment: the items localstripe held
+  before are put back, the invoice stays open); it refuses, with Stripe's error shape, what
+  Stripe refuses (other parameters beside pending_if_incomplete) and what it cannot carry out
+  (any other payment_behavior on an update, proration_behavior=none on a price change);
 - reshapes localstripe's objects to the current API shapes, filling the fields it lacks from
   Stripe's own example objects (stripe-examples.json beside this file: the kinds the tests meet,
   taken from Stripe's openapi fixtures, MIT, see stripe-examples.LICENSE and
@@ -28,7 +33,10 @@ PORT defaults to 0 (a port the system chooses); once ready, the layer prints
 With --seed-plans, a price is created for each plan, currency and interval of the portal's plan
 file (ids `price_<plan>_<currency>_<month|year>`) and the file is written again with their ids;
 `GET /_compat/ready` answers once that is done. `GET /_compat/calls` counts the API requests
-(/v1/...) it was sent, for tests that check a page load calls nothing.
+(/v1/...) it was sent, for tests that check a page load calls nothing. `POST /_compat/renew/SUB`
+runs localstripe's own renewal step for a subscription now (the role of Stripe's test clocks).
+`POST /_compat/delay` with `path` and `seconds` makes every later POST to that path wait that long
+before it is passed on (a slow network).
 """
 
 import argparse
@@ -80,6 +88,7 @@ class Compat:
         self.session = None
         self.ready = False
         self.api_calls = 0  # requests to the Stripe API (/v1/...), for tests that expect none
+        self.delays = {}  # path -> seconds a POST to it waits before it is passed on
 
     # ---------- shapes ----------
 
@@ -277,8 +286,9 @@ class Compat:
                 key = key[: -len("[price]")] + "[plan]"
             if path.startswith("/v1/tax_rates") and key in ("country", "tax_type"):
                 continue
+            # Carried out by the layer (see `subscription_update`), not by localstripe.
             if path.startswith("/v1/subscriptions/") and key in (
-                    "payment_behavior", "off_session", "proration_behavior"):
+                    "payment_behavior", "proration_behavior"):
                 continue
             if path == "/v1/subscriptions" and key in ("off_session",):
                 continue
@@ -324,6 +334,12 @@ class Compat:
             return web.Response(text="")
         if path == "/_compat/calls":
             return web.json_response({"calls": self.api_calls})
+        if path == "/_compat/delay" and request.method == "POST":
+            data = await request.post()
+            self.delays[data["path"]] = float(data["seconds"])
+            return web.Response(text="")
+        if path.startswith("/_compat/renew/") and request.method == "POST":
+            return web.json_response(self.reshape(await self.renew(path.rsplit("/", 1)[1])))
         if path.startswith("/v1/"):
             self.api_calls += 1
 
@@ -337,6 +353,13 @@ class Compat:
                 original = urllib.parse.parse_qsl(raw_body.decode(), keep_blank_values=True)
                 form = self.translate(method, path, original)
         query = self.translate_query(path, request.query_string)
+
+        update = self.subscription_update(method, path, original)
+        if isinstance(update, web.Response):
+            return update
+        if method == "POST" and path in self.delays:
+            # A slow network: the request reaches Stripe later, whatever its client does.
+            await asyncio.sleep(self.delays[path])
 
         price = path.startswith("/v1/prices/")
         upstream_path = path.replace("/v1/prices/", "/v1/plans/", 1) if price else path
@@ -353,7 +376,7 @@ class Compat:
         if status >= 400:
             print("stripe-compat: %s %s -> %d %s" % (method, path, status, json.dumps(body)), file=sys.stderr)
         if status == 200:
-            body = await self.after(method, path, dict(original), body)
+            body = await self.after(method, path, dict(original), body, update)
             body = self.plan_as_price(body) if price else self.reshape(body)
         return web.json_response(body, status=status, headers=extra)
 
@@ -372,17 +395,85 @@ class Compat:
                         await self.emit("payment_method.attached", pm[1])
             return r.status, raw, r.headers.get("Content-Type", ""), extra
 
-    async def after(self, method, path, form, body):
+    # Parameters Stripe accepts on an update with payment_behavior=pending_if_incomplete
+    # (Stripe's "pending updates reference"); anything else makes Stripe refuse the request.
+    PENDING_UPDATE_PARAMS = ("expand", "payment_behavior", "proration_behavior", "proration_date",
+                             "billing_cycle_anchor", "trial_end", "trial_from_plan",
+                             "add_invoice_items")
+    PENDING_UPDATE_ITEM_FIELDS = ("id", "price", "quantity")
+
+    def subscription_update(self, method, path, form):
+        """For POST /v1/subscriptions/ID: what the layer must carry out of `payment_behavior`
+        and `proration_behavior` (localstripe knows neither), or a 400 refusal, in Stripe's
+        error shape, for what Stripe would refuse or the layer cannot carry out. None for any
+        other request."""
+        parts = path.strip("/").split("/")
+        if not (method == "POST" and len(parts) == 3 and parts[1] == "subscriptions"):
+            return None
+        form = dict(form)
+        payment = form.get("payment_behavior", "allow_incomplete")
+        proration = form.get("proration_behavior", "create_prorations")
+
+        def refuse(message):
+            print("stripe-compat: refused %s: %s" % (path, message), file=sys.stderr, flush=True)
+            return web.json_response({"error": {
+                "type": "invalid_request_error", "message": message}}, status=400)
+
+        if payment not in ("allow_incomplete", "pending_if_incomplete"):
+            return refuse("stripe-compat: payment_behavior=%s on a subscription update is not "
+                          "carried out by this test layer" % payment)
+        if proration not in ("create_prorations", "always_invoice", "none"):
+            return refuse("Invalid proration_behavior: %s" % proration)
+        items = {k: v for k, v in form.items() if k.startswith("items[")}
+        try:
+            sub = resources.Subscription._api_retrieve(parts[2])
+        except Exception:  # no such subscription: localstripe answers it, as Stripe would
+            return None
+        current = sub.items._list[0]
+        wanted_plan = next((v for k, v in items.items() if k.endswith("[price]")), None)
+        wanted_quantity = next((v for k, v in items.items() if k.endswith("[quantity]")), None)
+        changes_price = (wanted_plan is not None and wanted_plan != current.plan.id) or (
+            wanted_quantity is not None and int(wanted_quantity) != current.quantity)
+        if payment == "pending_if_incomplete":
+            for key in form:
+                top = key.split("[", 1)[0]
+                if top == "items":
+                    field = key.rsplit("[", 1)[1].rstrip("]")
+                    if field not in self.PENDING_UPDATE_ITEM_FIELDS:
+                        return refuse("When payment_behavior is pending_if_incomplete, items "
+                                      "accept only price and quantity (got %s)." % key)
+                elif top not in self.PENDING_UPDATE_PARAMS:
+                    return refuse("When payment_behavior is pending_if_incomplete, %s cannot be "
+                                  "updated." % key)
+            if changes_price and proration != "always_invoice":
+                return refuse("stripe-compat: pending_if_incomplete is carried out only with "
+                              "proration_behavior=always_invoice")
+        if proration == "none" and changes_price:
+            # localstripe always records the unused time of a price change.
+            return refuse("stripe-compat: proration_behavior=none on a price change is not "
+                          "carried out by this test layer")
+        if not changes_price:
+            return {"invoice_now": False, "pending": False}
+        return {
+            "invoice_now": proration == "always_invoice",
+            "pending": payment == "pending_if_incomplete",
+            # The items as they were, to put back when a pending update's payment fails.
+            "items_before": sub.items, "quantity_before": sub.quantity,
+        }
+
+    async def after(self, method, path, form, body, update=None):
         """Carries out what the current API does in one call, and announces state changes."""
         parts = path.strip("/").split("/")
-        if method == "POST" and len(parts) == 3 and parts[1] == "subscriptions":
-            if form.get("proration_behavior") == "always_invoice" and any(
-                    k.startswith("items[") for k in form):
+        if update is not None:
+            if update["invoice_now"]:
                 status, invoice = await self.call("POST", "/v1/invoices", [
                     ("customer", body["customer"]), ("subscription", body["id"])])
                 if status == 200 and invoice.get("amount_due", 0) > 0:
                     await self.call("POST", "/v1/invoices/%s/pay" % invoice["id"], [])
-                    await self.after_payment(invoice["id"], body["id"])
+                    if update["pending"]:
+                        await self.after_pending_payment(invoice["id"], body["id"], update)
+                    else:
+                        await self.after_payment(invoice["id"], body["id"])
                 _, body = await self.call("GET", path)
             await self.emit("customer.subscription.updated", body)
         elif method == "POST" and len(parts) == 4 and parts[1] == "payment_methods":
@@ -401,6 +492,38 @@ class Compat:
             resources.Subscription._api_retrieve(subscription_id)._on_recurring_payment_failure(invoice)
             status, obj = await self.call("GET", "/v1/invoices/" + invoice_id)
             await self.emit("invoice.payment_failed", obj)
+
+    async def after_pending_payment(self, invoice_id, subscription_id, update):
+        """pending_if_incomplete: when the payment failed, Stripe leaves the subscription as it
+        was (its items unchanged, its status too) and the invoice open. localstripe has no
+        pending updates: its subscription already carries the new item, so the layer puts the
+        items localstripe held before back. `pending_update` stays null (localstripe holds no
+        such state); the portal reads the item's price."""
+        invoice = resources.Invoice._api_retrieve(invoice_id)
+        if invoice.status == "open":
+            sub = resources.Subscription._api_retrieve(subscription_id)
+            sub.items = update["items_before"]
+            sub.quantity = update["quantity_before"]
+            status, obj = await self.call("GET", "/v1/invoices/" + invoice_id)
+            await self.emit("invoice.payment_failed", obj)
+
+    async def renew(self, subscription_id):
+        """Test helper, in the role of Stripe's test clocks: runs localstripe's own renewal
+        step for the subscription now (it invoices the subscription's items and charges the
+        default card; a declined charge makes the subscription past due), then announces what
+        changed. localstripe renews nothing by itself."""
+        sub = resources.Subscription._api_retrieve(subscription_id)
+        sub._create_invoice()
+        _, obj = await self.call("GET", "/v1/subscriptions/" + subscription_id)
+        status, invoices = await self.call(
+            "GET", "/v1/invoices?subscription=%s&customer=%s" % (subscription_id, obj["customer"]))
+        latest = max(invoices.get("data", []), key=lambda i: i.get("created", 0), default=None)
+        if latest is not None:
+            await self.emit("invoice.finalized", latest)
+            await self.emit("invoice.paid" if latest.get("status") == "paid"
+                            else "invoice.payment_failed", latest)
+        await self.emit("customer.subscription.updated", obj)
+        return obj
 
     # ---------- events ----------
 

@@ -116,6 +116,14 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("billing_email", true, DeleteRow),
             col("vat_number", true, DeleteRow),
             col("updated_at", true, NotPersonal),
+            col("vat_status", true, NotPersonal),
+            col("vat_checked_at", true, NotPersonal),
+            col("vat_request_date", true, NotPersonal),
+            col("vat_request_id", true, NotPersonal),
+            // What VIES returned for the number: a business's registered name and address.
+            col("vat_registered_name", true, DeleteRow),
+            col("vat_registered_address", true, DeleteRow),
+            col("vat_check_error", false, NotPersonal),
         ],
     },
     // Financial records: kept for the legal retention period (10 years), then purged.
@@ -185,6 +193,8 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("canceled_at", true, NotPersonal),
             col("created_at", true, NotPersonal),
             col("updated_at", false, NotPersonal),
+            col("unknown_stripe_price", false, NotPersonal),
+            col("start_claimed_until", false, NotPersonal),
         ],
     },
     Table {
@@ -213,6 +223,9 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("created_at", true, NotPersonal),
             col("updated_at", false, NotPersonal),
             col("due_at", true, NotPersonal),
+            // The billing details as they were when the invoice was recorded: part of the
+            // record (an invoice names its buyer), so kept with it after the account goes.
+            col("buyer", true, PurgeAfterDays(3650)),
         ],
     },
     Table {
@@ -314,6 +327,10 @@ pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
     (
         "stripe_tax_rates",
         "the Stripe tax rate made for each tax decision (country and rate)",
+    ),
+    (
+        "invoice_number_series",
+        "the last number issued in each invoice number series",
     ),
     (
         "oauth_states",

@@ -122,6 +122,18 @@ impl PlanCatalog {
         self.plans.iter().find(|p| p.id == id)
     }
 
+    /// The plan, currency and interval a payment provider's price id stands for.
+    pub fn by_stripe_price(&self, price_id: &str) -> Option<(&Plan, &str, Interval)> {
+        self.plans.iter().find_map(|plan| {
+            plan.prices.iter().find_map(|(currency, price)| {
+                [Interval::Monthly, Interval::Annual]
+                    .into_iter()
+                    .find(|i| price.stripe_price(*i) == Some(price_id))
+                    .map(|i| (plan, currency.as_str(), i))
+            })
+        })
+    }
+
     fn validate(&self) -> Result<(), PlanError> {
         let invalid = |m: String| Err(PlanError::Invalid(m));
         if self.plans.is_empty() {
@@ -132,6 +144,18 @@ impl PlanCatalog {
                 "default_currency {:?} is not an ISO 4217 code",
                 self.default_currency
             ));
+        }
+        // A Stripe price stands for one plan, currency and interval: the sync maps it back.
+        let mut stripe_ids = std::collections::BTreeSet::new();
+        for price in self.plans.iter().flat_map(|p| p.prices.values()) {
+            for id in [&price.stripe_monthly, &price.stripe_annual]
+                .into_iter()
+                .flatten()
+            {
+                if !stripe_ids.insert(id.as_str()) {
+                    return invalid(format!("the Stripe price {id} is named twice"));
+                }
+            }
         }
         for (i, plan) in self.plans.iter().enumerate() {
             let id_ok = !plan.id.is_empty()
@@ -195,6 +219,29 @@ mod tests {
     }
 
     #[test]
+    fn a_stripe_price_maps_back_to_its_plan_currency_and_interval() {
+        let mut catalog = PlanCatalog::sample();
+        let price = catalog.plans[1].prices.get_mut("eur").unwrap();
+        price.stripe_monthly = Some("price_b_eur_m".into());
+        price.stripe_annual = Some("price_b_eur_y".into());
+        let second = catalog.plans[1].id.clone();
+        let found = |id| {
+            catalog
+                .by_stripe_price(id)
+                .map(|(p, c, i)| (p.id.clone(), c.to_string(), i))
+        };
+        assert_eq!(
+            found("price_b_eur_y"),
+            Some((second.clone(), "eur".into(), Interval::Annual))
+        );
+        assert_eq!(
+            found("price_b_eur_m"),
+            Some((second, "eur".into(), Interval::Monthly))
+        );
+        assert_eq!(found("price_unknown"), None);
+    }
+
+    #[test]
     fn rejects_bad_catalogues() {
         let base = |plan: &str| format!("default_currency = \"eur\"\n{plan}");
         let ok_plan = "[[plan]]\nid = \"a\"\nname = \"A\"\ndescription = \"\"\nlimits = { monthly_active_users = 1, storage_gb = 1 }\nprices.eur = { monthly = 100, annual = 1000 }\n";
@@ -213,5 +260,12 @@ mod tests {
             Err(PlanError::Syntax(_))
         ));
         assert!(PlanCatalog::from_toml("default_currency = \"eur\"\nplan = []").is_err());
+        let same_price = ok_plan.replace(
+            "annual = 1000 }",
+            "annual = 1000, stripe_monthly = \"price_x\", stripe_annual = \"price_x\" }",
+        );
+        assert!(
+            matches!(PlanCatalog::from_toml(&base(&same_price)), Err(PlanError::Invalid(m)) if m.contains("price_x"))
+        );
     }
 }

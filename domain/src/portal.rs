@@ -30,6 +30,9 @@ pub struct Portal {
     pub seller: Arc<Seller>,
     /// Stripe, when the portal has its keys; without them customers pay manual invoices.
     pub payments: Option<Arc<Gateway>>,
+    /// The EU's VIES service, which confirms VAT numbers (none: no number is ever confirmed,
+    /// so VAT is always charged).
+    pub vies: Option<Arc<crate::billing::vies::Vies>>,
     /// When an overdue card subscription's homeserver is marked for suspension, and ended.
     pub dunning: dunning::Policy,
 }

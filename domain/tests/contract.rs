@@ -1128,6 +1128,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
             vat_number: Some("FI12345671".into()),
         }),
         payments: None,
+        vies: None,
         dunning: domain::billing::dunning::Policy::default(),
     }
 }

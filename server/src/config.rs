@@ -284,6 +284,25 @@ pub struct Config {
     /// Days after the first failed payment when the subscription is ended.
     #[arg(long, env = "PORTAL_DUNNING_CANCEL_DAYS", default_value_t = 30)]
     pub dunning_cancel_days: i64,
+    /// The EU's VIES REST API, which confirms VAT numbers before a sale is invoiced without VAT
+    /// (reverse charge). Empty: no number is ever confirmed and VAT is always charged.
+    #[arg(
+        long,
+        env = "PORTAL_VIES_URL",
+        default_value = "https://ec.europa.eu/taxation_customs/vies/rest-api"
+    )]
+    pub vies_url: String,
+    /// Seconds a VIES check may take before it counts as unanswered (and is tried again later).
+    #[arg(long, env = "PORTAL_VIES_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub vies_timeout_seconds: u64,
+    /// Seconds after which an order whose Stripe step has not run (its request died, the
+    /// process was killed) is taken up by the recovery job.
+    #[arg(
+        long,
+        env = "STRIPE_RECOVER_ORDERS_AFTER_SECONDS",
+        default_value_t = 60
+    )]
+    pub stripe_recover_orders_after_seconds: u64,
     /// Seconds one Stripe call may take (each of up to 3 attempts).
     #[arg(long, env = "STRIPE_TIMEOUT_SECONDS", default_value_t = 20)]
     pub stripe_timeout_seconds: u64,
@@ -359,6 +378,22 @@ impl Config {
     }
 
     /// Stripe's settings when its keys are configured (all three, or none).
+    pub fn vies(&self) -> Result<Option<domain::billing::vies::ViesConfig>, String> {
+        let url = self.vies_url.trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!(
+                "PORTAL_VIES_URL must be an http(s) URL, got {url:?}"
+            ));
+        }
+        Ok(Some(domain::billing::vies::ViesConfig {
+            base_url: url.trim_end_matches('/').to_string(),
+            timeout: std::time::Duration::from_secs(self.vies_timeout_seconds.max(1)),
+        }))
+    }
+
     pub fn stripe(&self) -> Result<Option<domain::billing::stripe::StripeConfig>, String> {
         let secret = secret_value(
             &self.stripe_secret_key,
@@ -386,6 +421,9 @@ impl Config {
                     js_url: self.stripe_js_url.clone(),
                     timeout: std::time::Duration::from_secs(self.stripe_timeout_seconds.max(1)),
                     actions_per_customer_per_minute: self.stripe_actions_per_minute.max(1),
+                    recover_orders_after: std::time::Duration::from_secs(
+                        self.stripe_recover_orders_after_seconds.max(1),
+                    ),
                 }))
             }
             _ => Err("set all of STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET, or none".into()),

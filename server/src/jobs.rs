@@ -13,6 +13,9 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let sync_portal = portal.clone();
     let dunning_portal = portal.clone();
     let retax_portal = portal.clone();
+    let order_portal = portal.clone();
+    let vat_portal = portal.clone();
+    let recheck_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -98,6 +101,44 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
                 .map_err(|e| e.to_string())
         }
     })
+    .handle(domain::billing::subscriptions::START_JOB, move |payload| {
+        let portal = order_portal.clone();
+        async move {
+            let subscription = payload["subscription"]
+                .as_str()
+                .and_then(|c| uuid::Uuid::parse_str(c).ok())
+                .ok_or("an order job without its subscription")?;
+            match domain::billing::subscriptions::recover(&portal, subscription).await {
+                // A declined card is the order's outcome (the dashboard says so), not a failure
+                // of the job.
+                Ok(()) | Err(domain::billing::stripe::PaymentError::Declined(_)) => Ok(()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    })
+    .handle(domain::billing::vies::CHECK_JOB, move |payload| {
+        let portal = vat_portal.clone();
+        async move {
+            let customer = payload["customer"]
+                .as_str()
+                .and_then(|c| uuid::Uuid::parse_str(c).ok())
+                .ok_or("a VAT check without its customer")?;
+            domain::billing::vies::run_check(&portal, customer)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .handle(domain::billing::vies::RECHECK_JOB, move |_| {
+        let portal = recheck_portal.clone();
+        async move {
+            domain::billing::vies::recheck_before_renewals(&portal)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .every(domain::billing::vies::RECHECK_JOB, time::Duration::hours(1))
     .every(PURGE_SESSIONS, time::Duration::minutes(15))
     .every(domain::billing::dunning::JOB, time::Duration::hours(1))
     .every(PURGE_UNVERIFIED, time::Duration::hours(1))

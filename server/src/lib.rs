@@ -134,6 +134,10 @@ pub async fn build(
             Some(stripe) => Some(Arc::new(domain::billing::stripe::Gateway::new(stripe)?)),
             None => None,
         },
+        vies: match config.vies()? {
+            Some(vies) => Some(Arc::new(domain::billing::vies::Vies::new(vies)?)),
+            None => None,
+        },
         dunning: domain::billing::dunning::Policy {
             suspend_after_days: config.dunning_suspend_days,
             cancel_after_days: config.dunning_cancel_days,

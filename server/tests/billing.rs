@@ -422,6 +422,330 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
     app.cleanup().await;
 }
 
+/// Manual invoice numbers come from a counter taken in the issuing transaction: invoices issued
+/// at once get consecutive numbers with no gap and no duplicate; an invoice marked paid twice
+/// at once is paid once; invoices outlive their customer's account, naming the buyer.
+async fn manual_invoices_are_numbered_paid_once_and_outlive_the_account(backend: Backend) {
+    use domain::{
+        audit::{Actor, RequestMeta},
+        billing::manual,
+    };
+    let app = common::spawn_app(backend).await;
+    let mut bea = Browser::new(&app);
+    bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
+        .await;
+    bea.billing_details("NL").await;
+    order(&mut bea, "starter", "bea-home", "eur").await;
+    let rows = api(&mut bea, "dashboard").await;
+    let id = uuid::Uuid::parse_str(rows["rows"][0]["id"].as_str().unwrap()).unwrap();
+    let portal = &app.state.portal;
+
+    let mut issuing = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let portal = portal.clone();
+        issuing.spawn(async move {
+            manual::issue(&portal, &RequestMeta::default(), Actor::System, id)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    let issued = issuing.join_all().await;
+    let mut numbers: Vec<String> = issued
+        .iter()
+        .map(|r| r.as_ref().expect("every invoice is issued").1.clone())
+        .collect();
+    numbers.sort();
+    let expected: Vec<String> = (1..=50).map(|n| format!("M-{n:06}")).collect();
+    assert_eq!(numbers, expected);
+
+    let invoice = issued[0].as_ref().unwrap().0;
+    let mut paying = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let portal = portal.clone();
+        paying.spawn(async move {
+            manual::mark_paid(&portal, &RequestMeta::default(), Actor::System, invoice).await
+        });
+    }
+    let outcomes = paying.join_all().await;
+    assert_eq!(
+        outcomes.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(|r| matches!(
+            r,
+            Err(manual::ManualError::NotOpen(
+                _,
+                domain::billing::InvoiceStatus::Paid
+            ))
+        )),
+        "{outcomes:?}"
+    );
+    let count = |sql: &'static str| {
+        let db = portal.db.clone();
+        async move {
+            let n: i64 =
+                domain::on_db!(&db, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap());
+            n
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM audit_log WHERE action = 'invoice.marked_paid'").await,
+        1
+    );
+    // Voiding a paid invoice changes nothing either.
+    assert!(matches!(
+        manual::void(portal, &RequestMeta::default(), Actor::System, invoice).await,
+        Err(manual::ManualError::NotOpen(..))
+    ));
+
+    // The account goes (as the data-rights work will delete it): its invoices stay, without
+    // the account, naming the buyer as the billing details said.
+    let customer: uuid::Uuid = domain::on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT customer_id FROM subscriptions WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    domain::on_db!(&portal.db, pool => sqlx::query("DELETE FROM customers WHERE id = $1")
+        .bind(customer)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .unwrap());
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM invoices WHERE customer_id IS NULL AND subscription_id IS NULL"
+        )
+        .await,
+        50
+    );
+    let (status, buyer): (String, String) = domain::on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT status, buyer FROM invoices WHERE id = $1"
+    )
+    .bind(invoice)
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(status, "paid");
+    let buyer: serde_json::Value = serde_json::from_str(&buyer).unwrap();
+    assert_eq!(buyer["country"], "NL");
+    assert_eq!(buyer["name"], "Ada Lovelace");
+    assert_eq!(buyer["billing_email"], "billing@example.com");
+    // The next invoice of the series goes on from the last one.
+    assert_eq!(
+        count("SELECT last_number FROM invoice_number_series WHERE series = 'M'").await,
+        50
+    );
+    app.cleanup().await;
+}
+
+/// An order is not lost with its request: a double click makes one order, a client that goes
+/// away while Stripe is slow does not cancel the payment, and an order whose portal process was
+/// killed before Stripe answered is completed by the recovery job of another replica.
+async fn an_order_outlives_its_request_and_its_process(backend: Backend) {
+    use reqwest::header::{COOKIE, ORIGIN};
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    // Real time: a second portal process (below) checks the session against its own clock.
+    app.clock.set(time::OffsetDateTime::now_utc());
+    let ada = paying_customer(&app, &stripe, "ada@example.com").await;
+    let cookie = ada.cookie.clone().unwrap();
+    let region = common::stripe::first_region(&app);
+    let form = |name: &'static str| {
+        vec![
+            ("plan", "business".to_string()),
+            ("interval", "monthly".to_string()),
+            ("region", region.clone()),
+            ("name", name.to_string()),
+            ("currency", "eur".to_string()),
+        ]
+    };
+    let homeserver = |name: &'static str| {
+        let db = app.state.portal.db.clone();
+        async move {
+            let row: Option<(String, Option<String>, i64)> = domain::on_db!(&db, pool => sqlx::query_as(
+                "SELECT s.status, s.stripe_subscription_id, (SELECT COUNT(*) FROM homeservers WHERE name = $1) \
+                 FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id WHERE h.name = $1"
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .unwrap());
+            row
+        }
+    };
+
+    // A double click: the same order twice at once. Both answers lead to the dashboard; there
+    // is one order and one subscription.
+    let mut clicks = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let request = app
+            .client
+            .post(app.url("/order"))
+            .header(ORIGIN, &app.address)
+            .header(COOKIE, &cookie)
+            .form(&form("twice"));
+        clicks.spawn(async move { request.send().await.unwrap() });
+    }
+    for response in clicks.join_all().await {
+        assert_eq!(location(&response), "/dashboard");
+    }
+    let (status, stripe_id, count) = homeserver("twice").await.unwrap();
+    assert_eq!((status.as_str(), count), ("active", 1));
+    assert!(stripe_id.is_some());
+    assert_eq!(stripe_subscriptions(&stripe, &app).await.len(), 2);
+
+    // A client that goes away while Stripe is slow: the payment goes on without it (no
+    // webhook reaches this portal and no job runs, so only the order's own step records it).
+    stripe.delay("/v1/subscriptions", 3.0).await;
+    let gone = app
+        .client
+        .post(app.url("/order"))
+        .header(ORIGIN, &app.address)
+        .header(COOKIE, &cookie)
+        .form(&form("patient"))
+        .timeout(std::time::Duration::from_millis(1200))
+        .send()
+        .await;
+    assert!(gone.is_err_and(|e| e.is_timeout()));
+    let mut recorded = None;
+    for _ in 0..100 {
+        recorded = homeserver("patient").await;
+        if recorded
+            .as_ref()
+            .is_some_and(|(status, _, _)| status == "active")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(recorded.map(|r| r.0).as_deref(), Some("active"));
+    assert_eq!(stripe_subscriptions(&stripe, &app).await.len(), 3);
+    stripe.delay("/v1/subscriptions", 0.0).await;
+
+    // A second portal process on the same database, whose Stripe never answers (a black hole
+    // that accepts connections and says nothing), takes an order and is killed (SIGKILL) while
+    // it waits for Stripe.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hole.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    let (mut replica, replica_url) = spawn_replica(&app, &stripe, &format!("http://{hole_addr}"));
+    let order = app
+        .client
+        .post(format!("{replica_url}/order"))
+        .header(ORIGIN, &replica_url)
+        .header(COOKIE, &cookie)
+        .form(&form("survivor"))
+        .send();
+    let pending = tokio::spawn(order);
+    let mut placed = None;
+    for _ in 0..100 {
+        placed = homeserver("survivor").await;
+        if placed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(placed.map(|p| p.0).as_deref(), Some("pending"));
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the killed process answered nothing"
+    );
+    assert_eq!(stripe_subscriptions(&stripe, &app).await.len(), 3);
+
+    // Once the dead process's hold on the order ends (its Stripe calls' longest time, 75 s
+    // with its 5-second timeout), this replica's recovery job creates the subscription, once.
+    app.clock.advance(time::Duration::seconds(61));
+    app.run_jobs().await;
+    assert_eq!(
+        homeserver("survivor").await.unwrap().0,
+        "pending",
+        "still held"
+    );
+    app.clock.advance(time::Duration::minutes(5));
+    app.run_jobs().await;
+    let (status, _, count) = homeserver("survivor").await.unwrap();
+    assert_eq!((status.as_str(), count), ("active", 1));
+    assert_eq!(stripe_subscriptions(&stripe, &app).await.len(), 4);
+    app.run_jobs().await;
+    assert_eq!(stripe_subscriptions(&stripe, &app).await.len(), 4);
+    assert_eq!(
+        api(
+            &mut Browser {
+                app: &app,
+                cookie: Some(cookie)
+            },
+            "dashboard"
+        )
+        .await["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    app.cleanup().await;
+}
+
+/// Starts the portal binary as a second replica of `app` (same database, data directory and
+/// secrets) with Stripe at `stripe_base`; returns it and its address. The caller kills it and
+/// waits for it.
+#[allow(clippy::zombie_processes)]
+fn spawn_replica(
+    app: &TestApp,
+    stripe: &StripeServer,
+    stripe_base: &str,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORTAL_DATA_DIR", &app.data_dir)
+        .env("LEPTOS_SITE_ROOT", app.data_dir.join("site"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", &app.database_url)
+        .env("PORTAL_LOG_FORMAT", "json")
+        .env("PORTAL_PLANS_FILE", &stripe.plans_file)
+        .env("STRIPE_SECRET_KEY", common::stripe::SECRET_KEY)
+        .env("STRIPE_PUBLISHABLE_KEY", common::stripe::PUBLISHABLE_KEY)
+        .env("STRIPE_WEBHOOK_SECRET", common::stripe::WEBHOOK_SECRET)
+        .env("STRIPE_API_BASE", stripe_base)
+        .env("STRIPE_TIMEOUT_SECONDS", "5")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the replica says where it listens");
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if json["fields"]["message"] == "portal ready" {
+            let addr = json["fields"]["addr"].as_str().unwrap().to_string();
+            return (child, format!("http://{addr}"));
+        }
+    }
+}
+
 async fn manage(browser: &mut Browser<'_>, id: &str) -> serde_json::Value {
     let response = browser
         .app
@@ -438,7 +762,11 @@ async fn manage(browser: &mut Browser<'_>, id: &str) -> serde_json::Value {
 
 async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
     let stripe = StripeServer::start().await;
-    let app = spawn_app_with_stripe(backend, &stripe).await;
+    let vies = common::vies::ViesServer::start();
+    let app =
+        common::stripe::spawn_app_with_stripe_args(backend, &stripe, &["--vies-url", &vies.base])
+            .await;
+    stripe.send_webhooks_to(&app).await;
     let mut ada = paying_customer(&app, &stripe, "ada@example.com").await;
     let id = api(&mut ada, "dashboard").await["rows"][0]["id"]
         .as_str()
@@ -572,12 +900,91 @@ async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
         stripe_subscriptions(&stripe, &app).await[0]["items"]["data"][0]["price"]["id"],
         "price_enterprise_eur_month"
     );
+
+    // A change made at Stripe (in its dashboard, say) is followed: the price maps back to its
+    // plan and interval.
+    let plan_row = || {
+        let db = app.state.portal.db.clone();
+        async move {
+            let row: (String, String, Option<String>) = domain::on_db!(&db, pool => sqlx::query_as(
+                "SELECT plan_id, billing_interval, unknown_stripe_price FROM subscriptions"
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap());
+            row
+        }
+    };
+    let change_at_stripe = |price: &'static str| {
+        let stripe = &stripe;
+        let app = &app;
+        async move {
+            let sub = &stripe_subscriptions(stripe, app).await[0];
+            let item = sub["items"]["data"][0]["id"].as_str().unwrap().to_string();
+            stripe
+                .api(
+                    Method::POST,
+                    &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()),
+                    &[("items[0][id]", &item), ("items[0][price]", price)],
+                )
+                .await;
+            app.run_jobs().await;
+        }
+    };
+    change_at_stripe("price_starter_eur_year").await;
+    assert_eq!(
+        plan_row().await,
+        ("starter".to_string(), "annual".to_string(), None)
+    );
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["plan"],
+        "Starter"
+    );
+    // A price that is no plan of the catalogue is recorded and flagged, not guessed.
+    stripe
+        .api(
+            Method::POST,
+            "/v1/plans",
+            &[
+                ("id", "price_mystery"),
+                ("amount", "777"),
+                ("currency", "eur"),
+                ("interval", "year"),
+                ("product[name]", "Mystery"),
+            ],
+        )
+        .await;
+    change_at_stripe("price_mystery").await;
+    assert_eq!(
+        plan_row().await,
+        (
+            "starter".to_string(),
+            "annual".to_string(),
+            Some("price_mystery".to_string())
+        )
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portal_subscriptions_unknown_price 1"),
+        "{metrics}"
+    );
     app.cleanup().await;
 }
 
-async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
+async fn a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through_dunning(
+    backend: Backend,
+) {
     let stripe = StripeServer::start().await;
     let app = spawn_app_with_stripe(backend, &stripe).await;
+    stripe.send_webhooks_to(&app).await;
     let mut ada = paying_customer(&app, &stripe, "ada@example.com").await;
     let id = api(&mut ada, "dashboard").await["rows"][0]["id"]
         .as_str()
@@ -598,7 +1005,9 @@ async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
         }
     };
 
-    // A card that is accepted but declined when charged pays for an upgrade.
+    // A card that is accepted but declined when charged pays for an upgrade: the upgrade
+    // waits for its payment (pending_if_incomplete), so Stripe, and the portal, keep the old
+    // plan and the subscription stays active.
     add_card(&stripe, &mut ada, DECLINED_AT_CHARGE).await;
     ada.flash().await;
     ada.post(
@@ -608,8 +1017,33 @@ async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
     .await;
     assert_eq!(
         ada.flash().await["alert"],
-        "Your card was declined. Please use another card."
+        "Your card was declined, so the plan was not changed. Please add another card and try again."
     );
+    let at_stripe = stripe_subscriptions(&stripe, &app).await[0].clone();
+    assert_eq!(at_stripe["status"], "active");
+    assert_eq!(
+        at_stripe["items"]["data"][0]["price"]["id"],
+        "price_business_eur_month"
+    );
+    app.run_jobs().await;
+    assert_eq!(subscription(&app).await, ("active".to_string(), None));
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["plan"],
+        "Business"
+    );
+    let requested: (i64, String) = domain::on_db!(&app.state.portal.db, pool => sqlx::query_as(
+        "SELECT COUNT(*), MAX(CAST(details AS TEXT)) FROM audit_log WHERE action = 'subscription.plan_change_requested'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(requested.0, 1);
+    let details: serde_json::Value = serde_json::from_str(&requested.1).unwrap();
+    assert_eq!(details["applied"], false, "{details}");
+
+    // The renewal is declined too (localstripe's own renewal step, run now): past due.
+    stripe.renew(at_stripe["id"].as_str().unwrap()).await;
+    app.run_jobs().await;
     assert_eq!(subscription(&app).await, ("past_due".to_string(), None));
     assert_eq!(
         stripe_subscriptions(&stripe, &app).await[0]["status"],
@@ -683,8 +1117,10 @@ async fn a_failed_upgrade_walks_through_dunning(backend: Backend) {
 
 both_backends!(
     plans_change_and_subscriptions_end_and_resume,
-    a_failed_upgrade_walks_through_dunning,
+    a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through_dunning,
     a_customer_adds_a_card_orders_and_sees_the_homeserver,
     declined_cards_leave_nothing_behind,
     without_stripe_orders_wait_for_a_bank_transfer,
+    manual_invoices_are_numbered_paid_once_and_outlive_the_account,
+    an_order_outlives_its_request_and_its_process,
 );

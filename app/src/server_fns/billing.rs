@@ -19,6 +19,8 @@ pub struct BillingView {
     pub saved: bool,
     pub countries: Vec<(String, String)>,
     pub history: Vec<HistoryView>,
+    /// Where the VAT number stands with VIES, in words (None without a number).
+    pub vat_state: Option<String>,
 }
 
 #[server(endpoint = "billing")]
@@ -47,13 +49,50 @@ pub async fn load_billing() -> Result<BillingView, ServerFnError> {
             new_value: h.new_value.unwrap_or_default(),
         })
         .collect();
+    let vat_state = details::vat_check(&portal.db, customer_id)
+        .await
+        .map_err(ServerFnError::new)?
+        .and_then(|check| vat_state(&check));
     Ok(BillingView {
         values,
         saved: saved.is_some(),
+        vat_state,
         countries: details::countries()
             .into_iter()
             .map(|(code, name)| (code.to_string(), name.to_string()))
             .collect(),
         history,
+    })
+}
+
+/// The VAT number's state as the customer reads it.
+#[cfg(feature = "ssr")]
+fn vat_state(check: &domain::billing::details::VatCheck) -> Option<String> {
+    use crate::i18n::tr;
+    use domain::billing::vies::VatStatus;
+    Some(match check.vat_status {
+        VatStatus::None => return None,
+        VatStatus::Checking if check.vat_check_error.is_some() => tr("billing.vat_unanswered"),
+        VatStatus::Checking => tr("billing.vat_checking"),
+        VatStatus::Invalid => tr("billing.vat_not_valid"),
+        VatStatus::Valid => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let long =
+                time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+            let date = check
+                .vat_request_date
+                .as_deref()
+                .and_then(|d| time::Date::parse(d, &format).ok())
+                .and_then(|d| d.format(&long).ok())
+                .unwrap_or_default();
+            let confirmed = tr("billing.vat_confirmed").replace("%{date}", &date);
+            match &check.vat_request_id {
+                Some(id) => format!(
+                    "{confirmed} {}",
+                    tr("billing.vat_consultation").replace("%{id}", id)
+                ),
+                None => confirmed,
+            }
+        }
     })
 }

@@ -26,6 +26,8 @@ pub enum ChangeRefusal {
     NotRunning,
     SamePlan,
     UnknownPlan,
+    /// The payment for the change did not go through: Stripe kept the old plan.
+    PaymentDeclined,
 }
 
 impl ChangeRefusal {
@@ -36,6 +38,7 @@ impl ChangeRefusal {
             ChangeRefusal::NotRunning => "change.not_running",
             ChangeRefusal::SamePlan => "change.same_plan",
             ChangeRefusal::UnknownPlan => "order.plan_required",
+            ChangeRefusal::PaymentDeclined => "change.declined",
         }
     }
 }
@@ -170,35 +173,35 @@ pub async fn change_plan(
         return Ok(Err(ChangeRefusal::UnknownPlan));
     };
     let current = run.gateway.subscription(&run.stripe_id).await?;
+    let item = current.item_id.clone().unwrap_or_default();
+    // The tax rate goes on first, in an update of its own: a change that waits for its payment
+    // may carry only price and quantity.
     let tax = tax_rate(portal, id).await?;
+    let wanted: Vec<String> = tax.into_iter().collect();
+    if current.tax_rates != wanted {
+        run.gateway
+            .set_tax_rate(&run.stripe_id, &item, wanted.first().map(String::as_str))
+            .await?;
+    }
     let key = format!("change-{}", token(&*portal.random, 16));
     let state = run
         .gateway
-        .change_price(
-            &run.stripe_id,
-            current.item_id.as_deref().unwrap_or_default(),
-            price,
-            tax.as_deref(),
-            &key,
-        )
+        .change_price(&run.stripe_id, &item, price, &key)
         .await?;
+    // The local plan follows Stripe's state only (record_state maps the price back to it):
+    // a declined payment leaves Stripe, and so the portal, on the old plan.
+    subscriptions::record_state(portal, id, &state).await?;
+    let applied = state.price_id.as_deref() == Some(price) && !state.pending_update;
     let mut tx = portal.db.begin().await?;
-    crate::on_tx!(&mut tx, conn => sqlx::query(
-        "UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(plan_id)
-    .bind(portal.clock.now_ms())
-    .execute(conn)
-    .await
-    .map(|_| ()))?;
-    let event = AuditEvent::new(actor, "subscription.plan_changed")
+    let event = AuditEvent::new(actor, "subscription.plan_change_requested")
         .customer(customer_id)
         .target("subscription", id)
-        .details(serde_json::json!({ "from": run.sub.plan_id, "to": plan_id }));
+        .details(serde_json::json!({ "from": run.sub.plan_id, "to": plan_id, "applied": applied }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
-    subscriptions::record_state(portal, id, &state).await?;
+    if !applied {
+        return Ok(Err(ChangeRefusal::PaymentDeclined));
+    }
     Ok(Ok(state))
 }
 
@@ -246,6 +249,7 @@ pub async fn redecide_tax(portal: &Portal, customer_id: Uuid) -> Result<usize, C
     let Some(billing) = details::load(&portal.db, customer_id).await? else {
         return Ok(0);
     };
+    let confirmed = details::confirmed_vat_number(&portal.db, customer_id).await?;
     let today = crate::clock::from_millis(portal.clock.now_ms()).date();
     let decision = match tax::decide(
         &portal.rates,
@@ -255,7 +259,7 @@ pub async fn redecide_tax(portal: &Portal, customer_id: Uuid) -> Result<usize, C
         },
         &tax::Party {
             country: &billing.country,
-            vat_number: billing.vat_number.as_deref(),
+            vat_number: confirmed.as_deref(),
         },
         today,
     ) {

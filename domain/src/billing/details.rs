@@ -3,7 +3,7 @@
 //! appended to a history with who, when, and the old and new value of each field; the customer
 //! can read it.
 
-use super::{tax::VatRates, vat_number};
+use super::{tax::VatRates, vat_number, vies::VatStatus};
 use crate::{
     accounts::signup::email_is_valid,
     audit::{self, Actor, AuditEvent, RequestMeta},
@@ -168,6 +168,22 @@ pub async fn load(db: &Db, customer_id: Uuid) -> Result<Option<BillingDetails>, 
     .await)
 }
 
+/// The billing details as an invoice records its buyer (JSON), read inside `tx` so the record
+/// and the details it names belong to the same moment.
+pub async fn buyer_snapshot(
+    tx: &mut crate::db::Tx,
+    customer_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    let details: Option<BillingDetails> = on_tx!(tx, conn => sqlx::query_as(
+        "SELECT name, company, address_line1, address_line2, postal_code, city, country, billing_email, vat_number \
+         FROM billing_details WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await)?;
+    Ok(details.and_then(|d| serde_json::to_string(&d).ok()))
+}
+
 /// Each field by name, as stored (the history and the form use these names).
 pub fn fields(d: &BillingDetails) -> [(&'static str, Option<String>); 9] {
     [
@@ -254,18 +270,89 @@ pub async fn save(
         .target("customer", customer_id)
         .details(serde_json::json!({ "fields": names }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
-    // The tax follows the country and VAT number (P9), and Stripe's invoices print the name
-    // and address: a job brings both up to date (retrying while Stripe cannot be reached),
-    // enqueued with the change so that neither exists without the other.
+    // A new VAT number (or the same one for another country) counts only once VIES says it is
+    // valid: until then it is being checked, and VAT is charged.
+    let number_changed = changed
+        .iter()
+        .any(|(f, _, _)| *f == "vat_number" || *f == "country");
+    if number_changed {
+        let status = if details.vat_number.is_some() {
+            VatStatus::Checking
+        } else {
+            VatStatus::None
+        };
+        on_tx!(&mut tx, conn => sqlx::query(
+            "UPDATE billing_details SET vat_status = $2, vat_checked_at = NULL, vat_request_date = NULL, \
+             vat_request_id = NULL, vat_registered_name = NULL, vat_registered_address = NULL, \
+             vat_check_error = NULL WHERE customer_id = $1",
+        )
+        .bind(customer_id)
+        .bind(status)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        if details.vat_number.is_some() {
+            super::vies::enqueue_check(&mut tx, portal, customer_id).await?;
+        }
+    }
+    enqueue_retax(&mut tx, portal, customer_id).await?;
+    tx.commit().await?;
+    Ok(names)
+}
+
+/// The tax follows the country and the VAT number's check (P9), and Stripe's invoices print
+/// the name and address: a job brings both up to date (retrying while Stripe cannot be
+/// reached), enqueued in the transaction of the change so that neither exists without the
+/// other.
+pub async fn enqueue_retax(
+    tx: &mut crate::db::Tx,
+    portal: &Portal,
+    customer_id: Uuid,
+) -> Result<(), sqlx::Error> {
     let retax = crate::jobs::NewJob::now(
         super::changes::RETAX_JOB,
         serde_json::json!({ "customer": customer_id }),
         &*portal.clock,
     )
     .dedupe(format!("{}:{customer_id}", super::changes::RETAX_JOB));
-    crate::jobs::enqueue(&mut tx, retax, &*portal.clock, &*portal.random).await?;
-    tx.commit().await?;
-    Ok(names)
+    crate::jobs::enqueue(tx, retax, &*portal.clock, &*portal.random)
+        .await
+        .map(|_| ())
+}
+
+/// The customer's VAT number as far as tax goes: only a number VIES said is valid.
+pub async fn confirmed_vat_number(
+    db: &Db,
+    customer_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    let found: Option<Option<String>> = on_db!(db, pool => sqlx::query_scalar(
+        "SELECT vat_number FROM billing_details WHERE customer_id = $1 AND vat_status = 'valid'",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(found.flatten())
+}
+
+/// Where the customer's VAT number stands with VIES, for the billing page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct VatCheck {
+    pub vat_status: VatStatus,
+    /// `YYYY-MM-DD`, VIES's date of the check.
+    pub vat_request_date: Option<String>,
+    pub vat_request_id: Option<String>,
+    /// Why the last try did not get an answer, while the number is being checked.
+    pub vat_check_error: Option<String>,
+}
+
+pub async fn vat_check(db: &Db, customer_id: Uuid) -> Result<Option<VatCheck>, sqlx::Error> {
+    on_db!(db, pool => sqlx::query_as::<_, VatCheck>(
+        "SELECT vat_status, vat_request_date, vat_request_id, vat_check_error FROM billing_details \
+         WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]

@@ -6,6 +6,8 @@
 
 use super::{
     accounts::{self, Method},
+    details,
+    numbering::{self, Series},
     InvoiceStatus,
 };
 use crate::{
@@ -146,7 +148,8 @@ fn period_end(start: i64, interval: Interval) -> i64 {
 }
 
 /// Issues the invoice for the subscription's next period (its first, for a new order):
-/// numbered `M-000001`, … in one sequence, with the tax of the subscription's decision.
+/// numbered `M-000001`, … in one series without gaps, with the tax of the subscription's
+/// decision and the buyer as the billing details say now.
 pub async fn issue(
     portal: &Portal,
     meta: &RequestMeta,
@@ -182,20 +185,14 @@ pub async fn issue(
     let end = period_end(start, interval);
     let id = new_id(now, &*portal.random);
     let mut tx = portal.db.begin().await?;
-    let issued: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM invoices WHERE method = 'manual'",
-    )
-    .fetch_one(conn)
-    .await)?;
-    // The unique index on numbers refuses a second invoice with the same number if two are
-    // issued at once; the caller retries.
-    let number = format!("M-{:06}", issued + 1);
+    let number = numbering::next(&mut tx, Series::Manual).await?;
+    let buyer = details::buyer_snapshot(&mut tx, sub.customer_id).await?;
     let lines = serde_json::json!([{ "rate_bp": sub.tax_rate_bp, "amount": tax }]).to_string();
     let due = now + PAYMENT_TERM_DAYS * 86_400_000;
     on_tx!(&mut tx, conn => sqlx::query(
         "INSERT INTO invoices (id, customer_id, subscription_id, method, number, status, currency, subtotal, tax, \
-         total, amount_due, amount_paid, tax_lines, period_start, period_end, due_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'manual', $4, 'open', $5, $6, $7, $8, $8, 0, $9, $10, $11, $13, $12, $12)",
+         total, amount_due, amount_paid, tax_lines, period_start, period_end, due_at, created_at, updated_at, buyer) \
+         VALUES ($1, $2, $3, 'manual', $4, 'open', $5, $6, $7, $8, $8, 0, $9, $10, $11, $13, $12, $12, $14)",
     )
     .bind(id)
     .bind(sub.customer_id)
@@ -210,6 +207,7 @@ pub async fn issue(
     .bind(end)
     .bind(now)
     .bind(due)
+    .bind(buyer)
     .execute(conn)
     .await
     .map(|_| ()))?;
@@ -223,23 +221,45 @@ pub async fn issue(
 }
 
 #[derive(sqlx::FromRow)]
-struct OpenInvoice {
-    customer_id: Uuid,
+struct ManualInvoice {
+    /// None once the customer's account is gone (the invoice stays as a billing record).
+    customer_id: Option<Uuid>,
     subscription_id: Option<Uuid>,
     status: InvoiceStatus,
     total: i64,
     period_end: Option<i64>,
 }
 
-async fn open_invoice(db: &Db, id: Uuid) -> Result<OpenInvoice, ManualError> {
-    let found: Option<OpenInvoice> = on_db!(db, pool => sqlx::query_as(
+/// Moves a manual invoice from open to `to`, inside `tx`, only if it is still open: of two
+/// staff marking the same invoice paid at once, one changes it and the other is told it is
+/// paid already. The update is the guard; what was read before it is not.
+async fn close(
+    tx: &mut crate::db::Tx,
+    id: Uuid,
+    to: InvoiceStatus,
+    now: i64,
+) -> Result<ManualInvoice, ManualError> {
+    let changed = on_tx!(tx, conn => sqlx::query(
+        "UPDATE invoices SET status = $2, \
+         amount_paid = CASE WHEN $2 = 'paid' THEN total ELSE amount_paid END, \
+         amount_due = CASE WHEN $2 = 'void' THEN 0 ELSE amount_due END, \
+         paid_at = CASE WHEN $2 = 'paid' THEN $3 ELSE paid_at END, updated_at = $3 \
+         WHERE id = $1 AND method = 'manual' AND status = 'open'",
+    )
+    .bind(id)
+    .bind(to)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let invoice: Option<ManualInvoice> = on_tx!(tx, conn => sqlx::query_as(
         "SELECT customer_id, subscription_id, status, total, period_end FROM invoices WHERE id = $1 AND method = 'manual'",
     )
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await)?;
-    let invoice = found.ok_or(ManualError::NoSuchInvoice(id))?;
-    if invoice.status != InvoiceStatus::Open {
+    let invoice = invoice.ok_or(ManualError::NoSuchInvoice(id))?;
+    if changed == 0 {
         return Err(ManualError::NotOpen(id, invoice.status));
     }
     Ok(invoice)
@@ -253,17 +273,9 @@ pub async fn mark_paid(
     actor: Actor,
     id: Uuid,
 ) -> Result<(), ManualError> {
-    let invoice = open_invoice(&portal.db, id).await?;
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
-    on_tx!(&mut tx, conn => sqlx::query(
-        "UPDATE invoices SET status = 'paid', amount_paid = total, paid_at = $2, updated_at = $2 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|_| ()))?;
+    let invoice = close(&mut tx, id, InvoiceStatus::Paid, now).await?;
     if let Some(sub) = invoice.subscription_id {
         on_tx!(&mut tx, conn => sqlx::query(
             "UPDATE subscriptions SET status = 'active', current_period_end = $2, past_due_since = NULL, \
@@ -286,10 +298,12 @@ pub async fn mark_paid(
         .await
         .map(|_| ()))?;
     }
-    let event = AuditEvent::new(actor, "invoice.marked_paid")
-        .customer(invoice.customer_id)
+    let mut event = AuditEvent::new(actor, "invoice.marked_paid")
         .target("invoice", id)
         .details(serde_json::json!({ "total": invoice.total }));
+    if let Some(customer) = invoice.customer_id {
+        event = event.customer(customer);
+    }
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
     Ok(())
@@ -302,18 +316,13 @@ pub async fn void(
     actor: Actor,
     id: Uuid,
 ) -> Result<(), ManualError> {
-    let invoice = open_invoice(&portal.db, id).await?;
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
-    on_tx!(&mut tx, conn => sqlx::query("UPDATE invoices SET status = 'void', amount_due = 0, updated_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
-    let event = AuditEvent::new(actor, "invoice.voided")
-        .customer(invoice.customer_id)
-        .target("invoice", id);
+    let invoice = close(&mut tx, id, InvoiceStatus::Void, now).await?;
+    let mut event = AuditEvent::new(actor, "invoice.voided").target("invoice", id);
+    if let Some(customer) = invoice.customer_id {
+        event = event.customer(customer);
+    }
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
     Ok(())

@@ -7,11 +7,13 @@ pub mod changes;
 pub mod details;
 pub mod dunning;
 pub mod manual;
+pub mod numbering;
 pub mod stripe;
 pub mod subscriptions;
 pub mod sync;
 pub mod tax;
 pub mod vat_number;
+pub mod vies;
 pub mod webhooks;
 
 crate::text_enum! {

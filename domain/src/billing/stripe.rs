@@ -27,6 +27,9 @@ pub struct StripeConfig {
     /// Payment actions (card setup, order, plan change and its preview, cancel, resume) one
     /// customer may start per minute, so that nobody can spend the Stripe account's rate limit.
     pub actions_per_customer_per_minute: u32,
+    /// When the recovery job creates the Stripe subscription of an order whose request died
+    /// (a client that went away, a killed process) before Stripe answered.
+    pub recover_orders_after: Duration,
 }
 
 /// What went wrong with a payment call, in terms a customer can act on.
@@ -107,6 +110,11 @@ pub struct SubscriptionState {
     pub status: SubscriptionStatus,
     pub price_id: Option<String>,
     pub item_id: Option<String>,
+    /// The tax rates on the item (Stripe ids).
+    pub tax_rates: Vec<String>,
+    /// A plan change waits for its invoice to be paid (`pending_if_incomplete`); the items
+    /// above are still the old ones.
+    pub pending_update: bool,
     pub cancel_at_period_end: bool,
     /// Seconds since the epoch.
     pub current_period_end: Option<i64>,
@@ -567,14 +575,16 @@ impl Gateway {
         subscription_state(sub)
     }
 
-    /// Moves the subscription's one item to `price`, invoicing the prorated difference at once
-    /// (a failed payment leaves the subscription past due, as Stripe does for a renewal).
+    /// Moves the subscription's one item to `price`, invoicing the prorated difference at once,
+    /// only if that invoice is paid (`pending_if_incomplete`): a declined payment leaves the
+    /// subscription on its old price, with the change pending at Stripe. Stripe accepts only
+    /// price and quantity on the items of such an update, so the tax rate is set before
+    /// ([`Gateway::set_tax_rate`]).
     pub async fn change_price(
         &self,
         id: &str,
         item: &str,
         price: &str,
-        tax_rate: Option<&str>,
         idempotency_key: &str,
     ) -> Result<SubscriptionState, PaymentError> {
         use stripe_billing::subscription::{
@@ -587,7 +597,6 @@ impl Gateway {
             id: Some(item.to_string()),
             price: Some(price.to_string()),
             quantity: Some(1),
-            tax_rates: tax_rate.map(|t| vec![t.to_string()]),
             ..Default::default()
         }];
         let sub = self
@@ -595,7 +604,7 @@ impl Gateway {
                 UpdateSubscription::new(id.clone())
                     .items(items.clone())
                     .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
-                    .payment_behavior(UpdateSubscriptionPaymentBehavior::AllowIncomplete)
+                    .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete)
                     .customize()
                     .request_strategy(strategy.clone())
                     .send(&self.client)
@@ -838,6 +847,11 @@ fn subscription_state(sub: stripe_shared::Subscription) -> Result<SubscriptionSt
         status,
         price_id: item.map(|i| i.price.id.to_string()),
         item_id: item.map(|i| i.id.to_string()),
+        tax_rates: item
+            .and_then(|i| i.tax_rates.as_ref())
+            .map(|rates| rates.iter().map(|r| r.id.to_string()).collect())
+            .unwrap_or_default(),
+        pending_update: sub.pending_update.is_some(),
         cancel_at_period_end: sub.cancel_at_period_end,
         current_period_end: item.map(|i| i.current_period_end),
         trial_end: sub.trial_end,

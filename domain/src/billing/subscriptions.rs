@@ -1,10 +1,12 @@
 //! Homeserver orders and their subscriptions: one subscription per homeserver, as at EMS.
 //!
 //! Placing an order validates it, reserves the name, records the homeserver (waiting for
-//! payment) and its subscription (pending) with a fresh idempotency key, all in one
-//! transaction; only then is Stripe called. A crash between the two leaves a pending row whose
-//! retry sends the same key and first looks the subscription up by its metadata, so it never
-//! makes two.
+//! payment) and its subscription (pending) with a fresh idempotency key, and enqueues the
+//! recovery job, all in one transaction; only then is Stripe called, in a task that outlives the
+//! request. When the request or the process dies before Stripe answered, the recovery job
+//! ([`START_JOB`], a minute later by default) does the Stripe step: it sends the same key and
+//! first looks the subscription up by its metadata, and one runner at a time holds the order
+//! (`start_claimed_until`), so it never makes two.
 
 use super::{
     accounts::{self, Method},
@@ -17,7 +19,7 @@ use crate::{
     audit::{self, Actor, AuditEvent, RequestMeta},
     db::Db,
     homeservers::names,
-    on_db, on_tx,
+    jobs, on_db, on_tx,
     plans::Interval,
     portal::Portal,
     random::{new_id, token},
@@ -238,6 +240,9 @@ pub async fn place(
             Ok(v) => v,
             Err(problems) => return Ok(Err(OrderRefusal::Fields(problems))),
         };
+    // Reverse charge only for a number VIES confirmed; until then VAT is charged, and the tax
+    // is decided again when the check answers.
+    let confirmed = details::confirmed_vat_number(&portal.db, customer_id).await?;
     let today = crate::clock::from_millis(portal.clock.now_ms()).date();
     let decision = match tax::decide(
         &portal.rates,
@@ -247,7 +252,7 @@ pub async fn place(
         },
         &Party {
             country: &billing.country,
-            vat_number: billing.vat_number.as_deref(),
+            vat_number: confirmed.as_deref(),
         },
         today,
     ) {
@@ -262,6 +267,15 @@ pub async fn place(
     let mut tx = portal.db.begin().await?;
     if let Err(problem) = names::reserve(&mut tx, &name, customer_id, now).await? {
         tx.rollback().await?;
+        // The same order sent again (a double click, a browser's retry): it is the first one,
+        // whose payment its own request (or the recovery job) takes care of.
+        if let Some(subscription_id) = same_order(portal, customer_id, &name, form, now).await? {
+            let payment = wait_for_payment_step(portal, subscription_id).await;
+            return Ok(Ok(Placed {
+                subscription_id,
+                payment,
+            }));
+        }
         return Ok(Err(OrderRefusal::Fields(vec![(
             "name",
             problem.message_key(),
@@ -320,16 +334,136 @@ pub async fn place(
             "name": name, "currency": currency, "tax": decision.key,
         }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    if let (Method::Stripe, Some(gateway)) = (billing_account.method, portal.payments.as_ref()) {
+        // Durable: if this request dies before Stripe answered (a client that went away, a
+        // killed process), the recovery job creates the subscription a little later.
+        let job = jobs::NewJob {
+            run_at_ms: now + gateway.config.recover_orders_after.as_millis() as i64,
+            ..jobs::NewJob::now(
+                START_JOB,
+                serde_json::json!({ "subscription": subscription_id }),
+                &*portal.clock,
+            )
+        }
+        .dedupe(format!("{START_JOB}:{subscription_id}"));
+        jobs::enqueue(&mut tx, job, &*portal.clock, &*portal.random).await?;
+    }
     tx.commit().await?;
 
     let payment = match billing_account.method {
-        Method::Stripe => start(portal, customer_id, subscription_id, account).await,
+        Method::Stripe => {
+            // In a task of its own: hyper drops a handler's future when its client goes away,
+            // which must not cancel a payment half-way.
+            let (task_portal, task_account) = (portal.clone(), account.clone());
+            tokio::spawn(async move {
+                start(&task_portal, customer_id, subscription_id, &task_account).await
+            })
+            .await
+            .unwrap_or_else(|e| Err(PaymentError::Unexpected(format!("order task: {e}"))))
+        }
         Method::Manual => Ok(()),
     };
     Ok(Ok(Placed {
         subscription_id,
         payment,
     }))
+}
+
+/// The job that creates the Stripe subscription of an order whose request died first.
+pub const START_JOB: &str = "billing.start_subscription";
+
+/// How long an order's Stripe step is reserved for the one running it: every attempt of the
+/// calls it makes (customer, tax rate, subscription), with room to spare.
+fn start_lease(portal: &Portal) -> i64 {
+    let per_call = portal
+        .payments
+        .as_ref()
+        .map(|g| g.config.timeout.as_millis() as i64)
+        .unwrap_or(20_000);
+    per_call * 3 * 3 + 30_000
+}
+
+/// An order of this customer for the same name, plan and region placed in the last ten
+/// minutes: a second submission of the same form.
+async fn same_order(
+    portal: &Portal,
+    customer_id: Uuid,
+    name: &str,
+    form: &OrderForm,
+    now: i64,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT s.id FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id \
+         WHERE h.customer_id = $1 AND h.name = $2 AND h.region = $3 AND s.plan_id = $4 AND s.created_at > $5",
+    )
+    .bind(customer_id)
+    .bind(name)
+    .bind(&form.region)
+    .bind(&form.plan)
+    .bind(now - 10 * 60_000)
+    .fetch_optional(pool)
+    .await)
+}
+
+/// For a second submission of an order: waits (a few seconds at most) while the first one's
+/// Stripe step runs, so both answer alike. It never starts a payment itself: a declined card
+/// is not charged again by a double click.
+async fn wait_for_payment_step(portal: &Portal, subscription_id: Uuid) -> Result<(), PaymentError> {
+    for _ in 0..50 {
+        let found: Option<(SubscriptionStatus, Method)> =
+            on_db!(&portal.db, pool => sqlx::query_as(
+            "SELECT status, method FROM subscriptions WHERE id = $1",
+        )
+        .bind(subscription_id)
+        .fetch_optional(pool)
+        .await)
+            .map_err(|e| PaymentError::Unexpected(format!("database: {e}")))?;
+        match found {
+            Some((SubscriptionStatus::Pending, Method::Stripe)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Some((SubscriptionStatus::Incomplete, Method::Stripe)) => {
+                return Err(PaymentError::Declined(String::new()))
+            }
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// The recovery job's work: creates the Stripe subscription of an order still pending (its
+/// request died before Stripe answered). An order in any other state is left alone: it was
+/// created, or declined (a declined card is charged again only when the customer asks).
+pub async fn recover(portal: &Portal, subscription_id: Uuid) -> Result<(), PaymentError> {
+    let fail = |e: sqlx::Error| PaymentError::Unexpected(format!("database: {e}"));
+    let found: Option<(Uuid, SubscriptionStatus)> = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT customer_id, status FROM subscriptions WHERE id = $1",
+    )
+    .bind(subscription_id)
+    .fetch_optional(pool)
+    .await)
+    .map_err(fail)?;
+    let Some((customer_id, SubscriptionStatus::Pending)) = found else {
+        return Ok(());
+    };
+    let owner: Option<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT user_id FROM memberships WHERE customer_id = $1 AND role = 'owner'",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await)
+    .map_err(fail)?;
+    let account = match owner {
+        Some(user) => crate::accounts::profile::load(&portal.db, user)
+            .await
+            .map_err(fail)?,
+        None => None,
+    };
+    let Some(account) = account else {
+        return Ok(());
+    };
+    tracing::info!(subscription = %subscription_id, "creating the Stripe subscription of an order whose request did not finish");
+    start(portal, customer_id, subscription_id, &account).await
 }
 
 /// What creating an order's Stripe subscription needs from its row.
@@ -345,8 +479,58 @@ struct Pending {
 }
 
 /// Creates (or finds) the Stripe subscription of a pending order and records what Stripe says.
-/// Safe to call again: the stored key and the metadata lookup make one subscription.
+/// Safe to call again: the stored key and the metadata lookup make one subscription, and one
+/// caller at a time does the work (a second one is told to try again later).
 pub async fn start(
+    portal: &Portal,
+    customer_id: Uuid,
+    subscription_id: Uuid,
+    account: &Account,
+) -> Result<(), PaymentError> {
+    let fail = |e: sqlx::Error| PaymentError::Unexpected(format!("database: {e}"));
+    let now = portal.clock.now_ms();
+    let claimed = on_db!(&portal.db, pool => sqlx::query(
+        "UPDATE subscriptions SET start_claimed_until = $3 WHERE id = $1 AND customer_id = $2 \
+         AND status IN ('pending', 'incomplete') AND (start_claimed_until IS NULL OR start_claimed_until < $4)",
+    )
+    .bind(subscription_id)
+    .bind(customer_id)
+    .bind(now + start_lease(portal))
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(fail)?;
+    if claimed == 0 {
+        let status: Option<SubscriptionStatus> = on_db!(&portal.db, pool => sqlx::query_scalar(
+            "SELECT status FROM subscriptions WHERE id = $1",
+        )
+        .bind(subscription_id)
+        .fetch_optional(pool)
+        .await)
+        .map_err(fail)?;
+        return match status {
+            // Another runner holds it (a request still waiting for Stripe, or one that died
+            // while holding it, until its lease ends): try again later.
+            Some(SubscriptionStatus::Pending | SubscriptionStatus::Incomplete) => Err(
+                PaymentError::Unavailable("another runner is creating this subscription".into()),
+            ),
+            _ => Ok(()),
+        };
+    }
+    let outcome = start_claimed(portal, customer_id, subscription_id, account).await;
+    on_db!(&portal.db, pool => sqlx::query(
+        "UPDATE subscriptions SET start_claimed_until = NULL WHERE id = $1",
+    )
+    .bind(subscription_id)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .map_err(fail)?;
+    outcome
+}
+
+async fn start_claimed(
     portal: &Portal,
     customer_id: Uuid,
     subscription_id: Uuid,
@@ -501,6 +685,25 @@ pub(crate) async fn stripe_tax_rate(
     Ok(id)
 }
 
+#[derive(sqlx::FromRow)]
+struct Before {
+    status: SubscriptionStatus,
+    customer_id: Uuid,
+    server_name: String,
+    plan_id: String,
+    billing_interval: String,
+    currency: String,
+}
+
+/// How many subscriptions carry a Stripe price that maps to no plan (a metric for staff).
+pub async fn unknown_price_count(db: &crate::db::Db) -> Result<i64, sqlx::Error> {
+    on_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM subscriptions WHERE unknown_stripe_price IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await)
+}
+
 /// Mirrors Stripe's view of a subscription. A paid (or trialing) subscription moves its
 /// homeserver from "waiting for payment" to "waiting for provisioning".
 pub async fn record_state(
@@ -510,30 +713,70 @@ pub async fn record_state(
 ) -> Result<(), sqlx::Error> {
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
-    let before: Option<(SubscriptionStatus, Uuid, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
-        "SELECT s.status, s.customer_id, h.name FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id \
-         WHERE s.id = $1",
+    let before: Option<Before> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT s.status, s.customer_id, h.name AS server_name, s.plan_id, s.billing_interval, s.currency \
+         FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id WHERE s.id = $1",
     )
     .bind(subscription_id)
     .fetch_optional(conn)
     .await)?;
-    if let Some((previous, customer_id, server_name)) = &before {
-        if state.status.overdue() && !previous.overdue() {
-            super::dunning::notify(
-                &mut tx,
-                portal,
-                *customer_id,
-                Kind::PaymentFailed,
-                server_name,
-            )
-            .await?;
+    let Some(before) = before else {
+        return Ok(());
+    };
+    // The plan and interval are Stripe's: its price maps back to them (a change made in
+    // Stripe's dashboard is followed). A price of no plan is recorded and flagged, not guessed.
+    let mut plan = (before.plan_id.clone(), before.billing_interval.clone());
+    let mut unknown_price = None;
+    if let Some(price) = &state.price_id {
+        match portal.plans.by_stripe_price(price) {
+            Some((found, currency, interval)) if currency == before.currency => {
+                plan = (found.id.clone(), interval.as_str().to_string());
+            }
+            _ => {
+                tracing::error!(
+                    subscription = %subscription_id,
+                    price = %price,
+                    "the Stripe subscription has a price that is no plan of the catalogue in its currency; \
+                     its plan is left as it was and the subscription flagged"
+                );
+                unknown_price = Some(price.clone());
+            }
         }
+    }
+    if plan != (before.plan_id.clone(), before.billing_interval.clone()) {
+        let event = AuditEvent::new(Actor::System, "subscription.plan_changed")
+            .customer(before.customer_id)
+            .target("subscription", subscription_id)
+            .details(serde_json::json!({
+                "from": before.plan_id, "to": plan.0,
+                "interval_from": before.billing_interval, "interval_to": plan.1,
+                "price": state.price_id,
+            }));
+        audit::record(
+            &mut tx,
+            &event,
+            &RequestMeta::default(),
+            &*portal.clock,
+            &*portal.random,
+        )
+        .await?;
+    }
+    if state.status.overdue() && !before.status.overdue() {
+        super::dunning::notify(
+            &mut tx,
+            portal,
+            before.customer_id,
+            Kind::PaymentFailed,
+            &before.server_name,
+        )
+        .await?;
     }
     on_tx!(&mut tx, conn => sqlx::query(
         "UPDATE subscriptions SET stripe_subscription_id = $2, status = $3, cancel_at_period_end = $4, \
          current_period_end = $5, trial_end = $6, updated_at = $7, \
          past_due_since = CASE WHEN $3 IN ('past_due', 'unpaid') THEN COALESCE(past_due_since, $7) ELSE NULL END, \
-         canceled_at = CASE WHEN $3 = 'canceled' THEN COALESCE(canceled_at, $7) ELSE NULL END \
+         canceled_at = CASE WHEN $3 = 'canceled' THEN COALESCE(canceled_at, $7) ELSE NULL END, \
+         plan_id = $8, billing_interval = $9, unknown_stripe_price = $10 \
          WHERE id = $1",
     )
     .bind(subscription_id)
@@ -543,6 +786,9 @@ pub async fn record_state(
     .bind(state.current_period_end.map(|s| s * 1000))
     .bind(state.trial_end.map(|s| s * 1000))
     .bind(now)
+    .bind(&plan.0)
+    .bind(&plan.1)
+    .bind(unknown_price)
     .execute(conn)
     .await
     .map(|_| ()))?;

@@ -3,7 +3,7 @@
 //! same whatever order events arrive in, and however often.
 
 use super::{
-    cards,
+    cards, details,
     stripe::{InvoiceState, PaymentError},
     subscriptions,
 };
@@ -177,17 +177,23 @@ pub async fn record_invoice(portal: &Portal, invoice: &InvoiceState) -> Result<(
             .collect::<Vec<_>>(),
     )
     .unwrap_or_else(|_| "[]".into());
+    // The buyer as the billing details say while the invoice is a draft; fixed once Stripe
+    // finalised it.
+    let buyer = details::load(&portal.db, customer_id)
+        .await?
+        .and_then(|d| serde_json::to_string(&d).ok());
     let now = portal.clock.now_ms();
     on_db!(&portal.db, pool => sqlx::query(
         "INSERT INTO invoices (id, customer_id, subscription_id, method, stripe_invoice_id, number, status, currency, \
          subtotal, tax, total, amount_due, amount_paid, tax_lines, period_start, period_end, card_last4, paid_at, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, 'stripe', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         created_at, updated_at, buyer) \
+         VALUES ($1, $2, $3, 'stripe', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
          ON CONFLICT (stripe_invoice_id) DO UPDATE SET subscription_id = excluded.subscription_id, \
          number = excluded.number, status = excluded.status, subtotal = excluded.subtotal, tax = excluded.tax, \
          total = excluded.total, amount_due = excluded.amount_due, amount_paid = excluded.amount_paid, \
          tax_lines = excluded.tax_lines, period_start = excluded.period_start, period_end = excluded.period_end, \
          card_last4 = COALESCE(invoices.card_last4, excluded.card_last4), paid_at = excluded.paid_at, \
+         buyer = CASE WHEN invoices.status = 'draft' OR invoices.buyer IS NULL THEN excluded.buyer ELSE invoices.buyer END, \
          updated_at = excluded.updated_at",
     )
     .bind(new_id(now, &*portal.random))
@@ -209,6 +215,7 @@ pub async fn record_invoice(portal: &Portal, invoice: &InvoiceState) -> Result<(
     .bind(invoice.paid_at.map(|t| t * 1000))
     .bind(invoice.created * 1000)
     .bind(now)
+    .bind(buyer)
     .execute(pool)
     .await
     .map(|_| ()))

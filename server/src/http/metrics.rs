@@ -55,6 +55,7 @@ pub struct Metrics {
     jobs_queued: Gauge,
     jobs_failed: Gauge,
     database_up: Gauge,
+    unknown_prices: Gauge,
 }
 
 impl Default for Metrics {
@@ -65,6 +66,7 @@ impl Default for Metrics {
         let jobs_queued = Gauge::default();
         let jobs_failed = Gauge::default();
         let database_up = Gauge::default();
+        let unknown_prices = Gauge::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -86,6 +88,11 @@ impl Default for Metrics {
             "1 when the database answers",
             database_up.clone(),
         );
+        registry.register(
+            "subscriptions_unknown_price",
+            "Subscriptions whose Stripe price is no plan of the catalogue (flagged, plan left as it was)",
+            unknown_prices.clone(),
+        );
         Self {
             registry,
             requests,
@@ -93,6 +100,7 @@ impl Default for Metrics {
             jobs_queued,
             jobs_failed,
             database_up,
+            unknown_prices,
         }
     }
 }
@@ -152,6 +160,14 @@ pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Respon
             metrics.jobs_queued.set(counts.queued);
             metrics.jobs_failed.set(counts.failed);
             metrics.database_up.set(1);
+        }
+        Err(_) => {
+            metrics.database_up.set(0);
+        }
+    }
+    match domain::billing::subscriptions::unknown_price_count(&state.portal.db).await {
+        Ok(count) => {
+            metrics.unknown_prices.set(count);
         }
         Err(_) => {
             metrics.database_up.set(0);

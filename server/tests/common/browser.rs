@@ -128,7 +128,9 @@ pub async fn api(browser: &mut Browser<'_>, name: &str) -> serde_json::Value {
         .send()
         .await
         .unwrap();
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("/api/{name}: {status} {text}: {e}"))
 }
 
 impl Browser<'_> {

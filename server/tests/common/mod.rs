@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod stripe;
+pub mod vies;
 
 use clap::Parser;
 use domain::{db::Backend, ManualClock, SeededRandom};
@@ -17,7 +18,9 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub state: server::state::AppState,
     runner: domain::jobs::Runner,
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// The database, for a second portal process on the same data (a replica).
+    pub database_url: String,
     cleanup: Option<test_support::Cleanup>,
 }
 
@@ -133,6 +136,12 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
             .map(str::to_string)
             .unwrap_or_else(|| format!("http://{addr}")),
     ];
+    // No test reaches the EU's VIES service: a test that checks VAT numbers names its own
+    // stand-in (end2end/vies-server.py); the others get a closed port, so a check finds VIES
+    // unavailable at once.
+    if !extra.contains(&"--vies-url") {
+        args.extend(["--vies-url".into(), "http://127.0.0.1:9".into()]);
+    }
     args.extend(extra.iter().map(|a| a.to_string()));
     let cli = server::config::Cli::try_parse_from(args).unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
@@ -165,6 +174,7 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
         state,
         runner,
         data_dir,
+        database_url: url,
         cleanup: Some(cleanup),
     }
 }

@@ -25,7 +25,7 @@ impl Drop for StripeServer {
     }
 }
 
-fn python() -> String {
+pub fn python() -> String {
     std::env::var("PORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
@@ -107,6 +107,45 @@ impl StripeServer {
         body
     }
 
+    /// Sends the webhook events of everything that happens at the test server to `app`, signed
+    /// with the portal's webhook secret, as a Stripe account's endpoint does.
+    pub async fn send_webhooks_to(&self, app: &TestApp) {
+        let response = self
+            .client
+            .post(format!("{}/_config/webhooks/portal", self.base))
+            .form(&[
+                ("url", app.url("/webhooks/stripe").as_str()),
+                ("secret", WEBHOOK_SECRET),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Makes the server take `seconds` before it passes a `POST path` on (a slow network).
+    pub async fn delay(&self, path: &str, seconds: f64) {
+        let response = self
+            .client
+            .post(format!("{}/_compat/delay", self.base))
+            .form(&[("path", path), ("seconds", &seconds.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Runs localstripe's own renewal step for a subscription now (the role of Stripe's test
+    /// clocks: localstripe renews nothing by itself). Returns the subscription after it.
+    pub async fn renew(&self, subscription: &str) -> serde_json::Value {
+        self.api(
+            reqwest::Method::POST,
+            &format!("/_compat/renew/{subscription}"),
+            &[],
+        )
+        .await
+    }
+
     /// What Stripe.js does in the browser with the card the customer typed: confirms the
     /// SetupIntent with the publishable key. Returns the SetupIntent's id.
     pub async fn confirm_card_setup(
@@ -146,28 +185,34 @@ impl StripeServer {
 
 /// A portal that bills through the test Stripe server.
 pub async fn spawn_app_with_stripe(backend: Backend, stripe: &StripeServer) -> TestApp {
+    spawn_app_with_stripe_args(backend, stripe, &[]).await
+}
+
+/// As [`spawn_app_with_stripe`], with more command-line settings.
+pub async fn spawn_app_with_stripe_args(
+    backend: Backend,
+    stripe: &StripeServer,
+    extra: &[&str],
+) -> TestApp {
     let js = format!("{}/js.stripe.com/v3/", stripe.base);
-    spawn_app_args(
-        backend,
-        None,
-        &[
-            "--plans-file",
-            stripe.plans_file.to_str().unwrap(),
-            "--stripe-secret-key",
-            SECRET_KEY,
-            "--stripe-publishable-key",
-            PUBLISHABLE_KEY,
-            "--stripe-webhook-secret",
-            WEBHOOK_SECRET,
-            "--stripe-api-base",
-            &stripe.base,
-            "--stripe-js-url",
-            &js,
-            "--stripe-timeout-seconds",
-            "10",
-        ],
-    )
-    .await
+    let mut args = vec![
+        "--plans-file",
+        stripe.plans_file.to_str().unwrap(),
+        "--stripe-secret-key",
+        SECRET_KEY,
+        "--stripe-publishable-key",
+        PUBLISHABLE_KEY,
+        "--stripe-webhook-secret",
+        WEBHOOK_SECRET,
+        "--stripe-api-base",
+        &stripe.base,
+        "--stripe-js-url",
+        &js,
+        "--stripe-timeout-seconds",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    spawn_app_args(backend, None, &args).await
 }
 
 pub fn first_region(app: &TestApp) -> String {

@@ -170,6 +170,17 @@ pub fn see_other(to: &str) -> Response {
 }
 
 /// A failure the person cannot fix: logged, and answered with the error page.
+/// Runs a step that calls Stripe and records its answer in a task of its own: hyper drops a
+/// handler's future when its client goes away, which must not stop a payment step between
+/// Stripe's answer and the portal's record of it. The handler still waits for the outcome.
+pub async fn outliving_the_request<T: Send + 'static>(
+    step: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Response> {
+    tokio::spawn(step)
+        .await
+        .map_err(|e| failure(&format!("payment step: {e}")))
+}
+
 pub fn failure(error: &str) -> Response {
     tracing::error!(%error, "form handler failed");
     super::error_page::internal_error_response()

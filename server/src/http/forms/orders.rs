@@ -1,6 +1,8 @@
 //! Card, order and billing-method forms.
 
-use super::{failure, return_path, see_other, signed_in_customer, tr, FormContext};
+use super::{
+    failure, outliving_the_request, return_path, see_other, signed_in_customer, tr, FormContext,
+};
 use app::forms::{CardSetup, Flash, PlanPreview, CARD_SETUP_KEY, PLAN_PREVIEW_KEY};
 use axum::{
     extract::Path,
@@ -43,15 +45,24 @@ pub async fn save_card(ctx: FormContext, Form(fields): Form<CardFields>) -> Resp
         flash.alert = Some(tr("card.not_confirmed"));
         return ctx.back("/billing/card", flash).await;
     }
-    match cards::complete(
-        portal,
-        &ctx.meta,
-        Actor::User(account.user_id),
-        customer_id,
-        setup_intent,
-    )
+    let (task_portal, meta, setup_intent) =
+        (portal.clone(), ctx.meta.clone(), setup_intent.to_string());
+    let outcome = match outliving_the_request(async move {
+        cards::complete(
+            &task_portal,
+            &meta,
+            Actor::User(account.user_id),
+            customer_id,
+            &setup_intent,
+        )
+        .await
+    })
     .await
     {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
+    };
+    match outcome {
         Ok(_) => {
             let _ = ctx.session.remove_value(CARD_SETUP_KEY).await;
             ctx.back(next, Flash::notice(tr("card.saved"))).await
@@ -230,6 +241,7 @@ pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Respons
             return ctx.back("/dashboard", flash).await;
         }
         (Ok(()), Method::Manual, _) => "order.placed_manual",
+        (Ok(()), _, SubscriptionStatus::Pending) => "order.placed_pending",
         (Ok(()), _, SubscriptionStatus::Trialing) => "order.placed_trial",
         (Ok(()), _, _) => "order.placed",
     };
@@ -256,11 +268,6 @@ async fn change_answer(
 ) -> Response {
     let back = format!("/homeservers/{id}");
     match outcome {
-        Ok(Ok(state)) if state.status == SubscriptionStatus::PastDue => {
-            let mut flash = Flash::for_form("manage");
-            flash.alert = Some(tr("payment.declined"));
-            ctx.back(&back, flash).await
-        }
         Ok(Ok(_)) => {
             let _ = ctx.session.remove_value(PLAN_PREVIEW_KEY).await;
             ctx.back(&back, Flash::notice(tr(done))).await
@@ -332,15 +339,23 @@ pub async fn change_plan(
     let Some(sub) = subscription_id(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let outcome = changes::change_plan(
-        &ctx.state.portal,
-        &ctx.meta,
-        Actor::User(account.user_id),
-        customer_id,
-        sub,
-        &fields.plan,
-    )
-    .await;
+    let (portal, meta, plan) = (ctx.state.portal.clone(), ctx.meta.clone(), fields.plan);
+    let outcome = match outliving_the_request(async move {
+        changes::change_plan(
+            &portal,
+            &meta,
+            Actor::User(account.user_id),
+            customer_id,
+            sub,
+            &plan,
+        )
+        .await
+    })
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
+    };
     change_answer(&ctx, &id, outcome, "manage.changed").await
 }
 
@@ -352,15 +367,23 @@ async fn set_cancel(ctx: FormContext, id: String, cancel: bool) -> Response {
     let Some(sub) = subscription_id(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let outcome = changes::set_cancel_at_period_end(
-        &ctx.state.portal,
-        &ctx.meta,
-        Actor::User(account.user_id),
-        customer_id,
-        sub,
-        cancel,
-    )
-    .await;
+    let (portal, meta) = (ctx.state.portal.clone(), ctx.meta.clone());
+    let outcome = match outliving_the_request(async move {
+        changes::set_cancel_at_period_end(
+            &portal,
+            &meta,
+            Actor::User(account.user_id),
+            customer_id,
+            sub,
+            cancel,
+        )
+        .await
+    })
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
+    };
     let done = if cancel {
         "manage.canceled"
     } else {
