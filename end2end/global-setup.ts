@@ -53,11 +53,12 @@ export default async function globalSetup() {
   const maildir = path.join(dataDir, 'maildir');
   const plansFile = path.join(dataDir, 'plans.toml');
   try {
-    const [smtp, stripe] = await Promise.all([
+    const [smtp, stripe, vies] = await Promise.all([
       start('smtp-server.py', python, ['smtp-server.py', maildir], process.env, listening),
       start('stripe-compat.py', python,
         ['stripe-compat.py', '--seed-plans', '../config/plans.toml', '--write-plans', plansFile],
         process.env, listening),
+      start('vies-server.py', python, ['vies-server.py'], process.env, listening),
     ]);
     const stripeBase = `http://${stripe}`;
     const portal = await start('the portal', serverBin, [], {
@@ -78,6 +79,8 @@ export default async function globalSetup() {
       STRIPE_WEBHOOK_SECRET: 'whsec_portal_e2e',
       STRIPE_API_BASE: stripeBase,
       STRIPE_JS_URL: `${stripeBase}/js.stripe.com/v3/`,
+      // The EU's VIES service is played by the project's stand-in (no test reaches the EU).
+      PORTAL_VIES_URL: `http://${vies}`,
     }, (line) => {
       try {
         const json = JSON.parse(line);

@@ -81,6 +81,23 @@ impl AuditEvent {
     }
 }
 
+/// Records an event of the portal's own background work (a job, a Stripe sync, dunning): the
+/// system acts, with no request behind it.
+pub async fn record_system(
+    tx: &mut Tx,
+    event: &AuditEvent,
+    portal: &crate::Portal,
+) -> Result<Uuid, sqlx::Error> {
+    record(
+        tx,
+        event,
+        &RequestMeta::default(),
+        &*portal.clock,
+        &*portal.random,
+    )
+    .await
+}
+
 pub async fn record(
     tx: &mut Tx,
     event: &AuditEvent,

@@ -36,4 +36,30 @@ mod tests {
         // rust-i18n returns the key itself when a message is missing.
         assert_eq!(t(Locale::En, "no.such.key"), "no.such.key");
     }
+
+    /// A key written twice in the YAML keeps only one of its texts, silently: a page would then
+    /// say the other sentence.
+    #[test]
+    fn the_locale_file_names_each_key_once() {
+        let text = include_str!("../../locales/en.yml");
+        let mut path: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines() {
+            let trimmed = line.trim_start();
+            let Some((key, _)) = trimmed.split_once(':') else {
+                continue;
+            };
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            path.truncate((line.len() - trimmed.len()) / 2);
+            path.push(key);
+            let full = path.join(".");
+            assert!(
+                seen.insert(full.clone()),
+                "{full} appears twice in locales/en.yml"
+            );
+        }
+        assert!(seen.contains("billing.vat_not_valid"));
+    }
 }

@@ -41,6 +41,12 @@ test('billing details: refused, corrected, saved, and the change shows in the hi
   await page.getByRole('button', { name: 'Save billing details' }).click();
   await expect(page.getByRole('status')).toContainText('Your billing details were saved');
   await expect(page.getByLabel('VAT number (optional)')).toHaveValue('FI12345678');
+  // The number goes to the EU's VIES service (its stand-in, which knows no FI12345678) and the
+  // page says what VIES answered.
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator('#billing-vat-state')).toContainText('says this VAT number is not valid', { timeout: 500 });
+  }).toPass({ timeout: 20_000 });
   const history = page.locator('table');
   await expect(history).toContainText('FI12345678');
   await expect(history).toContainText('you');

@@ -91,10 +91,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     .handle(domain::billing::changes::RETAX_JOB, move |payload| {
         let portal = retax_portal.clone();
         async move {
-            let customer = payload["customer"]
-                .as_str()
-                .and_then(|c| uuid::Uuid::parse_str(c).ok())
-                .ok_or("a tax job without its customer")?;
+            let customer = id_in(&payload, "customer")?;
             domain::billing::changes::redecide_tax(&portal, customer)
                 .await
                 .map(|_| ())
@@ -104,10 +101,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     .handle(domain::billing::subscriptions::START_JOB, move |payload| {
         let portal = order_portal.clone();
         async move {
-            let subscription = payload["subscription"]
-                .as_str()
-                .and_then(|c| uuid::Uuid::parse_str(c).ok())
-                .ok_or("an order job without its subscription")?;
+            let subscription = id_in(&payload, "subscription")?;
             match domain::billing::subscriptions::recover(&portal, subscription).await {
                 // A declined card is the order's outcome (the dashboard says so), not a failure
                 // of the job.
@@ -119,10 +113,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     .handle(domain::billing::vies::CHECK_JOB, move |payload| {
         let portal = vat_portal.clone();
         async move {
-            let customer = payload["customer"]
-                .as_str()
-                .and_then(|c| uuid::Uuid::parse_str(c).ok())
-                .ok_or("a VAT check without its customer")?;
+            let customer = id_in(&payload, "customer")?;
             domain::billing::vies::run_check(&portal, customer)
                 .await
                 .map(|_| ())
@@ -142,4 +133,12 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     .every(PURGE_SESSIONS, time::Duration::minutes(15))
     .every(domain::billing::dunning::JOB, time::Duration::hours(1))
     .every(PURGE_UNVERIFIED, time::Duration::hours(1))
+}
+
+/// The id a job's payload names under `field`.
+fn id_in(payload: &serde_json::Value, field: &str) -> Result<uuid::Uuid, String> {
+    payload[field]
+        .as_str()
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .ok_or_else(|| format!("a job payload without its {field}"))
 }

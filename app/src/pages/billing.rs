@@ -82,7 +82,7 @@ fn BillingForm(data: BillingView, flash: Flash) -> impl IntoView {
             {text("billing_email", "email", "email", true)}
             <Field flash=flash.clone() form="billing" name="vat_number" label=tr("billing.field_vat_number")
                 autocomplete="off" required=false value=value("vat_number") hint=tr("billing.vat_hint")/>
-            {data.vat_state.clone().map(|state| view! { <p class="notice vat-state" role="status">{state}</p> })}
+            {data.vat_state.clone().map(|state| view! { <p class="hint vat-state" id="billing-vat-state">{state}</p> })}
             <button class="button primary" type="submit">{tr("billing.save")}</button>
         </form>
         {(!data.history.is_empty()).then(|| view! {

@@ -336,14 +336,7 @@ pub async fn redecide_tax(portal: &Portal, customer_id: Uuid) -> Result<usize, C
             .customer(customer_id)
             .target("subscription", id)
             .details(serde_json::json!({ "from": key, "to": decision.key }));
-        audit::record(
-            &mut tx,
-            &event,
-            &RequestMeta::default(),
-            &*portal.clock,
-            &*portal.random,
-        )
-        .await?;
+        audit::record_system(&mut tx, &event, portal).await?;
         tx.commit().await?;
         changed += 1;
     }

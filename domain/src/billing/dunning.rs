@@ -8,7 +8,7 @@
 use super::{accounts::Method, subscriptions};
 use crate::{
     accounts::emails::{self, Kind},
-    audit::{self, Actor, AuditEvent, RequestMeta},
+    audit::{self, Actor, AuditEvent},
     db::Tx,
     i18n::Locale,
     mail, on_db, on_tx,
@@ -125,14 +125,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
                 .customer(o.customer_id)
                 .target("homeserver", o.homeserver_id)
                 .details(serde_json::json!({ "subscription": o.id, "reason": "payment overdue" }));
-            audit::record(
-                &mut tx,
-                &event,
-                &RequestMeta::default(),
-                &*portal.clock,
-                &*portal.random,
-            )
-            .await?;
+            audit::record_system(&mut tx, &event, portal).await?;
             notify(
                 &mut tx,
                 portal,
@@ -181,14 +174,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
         let event = AuditEvent::new(Actor::System, "subscription.canceled_for_non_payment")
             .customer(o.customer_id)
             .target("subscription", o.id);
-        audit::record(
-            &mut tx,
-            &event,
-            &RequestMeta::default(),
-            &*portal.clock,
-            &*portal.random,
-        )
-        .await?;
+        audit::record_system(&mut tx, &event, portal).await?;
         notify(
             &mut tx,
             portal,

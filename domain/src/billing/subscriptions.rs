@@ -752,14 +752,7 @@ pub async fn record_state(
                 "interval_from": before.billing_interval, "interval_to": plan.1,
                 "price": state.price_id,
             }));
-        audit::record(
-            &mut tx,
-            &event,
-            &RequestMeta::default(),
-            &*portal.clock,
-            &*portal.random,
-        )
-        .await?;
+        audit::record_system(&mut tx, &event, portal).await?;
     }
     if state.status.overdue() && !before.status.overdue() {
         super::dunning::notify(

@@ -295,14 +295,7 @@ pub async fn run_check(portal: &Portal, customer_id: Uuid) -> Result<VatStatus, 
                 "request_date": answer.request_date,
                 "request_identifier": answer.request_identifier,
             }));
-    crate::audit::record(
-        &mut tx,
-        &event,
-        &crate::audit::RequestMeta::default(),
-        &*portal.clock,
-        &*portal.random,
-    )
-    .await?;
+    crate::audit::record_system(&mut tx, &event, portal).await?;
     if before != status {
         details::enqueue_retax(&mut tx, portal, customer_id).await?;
     }

@@ -235,7 +235,7 @@ pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Respons
     };
     let message = match (&placed.payment, subscription.method, subscription.status) {
         (Err(error), _, _) => {
-            // The order is kept (its name stays reserved); the dashboard offers the retry.
+            // The order is kept (its name stays reserved); the dashboard says the payment failed.
             let mut flash = Flash::for_form("dashboard");
             flash.alert = Some(tr(error.message_key()));
             return ctx.back("/dashboard", flash).await;
