@@ -23,7 +23,8 @@ layer runs it in-process on an internal port and forwards every request to it, a
   from localstripe's real state;
 - sends the webhook events Stripe would send for the state changes localstripe really made
   (it sends few itself), signed with the secret the test registers, like Stripe:
-  `POST /_config/webhooks/ID` with `url` and `secret`.
+  `POST /_config/webhooks/ID` with `url` and `secret`. They go out after the response to the
+  call that caused them, as Stripe's do.
 
 It never answers a Stripe call itself: every object comes from localstripe. An object of a
 kind that has no example is passed on as localstripe made it, with a warning on stderr.
@@ -41,6 +42,7 @@ before it is passed on (a slow network).
 
 import argparse
 import asyncio
+import contextvars
 import copy
 import hashlib
 import hmac
@@ -62,6 +64,9 @@ resources.Store.dump_to_disk = lambda self: None
 from localstripe.server import app as localstripe_app  # noqa: E402
 
 API_VERSION = "2025-09-30.clover"
+# The webhook events a request's handling produced: sent once its response is out, as Stripe
+# sends events after it answered the call that caused them.
+DEFERRED_EVENTS = contextvars.ContextVar("deferred_events", default=None)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Fields of Stripe's examples that describe a state the object is not in: when localstripe
@@ -321,6 +326,17 @@ class Compat:
         return status, json.loads(raw)
 
     async def handle(self, request):
+        deferred = []
+        DEFERRED_EVENTS.set(deferred)
+        response = await self.answer(request)
+        if deferred:
+            await response.prepare(request)
+            await response.write_eof()
+            for event in deferred:
+                await self.deliver(event)
+        return response
+
+    async def answer(self, request):
         path = request.path
         if path.startswith("/_config/webhooks/"):
             data = await request.post()
@@ -547,6 +563,13 @@ class Compat:
             "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
             "type": kind, "data": {"object": obj},
         })
+        deferred = DEFERRED_EVENTS.get()
+        if deferred is not None:
+            deferred.append(event)
+        else:
+            await self.deliver(event)
+
+    async def deliver(self, event):
         payload = json.dumps(event).encode()
         for url, secret in list(self.webhooks.values()):
             stamp = int(time.time())
@@ -557,7 +580,8 @@ class Compat:
                         "Stripe-Signature": "t=%d,v1=%s" % (stamp, signature)}) as r:
                     await r.read()
             except Exception as e:  # the receiver may be gone at the end of a test
-                print("stripe-compat: webhook %s to %s failed: %s" % (kind, url, e), file=sys.stderr)
+                print("stripe-compat: webhook %s to %s failed: %s" % (event["type"], url, e),
+                      file=sys.stderr)
 
 
 async def seed_plans(compat, source, target):

@@ -921,12 +921,15 @@ async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {
         async move {
             let sub = &stripe_subscriptions(stripe, app).await[0];
             let item = sub["items"]["data"][0]["id"].as_str().unwrap().to_string();
+            let seen = app.stripe_events("customer.subscription.updated").await;
             stripe
                 .api(
                     Method::POST,
                     &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()),
                     &[("items[0][id]", &item), ("items[0][price]", price)],
                 )
+                .await;
+            app.wait_for_stripe_events("customer.subscription.updated", seen + 1)
                 .await;
             app.run_jobs().await;
         }
@@ -1042,7 +1045,10 @@ async fn a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through
     assert_eq!(details["applied"], false, "{details}");
 
     // The renewal is declined too (localstripe's own renewal step, run now): past due.
+    let seen = app.stripe_events("customer.subscription.updated").await;
     stripe.renew(at_stripe["id"].as_str().unwrap()).await;
+    app.wait_for_stripe_events("customer.subscription.updated", seen + 1)
+        .await;
     app.run_jobs().await;
     assert_eq!(subscription(&app).await, ("past_due".to_string(), None));
     assert_eq!(

@@ -201,6 +201,29 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// How many Stripe webhook events of `kind` the portal has received.
+    pub async fn stripe_events(&self, kind: &str) -> i64 {
+        domain::on_db!(&self.state.portal.db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM stripe_events WHERE event_type = $1"
+        )
+        .bind(kind)
+        .fetch_one(pool)
+        .await
+        .unwrap())
+    }
+
+    /// Waits (15 s at most) until the portal has received `count` Stripe events of `kind`:
+    /// Stripe, and the test server, send them after answering the call that caused them.
+    pub async fn wait_for_stripe_events(&self, kind: &str, count: i64) {
+        for _ in 0..150 {
+            if self.stripe_events(kind).await >= count {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the portal did not receive {count} {kind} events");
+    }
+
     /// Runs the jobs that are due now, periodic ones included (the test server runs none by
     /// itself); returns how many.
     pub async fn run_jobs(&self) -> usize {
