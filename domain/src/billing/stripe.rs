@@ -863,3 +863,30 @@ fn subscription_state(sub: stripe_shared::Subscription) -> Result<SubscriptionSt
         metadata: sub.metadata,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// localstripe keeps a subscription in its trial "incomplete" (it has no trialing state), so
+    /// the trial is read here from a Stripe object kept in the repository's test data.
+    #[test]
+    fn a_subscription_in_its_trial_is_read_as_trialing() {
+        let text = include_str!("../../tests/data/stripe-subscription-trialing.json");
+        let sub: stripe_shared::Subscription =
+            miniserde::json::from_str(text).expect("Stripe's subscription object parses");
+        let state = subscription_state(sub).unwrap();
+        assert_eq!(state.status, SubscriptionStatus::Trialing);
+        assert_eq!(state.trial_end, Some(1_764_633_600 + 14 * 86_400));
+        assert_eq!(state.current_period_end, state.trial_end);
+        assert!(state.status.live() && !state.status.awaiting_first_payment());
+        assert!(!state.pending_update);
+        assert_eq!(
+            state
+                .metadata
+                .get("portal_subscription")
+                .map(String::as_str),
+            Some("0193a1b2-0000-7000-8000-000000000001")
+        );
+    }
+}
