@@ -8,11 +8,20 @@ layer runs it in-process on an internal port and forwards every request to it, a
   `items[N][plan]`, `GET /v1/prices/ID` answers the plan as a price), parameters localstripe does
   not know and that change nothing there are dropped (`country` and `tax_type` of a tax rate,
   `off_session` on a new subscription);
+- carries out `payment_behavior=default_incomplete` on a new subscription with localstripe's
+  `allow_incomplete`, with one difference said here: Stripe leaves the first invoice's payment
+  for the customer to confirm in the browser, localstripe attempts it at once. A card that needs
+  3-D Secure ends `requires_action` (the state Stripe reaches once the browser confirms), a
+  declined card `requires_payment_method` with its error, any other card paid;
+- answers `expand[]=confirmation_secret` on an invoice (localstripe's invoices carry the old
+  `payment_intent` instead) with the client secret of localstripe's own PaymentIntent;
 - carries out what localstripe does not know of a subscription update with localstripe's own
   calls: `proration_behavior=always_invoice` (create the invoice for the subscription and pay
   it), `payment_behavior=allow_incomplete` (a declined payment: localstripe's renewal-failure
-  step, past due) and `pending_if_incomplete` (a declined payment: the items localstripe held
-  before are put back, the invoice stays open); it refuses, with Stripe's error shape, what
+  step, past due) and `pending_if_incomplete` (a declined payment, or one that waits for 3-D
+  Secure: the items localstripe held before are put back, the invoice stays open; once the
+  customer authenticates that payment, the update is applied, as Stripe applies a pending
+  update when its invoice is paid); it refuses, with Stripe's error shape, what
   Stripe refuses (other parameters beside pending_if_incomplete) and what it cannot carry out
   (any other payment_behavior on an update, proration_behavior=none on a price change);
 - reshapes localstripe's objects to the current API shapes, filling the fields it lacks from
@@ -94,6 +103,9 @@ class Compat:
         self.ready = False
         self.api_calls = 0  # requests to the Stripe API (/v1/...), for tests that expect none
         self.delays = {}  # path -> seconds a POST to it waits before it is passed on
+        # invoice id -> (subscription id, items, quantity) of a pending_if_incomplete update
+        # whose payment waits for 3-D Secure
+        self.pending_updates = {}
 
     # ---------- shapes ----------
 
@@ -254,6 +266,18 @@ class Compat:
         line["object"] = "line_item"
         return line
 
+    def fix_payment_intent(self, pi):
+        """localstripe's `last_payment_error` has no `type`; Stripe's always does. It is derived
+        from what localstripe holds: a failed authentication is Stripe's
+        `invalid_request_error`, a failed charge (the only other error localstripe records)
+        a `card_error`."""
+        error = pi.get("last_payment_error")
+        if isinstance(error, dict) and "type" not in error:
+            pi["last_payment_error"] = dict(error, type="invalid_request_error"
+                                            if error.get("code") == "payment_intent_authentication_failure"
+                                            else "card_error")
+        return pi
+
     def fix_tax_rate(self, rate):
         rate["country"] = rate.get("jurisdiction")
         rate["tax_type"] = "vat"
@@ -293,6 +317,13 @@ class Compat:
                 continue
             if path == "/v1/subscriptions" and key in ("off_session",):
                 continue
+            # See the module's comment: localstripe attempts the payment at once.
+            if path == "/v1/subscriptions" and key == "payment_behavior" \
+                    and value == "default_incomplete":
+                value = "allow_incomplete"
+            if path.startswith("/v1/invoices/") and self.is_expand(key) \
+                    and value == "confirmation_secret":
+                continue
             out.append((key, value))
         return out
 
@@ -302,7 +333,30 @@ class Compat:
         if path == "/v1/tax_rates":
             pairs = [(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k != "active"]
             return urllib.parse.urlencode(pairs)
+        if path.startswith("/v1/invoices/"):
+            # Answered by the layer (`confirmation_secret` below): localstripe has no such field.
+            pairs = [(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+                     if not (self.is_expand(k) and v == "confirmation_secret")]
+            return urllib.parse.urlencode(pairs)
         return query
+
+    @staticmethod
+    def is_expand(key):
+        """`expand`, `expand[]` or `expand[N]`: the forms clients send the list in."""
+        return key == "expand" or key.startswith("expand[")
+
+    def expands_confirmation_secret(self, query, form):
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True) + list(form or [])
+        return any(self.is_expand(k) and v == "confirmation_secret" for k, v in pairs)
+
+    def confirmation_secret(self, invoice):
+        """An invoice's `confirmation_secret`, from the PaymentIntent localstripe made for it
+        (null while it has none, as Stripe's is before finalization)."""
+        pi_id = invoice.get("payment_intent")
+        if not pi_id:
+            return None
+        pi = resources.PaymentIntent._api_retrieve(pi_id)
+        return {"client_secret": pi.client_secret, "type": "payment_intent"}
 
     async def forward(self, method, path, query, form, headers):
         url = self.upstream + path + (("?" + query) if query else "")
@@ -389,6 +443,9 @@ class Compat:
             print("stripe-compat: %s %s -> %d %s" % (method, path, status, json.dumps(body)), file=sys.stderr)
         if status == 200:
             body = await self.after(method, path, dict(original), body, update)
+            if body.get("object") == "invoice" and self.expands_confirmation_secret(
+                    request.query_string, original):
+                body["confirmation_secret"] = self.confirmation_secret(body)
             body = self.plan_as_price(body) if price else self.reshape(body)
         return web.json_response(body, status=status, headers=extra)
 
@@ -398,6 +455,8 @@ class Compat:
         async with self.session.request(method, url, data=raw_body, headers=fwd) as r:
             raw = await r.read()
             extra = {k: v for k, v in r.headers.items() if k.lower().startswith("access-control-")}
+            if r.status == 200 and "/payment_intents/" in path and path.endswith("/_authenticate"):
+                await self.authenticated(path.split("/")[3])
             if r.status == 200 and "/setup_intents/" in path and path.endswith("/confirm"):
                 obj = json.loads(raw)
                 if obj.get("status") == "succeeded":
@@ -514,10 +573,43 @@ class Compat:
         invoice = resources.Invoice._api_retrieve(invoice_id)
         if invoice.status == "open":
             sub = resources.Subscription._api_retrieve(subscription_id)
+            if self.waits_for_authentication(invoice):
+                # Applied once the customer authenticates the payment (`authenticated`).
+                self.pending_updates[invoice_id] = (subscription_id, sub.items, sub.quantity)
             sub.items = update["items_before"]
             sub.quantity = update["quantity_before"]
-            status, obj = await self.call("GET", "/v1/invoices/" + invoice_id)
-            await self.emit("invoice.payment_failed", obj)
+            await self.announce_unpaid(invoice)
+
+    @staticmethod
+    def waits_for_authentication(invoice):
+        """The invoice's payment waits for the customer (3-D Secure), as localstripe holds it."""
+        if not invoice.payment_intent:
+            return False
+        return resources.PaymentIntent._api_retrieve(invoice.payment_intent).status \
+            == "requires_action"
+
+    async def announce_unpaid(self, invoice):
+        """Stripe's event for an invoice whose payment did not go through: it needs the
+        customer's authentication, or it failed."""
+        _, obj = await self.call("GET", "/v1/invoices/" + invoice.id)
+        await self.emit("invoice.payment_action_required" if self.waits_for_authentication(invoice)
+                        else "invoice.payment_failed", obj)
+
+    async def authenticated(self, payment_intent_id):
+        """After the customer authenticated a payment (localstripe's fake Stripe.js modal): a
+        pending update waiting for that invoice is applied, as Stripe does once it is paid."""
+        pi = resources.PaymentIntent._api_retrieve(payment_intent_id)
+        pending = self.pending_updates.pop(pi.invoice, None) if pi.invoice else None
+        if pending is None:
+            return
+        subscription_id, items, quantity = pending
+        if resources.Invoice._api_retrieve(pi.invoice).status != "paid":
+            return
+        sub = resources.Subscription._api_retrieve(subscription_id)
+        sub.items = items
+        sub.quantity = quantity
+        _, obj = await self.call("GET", "/v1/subscriptions/" + subscription_id)
+        await self.emit("customer.subscription.updated", obj)
 
     async def renew(self, subscription_id):
         """Test helper, in the role of Stripe's test clocks: runs localstripe's own renewal
@@ -527,13 +619,15 @@ class Compat:
         sub = resources.Subscription._api_retrieve(subscription_id)
         sub._create_invoice()
         _, obj = await self.call("GET", "/v1/subscriptions/" + subscription_id)
-        status, invoices = await self.call(
-            "GET", "/v1/invoices?subscription=%s&customer=%s" % (subscription_id, obj["customer"]))
-        latest = max(invoices.get("data", []), key=lambda i: i.get("created", 0), default=None)
+        latest = None
+        if sub.latest_invoice:
+            _, latest = await self.call("GET", "/v1/invoices/" + sub.latest_invoice)
         if latest is not None:
             await self.emit("invoice.finalized", latest)
-            await self.emit("invoice.paid" if latest.get("status") == "paid"
-                            else "invoice.payment_failed", latest)
+            if latest.get("status") == "paid":
+                await self.emit("invoice.paid", latest)
+            else:
+                await self.announce_unpaid(resources.Invoice._api_retrieve(latest["id"]))
         await self.emit("customer.subscription.updated", obj)
         return obj
 

@@ -21,6 +21,8 @@ KINDS = [
     # prices the layer derives from plans.
     "customer", "payment_method", "setup_intent", "subscription", "subscription_item",
     "invoice", "line_item", "tax_rate", "plan", "price", "charge",
+    # The payment of an invoice the customer confirms in the browser (3-D Secure).
+    "payment_intent",
     # Nested in those examples (a subscription's or charge's `transfer_data.destination`, a
     # charge's `source`): the layer reshapes them too when it reshapes an object twice (list
     # items, an event's object).

@@ -5,6 +5,7 @@ use crate::{
         account::{AccountPage, TwoFactorPage},
         billing::BillingPage,
         card::CardPage,
+        confirm_payment::ConfirmPaymentPage,
         dashboard::DashboardPage,
         email_links::{ConfirmEmailPage, ReauthLinkPage, VerifyEmailPage},
         homeserver::HomeserverPage,
@@ -50,6 +51,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account/two-factor") view=TwoFactorPage ssr=ssr.clone()/>
                     <Route path=path!("/billing") view=BillingPage ssr=ssr.clone()/>
                     <Route path=path!("/billing/card") view=CardPage ssr=ssr.clone()/>
+                    <Route path=path!("/billing/confirm-payment") view=ConfirmPaymentPage ssr=ssr.clone()/>
                     <Route path=path!("/order") view=OrderPage ssr=ssr.clone()/>
                     <Route path=path!("/dashboard") view=DashboardPage ssr=ssr.clone()/>
                     <Route path=path!("/homeservers/:id") view=HomeserverPage ssr=ssr.clone()/>

@@ -23,6 +23,37 @@ impl CardSetup {
     pub const LIFETIME_MS: i64 = 60 * 60 * 1000;
 }
 
+/// The session entry of a payment the customer confirms with Stripe.js ("Confirm the
+/// payment", an order or a plan change POSTs and asks Stripe; the payment-confirmation page, a
+/// GET, shows it).
+pub const PAYMENT_CONFIRMATION_KEY: &str = "payment_confirmation";
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentConfirmation {
+    /// The portal's subscription id.
+    pub subscription: String,
+    pub server_name: String,
+    /// The PaymentIntent's client secret, for `confirmCardPayment`.
+    pub client_secret: String,
+    /// The card it is charged to (Stripe's payment method id), empty when none is known.
+    pub payment_method: String,
+    /// Formatted ("€12.34").
+    pub amount: String,
+    pub at: i64,
+}
+
+impl PaymentConfirmation {
+    pub const LIFETIME_MS: i64 = 60 * 60 * 1000;
+}
+
+impl std::fmt::Debug for PaymentConfirmation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentConfirmation")
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The session entry of the last plan-change preview ("See the price" POSTs and asks Stripe;
 /// the homeserver page shows the answer).
 pub const PLAN_PREVIEW_KEY: &str = "plan_preview";

@@ -117,3 +117,56 @@ test('without JavaScript the card page says so and offers invoices instead', asy
   await page.getByRole('button', { name: 'Ask for invoices by bank transfer' }).click();
   await expect(page.getByRole('status')).toContainText('Our staff will switch your account');
 });
+
+test('a card that asks for 3-D Secure: the order and an upgrade are confirmed in the bank\'s window', async ({ page, javaScriptEnabled }) => {
+  test.skip(!javaScriptEnabled, 'confirming a payment needs JavaScript (Stripe.js)');
+  test.setTimeout(120_000);
+  await customer(page, javaScriptEnabled, 'sca');
+  await open(page, '/billing/card?next=/order', javaScriptEnabled);
+  await page.getByRole('button', { name: 'Enter a card' }).click();
+  const element = page.locator('#card-element');
+  await element.locator('input[placeholder=number]').fill('4000002500003155');
+  await element.locator('input[placeholder=exp_month]').fill('08');
+  await element.locator('input[placeholder=exp_year]').fill('31');
+  await element.locator('input[placeholder=cvc]').fill('123');
+  await element.locator('input[placeholder=postal_code]').fill('10115');
+  await page.getByLabel('Name on the card').fill('Orla Example');
+  await page.getByRole('button', { name: 'Save card' }).click();
+  // The test server's Stripe.js plays the bank's 3-D Secure window.
+  await page.getByRole('button', { name: 'Complete authentication' }).click();
+  await expect(page).toHaveURL(/\/order$/);
+  await expect(page.getByRole('status')).toContainText('Your card was saved');
+
+  await page.getByLabel(/^Business/).check();
+  await page.getByLabel('Monthly').check();
+  await page.getByLabel('Region').selectOption({ index: 1 });
+  const name = `sca${Date.now()}`;
+  await page.getByLabel('Server name').fill(name);
+  await page.getByRole('button', { name: 'Order' }).click();
+
+  // The payment-confirmation page: the bank's check runs when the customer asks.
+  await expect(page).toHaveURL(/\/billing\/confirm-payment$/);
+  await expect(page.getByRole('heading', { name: 'Confirm your payment' })).toBeVisible();
+  await expect(page.getByText(/Your bank asks you to confirm the payment of €/)).toBeVisible();
+  await expect(page.getByText('needs JavaScript')).toBeHidden();
+  const results = await new AxeBuilder({ page }).analyze();
+  expect(results.violations.map((v) => v.id)).toEqual([]);
+  await page.getByRole('button', { name: 'Confirm the payment' }).click();
+  await page.getByRole('button', { name: 'Complete authentication' }).click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByRole('status')).toContainText(`the payment for ${name} went through`);
+  const row = page.locator('tbody tr').first();
+  await expect(row.locator('.status')).toHaveText('Paid, waiting for provisioning');
+
+  // An upgrade: its payment asks for the bank's check too; the plan changes once it is paid.
+  await row.getByRole('link').click();
+  await page.getByLabel(/^Enterprise/).check();
+  await page.getByRole('button', { name: 'See the price' }).click();
+  await page.getByRole('button', { name: 'Change plan' }).click();
+  await expect(page).toHaveURL(/\/billing\/confirm-payment$/);
+  await page.getByRole('button', { name: 'Confirm the payment' }).click();
+  await page.getByRole('button', { name: 'Complete authentication' }).click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByRole('status')).toContainText('went through');
+  await expect(page.locator('tbody tr').first().locator('td').nth(0)).toContainText('Enterprise');
+});

@@ -40,7 +40,8 @@ async fn a_customer_adds_a_card_orders_and_sees_the_homeserver(backend: Backend)
         .unwrap()
         .contains("payment card"));
 
-    // Only the card page allows Stripe.js, from the configured origin.
+    // Only the card page (and the payment-confirmation page) allow Stripe.js, from the
+    // configured origin.
     let card_csp = ada.get("/billing/card").await.headers()[header::CONTENT_SECURITY_POLICY]
         .to_str()
         .unwrap()
@@ -1118,7 +1119,189 @@ async fn a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through
     app.cleanup().await;
 }
 
+/// localstripe's card that asks for the bank's check (3-D Secure) on every payment.
+const THREE_D_SECURE: &str = "4000002500003155";
+
+async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    stripe.send_webhooks_to(&app).await;
+    let mut ada = Browser::new(&app);
+    ada.sign_up_verified("ada@example.com", PASSWORD, "Ada")
+        .await;
+    ada.billing_details("DE").await;
+    // The card is saved once the bank's check of its setup is done.
+    let page = start_card_entry(&mut ada, "/order").await;
+    let secret = page["client_secret"].as_str().unwrap().to_string();
+    let setup_intent = stripe
+        .confirm_card_setup(&secret, THREE_D_SECURE)
+        .await
+        .unwrap();
+    stripe.authenticate(&secret, true).await;
+    ada.post("/billing/card", &[("setup_intent", &setup_intent)])
+        .await;
+    assert_eq!(ada.flash().await["notice"], "Your card was saved.");
+
+    // The order's first payment waits for the customer: the order answers with the
+    // payment-confirmation page, which carries the payment's client secret.
+    let response = order(&mut ada, "business", "ada-home", "eur").await;
+    assert_eq!(location(&response), "/billing/confirm-payment");
+    let csp = ada.get("/billing/confirm-payment").await.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains(&stripe.base), "Stripe.js is allowed: {csp}");
+    let calls = stripe.calls().await;
+    let page = api(&mut ada, "confirm_payment_page").await;
+    assert_eq!(
+        stripe.calls().await,
+        calls,
+        "loading the page asks Stripe nothing"
+    );
+    let secret = page["client_secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("pi_"), "{page}");
+    assert!(page["amount"].as_str().unwrap().starts_with('€'), "{page}");
+    let row = api(&mut ada, "dashboard").await["rows"][0].clone();
+    assert_eq!(row["status_key"], "dashboard.status_needs_confirmation");
+    assert_eq!(row["needs_confirmation"], true);
+    let id = row["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["status"],
+        "incomplete"
+    );
+
+    // Coming back without the bank's check changes nothing: Stripe says the payment waits.
+    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
+        .await;
+    assert_eq!(
+        ada.flash().await["alert"],
+        "The payment was not confirmed, so it is still open. You can try again from your dashboard."
+    );
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["needs_confirmation"],
+        true
+    );
+
+    // "Confirm the payment" on the dashboard starts it again; the bank's check passes.
+    let response = ada
+        .post(&format!("/billing/confirm-payment/{id}/start"), &[])
+        .await;
+    assert_eq!(location(&response), "/billing/confirm-payment");
+    let secret = api(&mut ada, "confirm_payment_page").await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stripe.authenticate(&secret, true).await;
+    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
+        .await;
+    assert_eq!(
+        ada.flash().await["notice"],
+        "Thank you: the payment for ada-home went through."
+    );
+    let row = api(&mut ada, "dashboard").await["rows"][0].clone();
+    assert_eq!(
+        row["status_key"],
+        "dashboard.status_waiting_for_provisioning"
+    );
+    assert_eq!(row["needs_confirmation"], false);
+    let at_stripe = stripe_subscriptions(&stripe, &app).await[0].clone();
+    assert_eq!(at_stripe["status"], "active");
+    assert_eq!(
+        api(&mut ada, "confirm_payment_page").await["client_secret"],
+        "",
+        "the confirmation is over"
+    );
+
+    // An upgrade's payment waits too (off the order's page, the case of a renewal): the plan
+    // stays until it is paid, then changes.
+    let response = ada
+        .post(
+            &format!("/homeservers/{id}/plan"),
+            &[("plan", "enterprise")],
+        )
+        .await;
+    assert_eq!(location(&response), "/billing/confirm-payment");
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["plan"],
+        "Business"
+    );
+    let secret = api(&mut ada, "confirm_payment_page").await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stripe.authenticate(&secret, true).await;
+    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
+        .await;
+    assert!(ada.flash().await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("went through"));
+    let row = api(&mut ada, "dashboard").await["rows"][0].clone();
+    assert_eq!(row["plan"], "Enterprise");
+    assert_eq!(row["needs_confirmation"], false);
+    assert_eq!(
+        stripe_subscriptions(&stripe, &app).await[0]["items"]["data"][0]["price"]["id"],
+        "price_enterprise_eur_month"
+    );
+    let subject = "Your bank asks you to confirm the payment for ada-home".to_string();
+    app.run_jobs().await;
+    assert!(
+        !app.mail_subjects("ada@example.com")
+            .await
+            .contains(&subject),
+        "no email for a payment confirmed in the browser that asked for it"
+    );
+
+    // A renewal that needs the bank's check: Stripe's invoice.payment_action_required; the
+    // dashboard asks for the confirmation and the customer is emailed, once.
+    let seen = app.stripe_events("invoice.payment_action_required").await;
+    stripe.renew(at_stripe["id"].as_str().unwrap()).await;
+    app.wait_for_stripe_events("invoice.payment_action_required", seen + 1)
+        .await;
+    app.run_jobs().await;
+    app.run_jobs().await;
+    let row = api(&mut ada, "dashboard").await["rows"][0].clone();
+    assert_eq!(row["status_key"], "dashboard.status_needs_confirmation");
+    let mails = app.mail_subjects("ada@example.com").await;
+    assert_eq!(
+        mails.iter().filter(|s| **s == subject).count(),
+        1,
+        "{mails:?}"
+    );
+    ada.post(&format!("/billing/confirm-payment/{id}/start"), &[])
+        .await;
+    let secret = api(&mut ada, "confirm_payment_page").await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stripe.authenticate(&secret, true).await;
+    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
+        .await;
+    assert!(ada.flash().await["notice"]
+        .as_str()
+        .unwrap()
+        .contains("went through"));
+    assert_eq!(
+        api(&mut ada, "dashboard").await["rows"][0]["status_key"],
+        "dashboard.status_waiting_for_provisioning"
+    );
+    let audited: i64 = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'subscription.payment_action_required'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(audited, 3, "the order, the upgrade and the renewal");
+    assert_no_card_numbers_logged(&[THREE_D_SECURE]);
+    assert!(
+        !common::logs().contains(&secret),
+        "no client secret in the log"
+    );
+    app.cleanup().await;
+}
+
 both_backends!(
+    payments_that_need_3d_secure_wait_for_the_customer,
     plans_change_and_subscriptions_end_and_resume,
     a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through_dunning,
     a_customer_adds_a_card_orders_and_sees_the_homeserver,

@@ -140,7 +140,14 @@ async fn page_loads_change_nothing(backend: Backend) {
         }
     }
     // The loaders the pages call are server functions: call them as a hydrated page would.
-    for name in ["dashboard", "order_page", "account", "viewer", "two_factor"] {
+    for name in [
+        "dashboard",
+        "order_page",
+        "account",
+        "viewer",
+        "two_factor",
+        "confirm_payment_page",
+    ] {
         api(&mut ada, name).await;
     }
     assert_eq!(

@@ -84,6 +84,11 @@ fn Dashboard(view: DashboardView) -> impl IntoView {
                                             {row.trial_end.clone().map(|d| view! {
                                                 <br/><span class="hint">{tr("dashboard.trial_until").replace("%{date}", &d)}</span>
                                             })}
+                                            {row.needs_confirmation.then(|| view! {
+                                                <form method="post" action=format!("/billing/confirm-payment/{}/start", row.id)>
+                                                    <button class="button small primary" type="submit">{tr("dashboard.confirm_payment")}</button>
+                                                </form>
+                                            })}
                                         </td>
                                         <td class="next-payment">{next}</td>
                                         <td class="payment">{payment}</td>

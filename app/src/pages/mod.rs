@@ -1,6 +1,7 @@
 pub mod account;
 pub mod billing;
 pub mod card;
+pub mod confirm_payment;
 pub mod dashboard;
 pub mod email_links;
 pub mod homeserver;

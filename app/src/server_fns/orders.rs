@@ -61,6 +61,9 @@ pub struct SubscriptionRow {
     pub trial_end: Option<String>,
     pub cancel_at_period_end: bool,
     pub by_card: bool,
+    /// A payment waits for the customer's confirmation (3-D Secure): the dashboard offers
+    /// "Confirm the payment".
+    pub needs_confirmation: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +114,9 @@ mod server {
         let manual = s.method == accounts::Method::Manual;
         let waiting = s.homeserver_state == Home::WaitingForProvisioning;
         // Every status is named: a new one is a compile error here, not a silent default.
+        if s.payment_action_invoice.is_some() {
+            return "dashboard.status_needs_confirmation".to_string();
+        }
         let key = match s.status {
             Status::Pending => "dashboard.status_pending",
             Status::Incomplete if manual => "dashboard.status_awaiting_transfer",
@@ -162,6 +168,7 @@ mod server {
                 .map(date),
             cancel_at_period_end: s.cancel_at_period_end,
             by_card: s.method == accounts::Method::Stripe,
+            needs_confirmation: s.payment_action_invoice.is_some(),
             server_name: s.server_name,
         }
     }
@@ -175,6 +182,52 @@ mod server {
             .map_err(ServerFnError::new)?;
         Ok(method == accounts::Method::Stripe && portal.payments.is_some())
     }
+}
+
+/// The payment-confirmation page: what "Confirm the payment" (a POST) asked Stripe for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmPageView {
+    pub publishable_key: String,
+    pub js_url: String,
+    /// Empty when no confirmation was started (or it is over an hour old).
+    pub client_secret: String,
+    pub payment_method: String,
+    pub subscription: String,
+    pub server_name: String,
+    pub amount: String,
+}
+
+#[server(endpoint = "confirm_payment_page")]
+pub async fn load_confirm_page() -> Result<ConfirmPageView, ServerFnError> {
+    use crate::forms::{PaymentConfirmation, PAYMENT_CONFIRMATION_KEY};
+    let (session, _, _) = crate::server_fns::account::require_customer().await?;
+    let portal = super::portal()?;
+    let mut view = ConfirmPageView {
+        publishable_key: String::new(),
+        js_url: String::new(),
+        client_secret: String::new(),
+        payment_method: String::new(),
+        subscription: String::new(),
+        server_name: String::new(),
+        amount: String::new(),
+    };
+    // Only what a POST started: loading this page asks Stripe nothing.
+    let started = session
+        .get::<PaymentConfirmation>(PAYMENT_CONFIRMATION_KEY)
+        .await
+        .ok()
+        .flatten()
+        .filter(|c| portal.clock.now_ms() - c.at < PaymentConfirmation::LIFETIME_MS);
+    if let (Some(gateway), Some(started)) = (portal.payments.as_ref(), started) {
+        view.publishable_key = gateway.config.publishable_key.clone();
+        view.js_url = gateway.config.js_url.clone();
+        view.client_secret = started.client_secret;
+        view.payment_method = started.payment_method;
+        view.subscription = started.subscription;
+        view.server_name = started.server_name;
+        view.amount = started.amount;
+    }
+    Ok(view)
 }
 
 #[server(endpoint = "card_page")]

@@ -55,6 +55,7 @@ pub enum Kind {
     CanceledForNonPayment,
     UnprovenMethodsRemoved,
     ReauthLink,
+    PaymentActionRequired,
 }
 
 impl Kind {
@@ -74,6 +75,7 @@ impl Kind {
             Kind::CanceledForNonPayment => "canceled_for_non_payment",
             Kind::UnprovenMethodsRemoved => "unproven_methods_removed",
             Kind::ReauthLink => "reauth_link",
+            Kind::PaymentActionRequired => "payment_action_required",
         }
     }
 }
@@ -160,7 +162,8 @@ pub fn compose_with(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 14] = [
+    const KINDS: [Kind; 15] = [
+        Kind::PaymentActionRequired,
         Kind::ReauthLink,
         Kind::UnprovenMethodsRemoved,
         Kind::SuspensionMarkedManual,

@@ -4,7 +4,8 @@
 
 use super::{
     accounts::Method,
-    stripe::{Gateway, PaymentError, SubscriptionState},
+    confirmation,
+    stripe::{Gateway, PaymentError, PaymentStage, SubscriptionState},
     subscriptions::{self, Subscription},
 };
 use crate::{
@@ -28,6 +29,9 @@ pub enum ChangeRefusal {
     UnknownPlan,
     /// The payment for the change did not go through: Stripe kept the old plan.
     PaymentDeclined,
+    /// The payment for the change waits for the customer's confirmation (3-D Secure): the
+    /// change applies once it is paid.
+    PaymentNeedsConfirmation,
 }
 
 impl ChangeRefusal {
@@ -39,6 +43,7 @@ impl ChangeRefusal {
             ChangeRefusal::SamePlan => "change.same_plan",
             ChangeRefusal::UnknownPlan => "order.plan_required",
             ChangeRefusal::PaymentDeclined => "change.declined",
+            ChangeRefusal::PaymentNeedsConfirmation => "change.needs_confirmation",
         }
     }
 }
@@ -200,6 +205,15 @@ pub async fn change_plan(
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
     if !applied {
+        // Declined, or waiting for 3-D Secure: Stripe's PaymentIntent says which.
+        if let Some(invoice) = &state.latest_invoice {
+            let payment = run.gateway.invoice_payment(invoice).await?;
+            if payment.stage == PaymentStage::NeedsConfirmation {
+                confirmation::mark_needed(portal, id, invoice, confirmation::Told::InBrowser)
+                    .await?;
+                return Ok(Err(ChangeRefusal::PaymentNeedsConfirmation));
+            }
+        }
         return Ok(Err(ChangeRefusal::PaymentDeclined));
     }
     Ok(Ok(state))

@@ -69,7 +69,15 @@ pub async fn notify(
     let Some((user_id, Some(email), name)) = owner else {
         return Ok(());
     };
-    let link = format!("{}/billing/card", portal.public_url);
+    // Where the customer acts: the card page, or the dashboard's "Confirm the payment" button
+    // (a link opens a page; the button there POSTs).
+    let link = match kind {
+        Kind::PaymentFailed | Kind::SuspensionMarked => {
+            Some(format!("{}/billing/card", portal.public_url))
+        }
+        Kind::PaymentActionRequired => Some(format!("{}/dashboard", portal.public_url)),
+        _ => None,
+    };
     let (suspend, cancel) = (
         policy.suspend_after_days.to_string(),
         policy.cancel_after_days.to_string(),
@@ -80,7 +88,7 @@ pub async fn notify(
         &email,
         user_id,
         &name,
-        matches!(kind, Kind::PaymentFailed | Kind::SuspensionMarked).then_some(link.as_str()),
+        link.as_deref(),
         &[
             ("server", server_name),
             ("suspend_days", &suspend),

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod cards;
 pub mod changes;
+pub mod confirmation;
 pub mod details;
 pub mod dunning;
 pub mod manual;

@@ -480,12 +480,15 @@ impl Gateway {
         Ok(created.id.to_string())
     }
 
-    /// The customer's live subscription that carries this portal id (one whose first payment
-    /// failed does not count: a new attempt makes a new one).
+    /// The customer's subscription that carries this portal id and is live, or waits for its
+    /// first payment under this attempt's key (`attempt`): one whose first payment was declined
+    /// belongs to an earlier attempt (each attempt after a decline has a new key) and does not
+    /// count, so a new attempt makes a new one.
     pub async fn find_subscription(
         &self,
         customer: &str,
         portal_id: &str,
+        attempt: &str,
     ) -> Result<Option<SubscriptionState>, PaymentError> {
         use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
         let listed = self
@@ -505,19 +508,22 @@ impl Gateway {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(states.into_iter().find(|s| {
             s.metadata.get("portal_subscription").map(String::as_str) == Some(portal_id)
-                && matches!(
+                && (matches!(
                     s.status,
                     SubscriptionStatus::Active
                         | SubscriptionStatus::Trialing
                         | SubscriptionStatus::PastDue
                         | SubscriptionStatus::Unpaid
-                )
+                ) || (s.status == SubscriptionStatus::Incomplete
+                    && s.metadata.get("portal_attempt").map(String::as_str) == Some(attempt)))
         }))
     }
 
     /// Creates the subscription unless a previous attempt did (found by its metadata), so a
-    /// retry after a crash or a double click makes one. The first invoice is charged at once;
-    /// a declined card leaves no subscription behind.
+    /// retry after a crash or a double click makes one. `default_incomplete`: the first
+    /// invoice's payment is confirmed by the customer in the browser (Stripe.js
+    /// `confirmCardPayment` on the payment-confirmation page, which handles 3-D Secure); until
+    /// then the subscription is `incomplete`.
     pub async fn create_subscription(
         &self,
         new: &NewSubscription<'_>,
@@ -525,7 +531,10 @@ impl Gateway {
         use stripe_billing::subscription::{
             CreateSubscription, CreateSubscriptionItems, CreateSubscriptionPaymentBehavior,
         };
-        if let Some(found) = self.find_subscription(new.customer, new.portal_id).await? {
+        if let Some(found) = self
+            .find_subscription(new.customer, new.portal_id, new.idempotency_key)
+            .await?
+        {
             return Ok(found);
         }
         let strategy = key(new.idempotency_key)?;
@@ -535,15 +544,20 @@ impl Gateway {
             tax_rates: new.tax_rate.map(|t| vec![t.to_string()]),
             ..Default::default()
         };
-        let metadata =
-            HashMap::from([("portal_subscription".to_string(), new.portal_id.to_string())]);
+        let metadata = HashMap::from([
+            ("portal_subscription".to_string(), new.portal_id.to_string()),
+            (
+                "portal_attempt".to_string(),
+                new.idempotency_key.to_string(),
+            ),
+        ]);
         let created = self
             .retrying("create subscription", || async {
                 let mut req = CreateSubscription::new()
                     .customer(new.customer)
                     .items(vec![item.clone()])
                     .metadata(metadata.clone())
-                    .payment_behavior(CreateSubscriptionPaymentBehavior::ErrorIfIncomplete);
+                    .payment_behavior(CreateSubscriptionPaymentBehavior::DefaultIncomplete);
                 if let Some(days) = new.trial_days.filter(|d| *d > 0) {
                     req = req.trial_period_days(days);
                 }
@@ -691,6 +705,74 @@ impl Gateway {
         subscription_state(sub)
     }
 
+    /// Where the payment of an invoice stands, and the client secret the browser confirms it
+    /// with. The PaymentIntent's id is the part of its client secret before `_secret_` (as
+    /// Stripe.js reads it); the invoice names no PaymentIntent at this API version.
+    pub async fn invoice_payment(&self, id: &str) -> Result<InvoicePayment, PaymentError> {
+        use stripe_billing::invoice::RetrieveInvoice;
+        use stripe_core::payment_intent::RetrievePaymentIntent;
+        let invoice = self
+            .retrying("retrieve invoice", || async {
+                RetrieveInvoice::new(id)
+                    .expand(vec!["confirmation_secret".to_string()])
+                    .send(&self.client)
+                    .await
+            })
+            .await?;
+        let client_secret = invoice
+            .confirmation_secret
+            .as_ref()
+            .filter(|c| c.type_ == "payment_intent")
+            .map(|c| c.client_secret.clone());
+        let intent = match client_secret
+            .as_deref()
+            .and_then(|s| s.split_once("_secret_"))
+            .map(|(intent, _)| intent.to_string())
+        {
+            Some(intent_id) => {
+                let pi = self
+                    .retrying("retrieve payment intent", || async {
+                        RetrievePaymentIntent::new(intent_id.as_str())
+                            .send(&self.client)
+                            .await
+                    })
+                    .await?;
+                Some(pi)
+            }
+            None => None,
+        };
+        use stripe_shared::PaymentIntentStatus as S;
+        let stage = match (&invoice.status, &intent) {
+            (Some(stripe_shared::InvoiceStatus::Open), Some(pi)) => match &pi.status {
+                S::RequiresPaymentMethod => match &pi.last_payment_error {
+                    Some(error) => {
+                        PaymentStage::Declined(error.message.clone().unwrap_or_default())
+                    }
+                    None => PaymentStage::NeedsConfirmation,
+                },
+                S::RequiresAction | S::RequiresConfirmation => PaymentStage::NeedsConfirmation,
+                S::Processing | S::RequiresCapture | S::Succeeded => PaymentStage::Processing,
+                S::Canceled => PaymentStage::Closed,
+                // A status this code does not know is refused, not guessed.
+                other => {
+                    return Err(PaymentError::Unexpected(format!(
+                        "PaymentIntent of invoice {id}: status {other:?}"
+                    )))
+                }
+            },
+            (Some(stripe_shared::InvoiceStatus::Open), None) => PaymentStage::Processing,
+            (Some(stripe_shared::InvoiceStatus::Paid), _) => PaymentStage::Paid,
+            _ => PaymentStage::Closed,
+        };
+        Ok(InvoicePayment {
+            invoice: id.to_string(),
+            stage,
+            amount_due: invoice.amount_due,
+            currency: invoice.currency.to_string(),
+            client_secret,
+        })
+    }
+
     pub async fn invoice(&self, id: &str) -> Result<InvoiceState, PaymentError> {
         use stripe_billing::invoice::RetrieveInvoice;
         let invoice = self
@@ -749,6 +831,43 @@ impl Gateway {
             })
             .await?;
         subscription_state(sub)
+    }
+}
+
+/// Where an invoice's payment stands, for the customer's part in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentStage {
+    /// Waits for the customer: 3-D Secure, or a first payment Stripe leaves to the browser.
+    NeedsConfirmation,
+    /// The card was declined (Stripe's message); another card is needed.
+    Declined(String),
+    /// Stripe is collecting it, or no attempt was made yet.
+    Processing,
+    Paid,
+    /// Void, uncollectible, a draft, or a payment cancelled: nothing to confirm.
+    Closed,
+}
+
+/// An invoice's payment as the payment-confirmation page needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InvoicePayment {
+    pub invoice: String,
+    pub stage: PaymentStage,
+    /// Smallest currency unit.
+    pub amount_due: i64,
+    pub currency: String,
+    /// For Stripe.js `confirmCardPayment`; never logged (Debug leaves it out).
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for InvoicePayment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvoicePayment")
+            .field("invoice", &self.invoice)
+            .field("stage", &self.stage)
+            .field("amount_due", &self.amount_due)
+            .field("currency", &self.currency)
+            .finish_non_exhaustive()
     }
 }
 

@@ -10,8 +10,8 @@
 
 use super::{
     accounts::{self, Method},
-    details,
-    stripe::{NewSubscription, PaymentError, SubscriptionState},
+    confirmation, details,
+    stripe::{InvoicePayment, NewSubscription, PaymentError, PaymentStage, SubscriptionState},
     tax::{self, Party},
 };
 use crate::{
@@ -133,11 +133,13 @@ pub struct Subscription {
     pub trial_end: Option<i64>,
     pub stripe_subscription_id: Option<String>,
     pub created_at: i64,
+    /// The Stripe invoice whose payment waits for the customer's confirmation (3-D Secure).
+    pub payment_action_invoice: Option<String>,
 }
 
 const SELECT: &str = "SELECT s.id, s.homeserver_id, h.name AS server_name, h.region, h.state AS homeserver_state, \
      s.plan_id, s.billing_interval, s.currency, s.method, s.status, s.cancel_at_period_end, s.current_period_end, \
-     s.trial_end, s.stripe_subscription_id, s.created_at FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id";
+     s.trial_end, s.stripe_subscription_id, s.created_at, s.payment_action_invoice FROM subscriptions s JOIN homeservers h ON h.id = s.homeserver_id";
 
 /// The customer's homeserver subscriptions, newest first.
 pub async fn list(db: &Db, customer_id: Uuid) -> Result<Vec<Subscription>, sqlx::Error> {
@@ -423,7 +425,18 @@ async fn wait_for_payment_step(portal: &Portal, subscription_id: Uuid) -> Result
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await
             }
             Some((SubscriptionStatus::Incomplete, Method::Stripe)) => {
-                return Err(PaymentError::Declined(String::new()))
+                // Waiting for the customer's confirmation is no failure.
+                let waiting: Option<String> = on_db!(&portal.db, pool => sqlx::query_scalar(
+                    "SELECT payment_action_invoice FROM subscriptions WHERE id = $1",
+                )
+                .bind(subscription_id)
+                .fetch_one(pool)
+                .await)
+                .map_err(|e| PaymentError::Unexpected(format!("database: {e}")))?;
+                return match waiting {
+                    Some(_) => Ok(()),
+                    None => Err(PaymentError::Declined(String::new())),
+                };
             }
             _ => return Ok(()),
         }
@@ -604,13 +617,39 @@ async fn start_claimed(
         })
         .await;
     let declined = match result {
-        // Stripe made a subscription whose first payment did not go through (a test server
-        // may answer so even for error_if_incomplete): it is kept, marked as such.
+        // The first payment waits for the customer's confirmation in the browser (always, at
+        // Stripe, with default_incomplete; 3-D Secure), or was declined (a Stripe-compatible
+        // test server that attempts it at once). Stripe's PaymentIntent says which.
         Ok(state) if state.status.awaiting_first_payment() => {
             record_state(portal, subscription_id, &state)
                 .await
                 .map_err(fail)?;
-            PaymentError::Declined(String::new())
+            let stage = match &state.latest_invoice {
+                Some(invoice) => Some(gateway.invoice_payment(invoice).await?),
+                None => None,
+            };
+            match stage {
+                Some(payment)
+                    if matches!(
+                        payment.stage,
+                        PaymentStage::NeedsConfirmation | PaymentStage::Processing
+                    ) =>
+                {
+                    return confirmation::mark_needed(
+                        portal,
+                        subscription_id,
+                        &payment.invoice,
+                        confirmation::Told::InBrowser,
+                    )
+                    .await
+                    .map_err(fail);
+                }
+                Some(InvoicePayment {
+                    stage: PaymentStage::Declined(message),
+                    ..
+                }) => PaymentError::Declined(message),
+                _ => PaymentError::Declined(String::new()),
+            }
         }
         Ok(state) => {
             return record_state(portal, subscription_id, &state)

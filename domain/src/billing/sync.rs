@@ -3,7 +3,7 @@
 //! same whatever order events arrive in, and however often.
 
 use super::{
-    cards, details,
+    cards, confirmation, details,
     stripe::{InvoiceState, PaymentError},
     subscriptions,
 };
@@ -46,6 +46,7 @@ pub async fn sync(portal: &Portal, object_type: &str, id: &str) -> Result<(), Sy
             record_invoice(portal, &invoice).await?;
             if let Some(sub) = &invoice.subscription {
                 sync_subscription(portal, sub).await?;
+                follow_payment(portal, &invoice, sub).await?;
             }
             Ok(())
         }
@@ -93,6 +94,32 @@ pub async fn sync(portal: &Portal, object_type: &str, id: &str) -> Result<(), Sy
         }
         _ => Ok(()),
     }
+}
+
+/// Whether the invoice's payment waits for the customer (3-D Secure): marked on its
+/// subscription, and the customer told for a later invoice; cleared once it is paid or closed.
+async fn follow_payment(
+    portal: &Portal,
+    invoice: &InvoiceState,
+    stripe_subscription: &str,
+) -> Result<(), SyncError> {
+    if invoice.status != super::InvoiceStatus::Open {
+        confirmation::clear(portal, &invoice.id).await?;
+        return Ok(());
+    }
+    let local: Option<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT id FROM subscriptions WHERE stripe_subscription_id = $1",
+    )
+    .bind(stripe_subscription)
+    .fetch_optional(pool)
+    .await)?;
+    let Some(local) = local else {
+        return Ok(());
+    };
+    let gateway = portal.payments.as_ref().expect("checked by sync");
+    let payment = gateway.invoice_payment(&invoice.id).await?;
+    confirmation::follow(portal, local, &payment).await?;
+    Ok(())
 }
 
 async fn adopt_setup(

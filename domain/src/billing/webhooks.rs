@@ -125,6 +125,7 @@ pub fn handled(kind: &str) -> bool {
             | "invoice.paid"
             | "invoice.payment_succeeded"
             | "invoice.payment_failed"
+            | "invoice.payment_action_required"
             | "payment_method.attached"
             | "payment_method.detached"
             | "setup_intent.succeeded"

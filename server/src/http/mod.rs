@@ -70,7 +70,8 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         || (page_cache::has_session_cookie(&request, state.session_cookie_name())
             && !request.uri().path().starts_with("/pkg/"));
     let nonce = security::new_nonce(&state);
-    let csp = (request.uri().path() == security::STRIPE_PAGE)
+    let csp = security::STRIPE_PAGES
+        .contains(&request.uri().path())
         .then_some(state.portal.payments.as_ref())
         .flatten()
         .map(|p| security::stripe_page_policy(&nonce, &p.config.js_url, &p.config.api_base));

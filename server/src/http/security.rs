@@ -22,9 +22,10 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
-/// The one page that loads Stripe.js: its script, Stripe's frames (the card field, 3-D Secure)
-/// and its API are allowed there and on no other page.
-pub const STRIPE_PAGE: &str = "/billing/card";
+/// The two pages that load Stripe.js (card entry, and payment confirmation): its script,
+/// Stripe's frames (the card field, 3-D Secure) and its API are allowed there and on no other
+/// page.
+pub const STRIPE_PAGES: [&str; 2] = ["/billing/card", "/billing/confirm-payment"];
 
 pub fn stripe_page_policy(nonce: &str, js_url: &str, api_base: &str) -> String {
     let js = origin(js_url);

@@ -183,6 +183,41 @@ impl StripeServer {
     }
 }
 
+impl StripeServer {
+    /// What localstripe's Stripe.js does when the customer completes (or fails) the bank's
+    /// check in its 3-D Secure window: for a SetupIntent, confirms it again; for a payment,
+    /// calls its `_authenticate` step. Both with the publishable key and the client secret only.
+    pub async fn authenticate(&self, client_secret: &str, success: bool) -> serde_json::Value {
+        let id = client_secret.split("_secret_").next().unwrap();
+        let (path, body) = if id.starts_with("seti_") {
+            (
+                format!(
+                    "/v1/setup_intents/{id}/{}",
+                    if success { "confirm" } else { "cancel" }
+                ),
+                serde_json::json!({ "key": PUBLISHABLE_KEY, "use_stripe_sdk": true, "client_secret": client_secret }),
+            )
+        } else {
+            (
+                format!("/v1/payment_intents/{id}/_authenticate?success={success}"),
+                serde_json::json!({ "key": PUBLISHABLE_KEY, "client_secret": client_secret }),
+            )
+        };
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+}
+
 /// A portal that bills through the test Stripe server.
 pub async fn spawn_app_with_stripe(backend: Backend, stripe: &StripeServer) -> TestApp {
     spawn_app_with_stripe_args(backend, stripe, &[]).await

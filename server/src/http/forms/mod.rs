@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod external;
 pub mod orders;
+pub mod payments;
 
 use crate::state::AppState;
 use app::forms::{Flash, FLASH_KEY};
@@ -50,6 +51,14 @@ pub fn routes() -> Router<AppState> {
             post(orders::request_manual_billing),
         )
         .route("/order", post(orders::order))
+        .route(
+            "/billing/confirm-payment/{id}/start",
+            post(payments::start_confirmation),
+        )
+        .route(
+            "/billing/confirm-payment/{id}",
+            post(payments::finish_confirmation),
+        )
         .route("/homeservers/{id}/plan", post(orders::change_plan))
         .route("/homeservers/{id}/preview", post(orders::preview_plan))
         .route("/homeservers/{id}/cancel", post(orders::cancel))

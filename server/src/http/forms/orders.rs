@@ -233,6 +233,11 @@ pub async fn order(ctx: FormContext, Form(fields): Form<OrderFields>) -> Respons
     let Some(subscription) = name else {
         return failure("the order just placed is missing");
     };
+    if placed.payment.is_ok() && subscription.payment_action_invoice.is_some() {
+        // The first payment waits for the customer: Stripe.js confirms it (3-D Secure).
+        let customer_id = account.customer_id.unwrap_or_default();
+        return super::payments::confirm_now(&ctx, customer_id, placed.subscription_id).await;
+    }
     let message = match (&placed.payment, subscription.method, subscription.status) {
         (Err(error), _, _) => {
             // The order is kept (its name stays reserved); the dashboard says the payment failed.
@@ -262,15 +267,19 @@ fn subscription_id(id: &str) -> Option<uuid::Uuid> {
 
 async fn change_answer(
     ctx: &FormContext,
-    id: &str,
+    (customer_id, sub): (uuid::Uuid, uuid::Uuid),
     outcome: Result<Result<domain::billing::stripe::SubscriptionState, ChangeRefusal>, ChangeError>,
     done: &str,
 ) -> Response {
-    let back = format!("/homeservers/{id}");
+    let back = format!("/homeservers/{sub}");
     match outcome {
         Ok(Ok(_)) => {
             let _ = ctx.session.remove_value(PLAN_PREVIEW_KEY).await;
             ctx.back(&back, Flash::notice(tr(done))).await
+        }
+        Ok(Err(ChangeRefusal::PaymentNeedsConfirmation)) => {
+            let _ = ctx.session.remove_value(PLAN_PREVIEW_KEY).await;
+            super::payments::confirm_now(ctx, customer_id, sub).await
         }
         Ok(Err(ChangeRefusal::NotFound)) => StatusCode::NOT_FOUND.into_response(),
         Ok(Err(refusal)) => {
@@ -356,7 +365,7 @@ pub async fn change_plan(
         Ok(outcome) => outcome,
         Err(response) => return response,
     };
-    change_answer(&ctx, &id, outcome, "manage.changed").await
+    change_answer(&ctx, (customer_id, sub), outcome, "manage.changed").await
 }
 
 async fn set_cancel(ctx: FormContext, id: String, cancel: bool) -> Response {
@@ -389,7 +398,7 @@ async fn set_cancel(ctx: FormContext, id: String, cancel: bool) -> Response {
     } else {
         "manage.resumed"
     };
-    change_answer(&ctx, &id, outcome, done).await
+    change_answer(&ctx, (customer_id, sub), outcome, done).await
 }
 
 pub async fn cancel(ctx: FormContext, Path(id): Path<String>) -> Response {
