@@ -195,6 +195,8 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("updated_at", false, NotPersonal),
             col("unknown_stripe_price", false, NotPersonal),
             col("start_claimed_until", false, NotPersonal),
+            col("payment_action_invoice", false, NotPersonal),
+            col("payment_action_notified", false, NotPersonal),
         ],
     },
     Table {
