@@ -24,12 +24,13 @@ layer runs it in-process on an internal port and forwards every request to it, a
   update when its invoice is paid); it refuses, with Stripe's error shape, what
   Stripe refuses (other parameters beside pending_if_incomplete) and what it cannot carry out
   (any other payment_behavior on an update, proration_behavior=none on a price change);
-- reshapes localstripe's objects to the current API shapes, filling the fields it lacks from
-  Stripe's own example objects (stripe-examples.json beside this file: the kinds the tests meet,
-  taken from Stripe's openapi fixtures, MIT, see stripe-examples.LICENSE and
-  scripts/stripe-examples.py), and deriving the ones the portal
-  reads (an invoice's `total_taxes` and line `pricing`, a subscription item's `price` and period)
-  from localstripe's real state;
+- reshapes localstripe's objects to the current API shapes: the fields of Stripe's own example
+  object of the kind (stripe-examples.json beside this file: the kinds the tests meet, taken from
+  Stripe's openapi fixtures, MIT, see stripe-examples.LICENSE and scripts/stripe-examples.py)
+  that localstripe's object lacks are null, except the few async-stripe requires, filled with the
+  values stripe-filled-fields.json lists with their reasons; the ones the portal reads are derived
+  from localstripe's real state (an invoice's `total_taxes` and line `pricing`, a subscription
+  item's `price`, period and subscription, amounts received and captured);
 - sends the webhook events Stripe would send for the state changes localstripe really made
   (it sends few itself), signed with the secret the test registers, like Stripe:
   `POST /_config/webhooks/ID` with `url` and `secret`. They go out after the response to the
@@ -78,23 +79,21 @@ API_VERSION = "2025-09-30.clover"
 DEFERRED_EVENTS = contextvars.ContextVar("deferred_events", default=None)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Fields of Stripe's examples that describe a state the object is not in: when localstripe
-# does not have them they are null, not the example's value.
-NULL_WHEN_ABSENT = {
-    "last_setup_error", "last_finalization_error", "last_payment_error", "from_invoice",
-    "discount", "due_date", "ended_at", "canceled_at", "cancel_at", "latest_revision",
-    "transform_quantity", "transform_usage", "next_action", "flat_amount", "wallet",
-    "generated_from", "pending_update", "schedule", "test_clock", "billing_thresholds",
-    "pause_collection", "trial_settings", "next_pending_invoice_item_invoice",
-    "payment_method_configuration_details", "regulated_status", "effective_at",
-    "default_payment_method", "webhooks_delivered_at", "receipt_number",
-}
+# What the layer fills in when localstripe's object lacks it, by kind (stripe-filled-fields.json
+# beside this file, each field with its value and why that value is true of localstripe's
+# objects): only fields the portal's Stripe types (async-stripe) require, without which the
+# object could not be read at all. Every other field localstripe lacks is null, never an example's
+# value, so a field the portal starts reading is null in the tests, not a made-up value.
+# domain/tests/stripe_examples.rs checks that async-stripe requires each field listed.
+FILLED_FIELDS = os.path.join(HERE, "stripe-filled-fields.json")
 
 
 class Compat:
     def __init__(self, fixtures_path):
         with open(fixtures_path) as f:
             self.fixtures = json.load(f)["resources"]
+        with open(FILLED_FIELDS) as f:
+            self.filled = json.load(f)["fill"]
         self.fixtures_path = fixtures_path
         self.warned = set()  # kinds without an example, reported once each
         self.upstream = None  # http://127.0.0.1:PORT of localstripe
@@ -109,13 +108,13 @@ class Compat:
 
     # ---------- shapes ----------
 
-    def merge(self, example, ours):
-        """`ours` with what it lacks taken from `example`; nested Stripe objects are reshaped
-        after their own type's example."""
+    def merge(self, example, ours, kind, path):
+        """`ours` in the shape of `example` (see `merge_fields`); nested Stripe objects are
+        reshaped after their own kind's example."""
         if isinstance(ours, dict) and isinstance(ours.get("object"), str) \
                 and ours["object"] != "list":
             return self.reshape(ours)
-        return self.merge_fields(example, ours)
+        return self.merge_fields(example, ours, kind, path)
 
     def example(self, kind):
         """Stripe's example object of `kind`; None, said loudly, when there is none."""
@@ -129,20 +128,31 @@ class Compat:
                   % (kind, os.path.basename(self.fixtures_path)), file=sys.stderr, flush=True)
         return None
 
-    def merge_fields(self, example, ours):
+    def merge_fields(self, example, ours, kind, path=""):
+        """`ours` with every field of Stripe's `example` that it lacks: null, or the value
+        stripe-filled-fields.json gives for it. `path` names where `ours` sits in its object of
+        `kind` ("invoice_settings", "total_taxes[]"). Metadata is the caller's own: kept as it
+        is."""
         if isinstance(ours, dict):
             example = example if isinstance(example, dict) else {}
             out = {}
             for key, value in ours.items():
-                out[key] = self.merge(example.get(key), value)
-            for key, value in example.items():
+                field = self.join(path, key)
+                out[key] = value if field == "metadata" else self.merge(
+                    example.get(key), value, kind, field)
+            for key in example:
                 if key not in out:
-                    out[key] = None if key in NULL_WHEN_ABSENT else copy.deepcopy(value)
+                    fill = self.filled.get(kind, {}).get(self.join(path, key))
+                    out[key] = copy.deepcopy(fill["value"]) if fill else None
             return out
         if isinstance(ours, list):
             template = example[0] if isinstance(example, list) and example else None
-            return [self.merge(template, item) for item in ours]
+            return [self.merge(template, item, kind, path + "[]") for item in ours]
         return ours
+
+    @staticmethod
+    def join(path, key):
+        return key if not path else path + "." + key
 
     def reshape(self, obj):
         if not isinstance(obj, dict):
@@ -151,7 +161,7 @@ class Compat:
         fix = getattr(self, "fix_" + str(kind).replace(".", "_"), None)
         if fix:
             obj = fix(dict(obj))
-        return self.merge_fields(self.example(kind), obj)
+        return self.merge_fields(self.example(kind), obj, kind)
 
     def plan_as_price(self, plan):
         return {
@@ -179,6 +189,7 @@ class Compat:
         data = []
         for item in items.get("data", []):
             item = dict(item)
+            item["subscription"] = sub.get("id")
             item["current_period_start"] = sub.get("current_period_start")
             item["current_period_end"] = sub.get("current_period_end")
             data.append(item)
@@ -271,12 +282,21 @@ class Compat:
         from what localstripe holds: a failed authentication is Stripe's
         `invalid_request_error`, a failed charge (the only other error localstripe records)
         a `card_error`."""
+        # Amounts Stripe reports and localstripe does not, from its status.
+        status, amount = pi.get("status"), pi.get("amount", 0)
+        pi["amount_received"] = amount if status == "succeeded" else 0
+        pi["amount_capturable"] = amount if status == "requires_capture" else 0
         error = pi.get("last_payment_error")
         if isinstance(error, dict) and "type" not in error:
             pi["last_payment_error"] = dict(error, type="invalid_request_error"
                                             if error.get("code") == "payment_intent_authentication_failure"
                                             else "card_error")
         return pi
+
+    def fix_charge(self, charge):
+        """Stripe's `amount_captured`, from what localstripe holds."""
+        charge["amount_captured"] = charge.get("amount", 0) if charge.get("captured") else 0
+        return charge
 
     def fix_tax_rate(self, rate):
         rate["country"] = rate.get("jurisdiction")

@@ -23,6 +23,8 @@ KINDS = [
     "invoice", "line_item", "tax_rate", "plan", "price", "charge",
     # The payment of an invoice the customer confirms in the browser (3-D Secure).
     "payment_intent",
+    # localstripe announces the products the test plans are made with (`product.created`).
+    "product",
     # Nested in those examples (a subscription's or charge's `transfer_data.destination`, a
     # charge's `source`): the layer reshapes them too when it reshapes an object twice (list
     # items, an event's object).
