@@ -1300,7 +1300,96 @@ async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
     app.cleanup().await;
 }
 
+/// The Stripe test layer carries out payment_behavior and proration_behavior or refuses the
+/// request as Stripe would (400, Stripe's error shape): no test passes on a parameter thrown
+/// away, or on an update Stripe refuses.
+async fn the_stripe_test_layer_refuses_what_it_cannot_carry_out(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app = spawn_app_with_stripe(backend, &stripe).await;
+    paying_customer(&app, &stripe, "ada@example.com").await;
+    let sub = stripe_subscriptions(&stripe, &app).await[0].clone();
+    let (id, item) = (
+        sub["id"].as_str().unwrap(),
+        sub["items"]["data"][0]["id"].as_str().unwrap(),
+    );
+    let update = |form: Vec<(&'static str, String)>| {
+        let request = stripe
+            .client
+            .post(format!("{}/v1/subscriptions/{id}", stripe.base))
+            .basic_auth(common::stripe::SECRET_KEY, Some(""))
+            .form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: serde_json::Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            (status, body)
+        }
+    };
+    let item_id = || ("items[0][id]", item.to_string());
+    let price = || ("items[0][price]", "price_enterprise_eur_month".to_string());
+    for (form, says) in [
+        // Stripe accepts only price and quantity on the items of a pending update.
+        (
+            vec![
+                item_id(),
+                price(),
+                ("items[0][tax_rates][0]", "txr_x".to_string()),
+                ("payment_behavior", "pending_if_incomplete".into()),
+                ("proration_behavior", "always_invoice".into()),
+            ],
+            "items accept only price and quantity",
+        ),
+        (
+            vec![
+                item_id(),
+                price(),
+                ("payment_behavior", "pending_if_incomplete".into()),
+                ("cancel_at_period_end", "true".into()),
+            ],
+            "cancel_at_period_end cannot be updated",
+        ),
+        (
+            vec![
+                item_id(),
+                price(),
+                ("payment_behavior", "error_if_incomplete".into()),
+            ],
+            "not carried out by this test layer",
+        ),
+        (
+            vec![item_id(), price(), ("proration_behavior", "none".into())],
+            "not carried out by this test layer",
+        ),
+        (
+            vec![
+                item_id(),
+                price(),
+                ("proration_behavior", "sometimes".into()),
+            ],
+            "Invalid proration_behavior",
+        ),
+    ] {
+        let (status, body) = update(form).await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
+    }
+    // Nothing changed at the test server.
+    let after = stripe_subscriptions(&stripe, &app).await[0].clone();
+    assert_eq!(
+        after["items"]["data"][0]["price"]["id"],
+        "price_business_eur_month"
+    );
+    assert_eq!(after["cancel_at_period_end"], false);
+    app.cleanup().await;
+}
+
 both_backends!(
+    the_stripe_test_layer_refuses_what_it_cannot_carry_out,
     payments_that_need_3d_secure_wait_for_the_customer,
     plans_change_and_subscriptions_end_and_resume,
     a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through_dunning,
