@@ -5,9 +5,8 @@ localstripe (PyPI) is a real, stateful Stripe-compatible server, but it speaks a
 layer runs it in-process on an internal port and forwards every request to it, and only:
 
 - maps the current API onto localstripe's: prices onto plans (`items[N][price]` is sent as
-  `items[N][plan]`, `GET /v1/prices/ID` answers the plan as a price), parameters localstripe does
-  not know and that change nothing there are dropped (`country` and `tax_type` of a tax rate,
-  `off_session` on a new subscription);
+  `items[N][plan]`, `GET /v1/prices/ID` answers the plan as a price), a tax rate's `country`
+  onto its `jurisdiction` and `tax_type` (vat only), refusing what it cannot carry out;
 - carries out `payment_behavior=default_incomplete` on a new subscription with localstripe's
   `allow_incomplete`, with one difference said here: Stripe leaves the first invoice's payment
   for the customer to confirm in the browser, localstripe attempts it at once. A card that needs
@@ -329,13 +328,12 @@ class Compat:
         for key, value in form:
             if key.endswith("[price]"):
                 key = key[: -len("[price]")] + "[plan]"
+            # Carried out by the reshape (`fix_tax_rate`), or refused (`tax_rate_refusal`).
             if path.startswith("/v1/tax_rates") and key in ("country", "tax_type"):
                 continue
             # Carried out by the layer (see `subscription_update`), not by localstripe.
             if path.startswith("/v1/subscriptions/") and key in (
                     "payment_behavior", "proration_behavior"):
-                continue
-            if path == "/v1/subscriptions" and key in ("off_session",):
                 continue
             # See the module's comment: localstripe attempts the payment at once.
             if path == "/v1/subscriptions" and key == "payment_behavior" \
@@ -440,6 +438,9 @@ class Compat:
                 form = self.translate(method, path, original)
         query = self.translate_query(path, request.query_string)
 
+        refusal = self.tax_rate_refusal(method, path, original)
+        if refusal is not None:
+            return refusal
         update = self.subscription_update(method, path, original)
         if isinstance(update, web.Response):
             return update
@@ -486,6 +487,27 @@ class Compat:
                         await self.emit("payment_method.attached", pm[1])
             return r.status, raw, r.headers.get("Content-Type", ""), extra
 
+    @staticmethod
+    def refuse(path, message):
+        """A 400 in Stripe's error shape, said on stderr too."""
+        print("stripe-compat: refused %s: %s" % (path, message), file=sys.stderr, flush=True)
+        return web.json_response({"error": {
+            "type": "invalid_request_error", "message": message}}, status=400)
+
+    def tax_rate_refusal(self, method, path, form):
+        """localstripe's tax rates have a `jurisdiction` and no `country` or `tax_type`: the
+        reshape reports `country` as the jurisdiction and `tax_type` as vat, so a tax rate that
+        says otherwise is refused rather than reported wrongly."""
+        if not (method == "POST" and path.startswith("/v1/tax_rates")):
+            return None
+        form = dict(form)
+        if "country" in form and form["country"] != form.get("jurisdiction"):
+            return self.refuse(path, "stripe-compat: a tax rate's country is carried out only "
+                                     "as its jurisdiction (send both, the same)")
+        if form.get("tax_type", "vat") != "vat":
+            return self.refuse(path, "stripe-compat: only tax_type=vat is carried out")
+        return None
+
     # Parameters Stripe accepts on an update with payment_behavior=pending_if_incomplete
     # (Stripe's "pending updates reference"); anything else makes Stripe refuse the request.
     PENDING_UPDATE_PARAMS = ("expand", "payment_behavior", "proration_behavior", "proration_date",
@@ -506,9 +528,7 @@ class Compat:
         proration = form.get("proration_behavior", "create_prorations")
 
         def refuse(message):
-            print("stripe-compat: refused %s: %s" % (path, message), file=sys.stderr, flush=True)
-            return web.json_response({"error": {
-                "type": "invalid_request_error", "message": message}}, status=400)
+            return self.refuse(path, message)
 
         if payment not in ("allow_incomplete", "pending_if_incomplete"):
             return refuse("stripe-compat: payment_behavior=%s on a subscription update is not "

@@ -39,6 +39,18 @@ async function customer(page: Page, javaScriptEnabled: boolean, tag: string) {
   return email;
 }
 
+/** Types a card into the test server's Card Element and saves it. */
+async function enterCard(page: Page, number: string) {
+  const element = page.locator('#card-element');
+  await element.locator('input[placeholder=number]').fill(number);
+  await element.locator('input[placeholder=exp_month]').fill('08');
+  await element.locator('input[placeholder=exp_year]').fill('31');
+  await element.locator('input[placeholder=cvc]').fill('123');
+  await element.locator('input[placeholder=postal_code]').fill('10115');
+  await page.getByLabel('Name on the card').fill('Orla Example');
+  await page.getByRole('button', { name: 'Save card' }).click();
+}
+
 test('card through Stripe.js, order, and the homeserver on the dashboard', async ({ page, javaScriptEnabled }) => {
   test.skip(!javaScriptEnabled, 'entering a card needs JavaScript; the no-JavaScript page is tested below');
   test.setTimeout(90_000);
@@ -56,14 +68,7 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   await expect(page.getByText('needs JavaScript')).toBeHidden();
   await page.getByRole('button', { name: 'Enter a card' }).click();
   await expect(page.getByText('needs JavaScript')).toBeHidden();
-  const element = page.locator('#card-element');
-  await element.locator('input[placeholder=number]').fill('4242424242424242');
-  await element.locator('input[placeholder=exp_month]').fill('08');
-  await element.locator('input[placeholder=exp_year]').fill('31');
-  await element.locator('input[placeholder=cvc]').fill('123');
-  await element.locator('input[placeholder=postal_code]').fill('10115');
-  await page.getByLabel('Name on the card').fill('Orla Example');
-  await page.getByRole('button', { name: 'Save card' }).click();
+  await enterCard(page, '4242424242424242');
 
   // Back on the order page, which now offers the order.
   await expect(page).toHaveURL(/\/order$/);
@@ -124,14 +129,7 @@ test('a card that asks for 3-D Secure: the order and an upgrade are confirmed in
   await customer(page, javaScriptEnabled, 'sca');
   await open(page, '/billing/card?next=/order', javaScriptEnabled);
   await page.getByRole('button', { name: 'Enter a card' }).click();
-  const element = page.locator('#card-element');
-  await element.locator('input[placeholder=number]').fill('4000002500003155');
-  await element.locator('input[placeholder=exp_month]').fill('08');
-  await element.locator('input[placeholder=exp_year]').fill('31');
-  await element.locator('input[placeholder=cvc]').fill('123');
-  await element.locator('input[placeholder=postal_code]').fill('10115');
-  await page.getByLabel('Name on the card').fill('Orla Example');
-  await page.getByRole('button', { name: 'Save card' }).click();
+  await enterCard(page, '4000002500003155');
   // The test server's Stripe.js plays the bank's 3-D Secure window.
   await page.getByRole('button', { name: 'Complete authentication' }).click();
   await expect(page).toHaveURL(/\/order$/);

@@ -307,8 +307,9 @@ pub struct Config {
     #[arg(long, env = "STRIPE_TIMEOUT_SECONDS", default_value_t = 20)]
     pub stripe_timeout_seconds: u64,
 
-    /// Payment actions (card setup, order, plan change or its preview, cancel, resume) one
-    /// customer may start per minute (per replica); more are refused without calling Stripe.
+    /// Payment actions (card setup, order, plan change or its preview, cancel, resume, payment
+    /// confirmation) one customer may start per minute (per replica); more are refused without
+    /// calling Stripe.
     #[arg(long, env = "STRIPE_ACTIONS_PER_MINUTE", default_value_t = 10)]
     pub stripe_actions_per_minute: u32,
 

@@ -6,8 +6,8 @@ mod common;
 use common::{
     browser::{api, database_mentions, location, Browser},
     stripe::{
-        add_card, card_page, order, paying_customer, spawn_app_with_stripe, start_card_entry,
-        stripe_subscriptions, StripeServer,
+        add_card, card_page, order, paying_customer, spawn_app_with_stripe,
+        spawn_app_with_stripe_args, start_card_entry, stripe_subscriptions, StripeServer,
     },
     TestApp,
 };
@@ -1122,9 +1122,33 @@ async fn a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through
 /// localstripe's card that asks for the bank's check (3-D Secure) on every payment.
 const THREE_D_SECURE: &str = "4000002500003155";
 
+/// On the payment-confirmation page: the bank's check passes (what the test server's Stripe.js
+/// does on "Complete authentication"), then the page's form comes back. Returns the flash.
+async fn confirm_in_the_banks_window(
+    stripe: &StripeServer,
+    browser: &mut Browser<'_>,
+    subscription: &str,
+) -> serde_json::Value {
+    let secret = api(browser, "confirm_payment_page").await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        secret.starts_with("pi_"),
+        "the page carries the payment's client secret"
+    );
+    stripe.authenticate(&secret, true).await;
+    browser
+        .post(&format!("/billing/confirm-payment/{subscription}"), &[])
+        .await;
+    browser.flash().await
+}
+
 async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
     let stripe = StripeServer::start().await;
-    let app = spawn_app_with_stripe(backend, &stripe).await;
+    // Twelve payment actions in a few seconds: more than a customer's default ten a minute.
+    let app =
+        spawn_app_with_stripe_args(backend, &stripe, &["--stripe-actions-per-minute", "30"]).await;
     stripe.send_webhooks_to(&app).await;
     let mut ada = Browser::new(&app);
     ada.sign_up_verified("ada@example.com", PASSWORD, "Ada")
@@ -1187,15 +1211,8 @@ async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
         .post(&format!("/billing/confirm-payment/{id}/start"), &[])
         .await;
     assert_eq!(location(&response), "/billing/confirm-payment");
-    let secret = api(&mut ada, "confirm_payment_page").await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    stripe.authenticate(&secret, true).await;
-    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
-        .await;
     assert_eq!(
-        ada.flash().await["notice"],
+        confirm_in_the_banks_window(&stripe, &mut ada, &id).await["notice"],
         "Thank you: the payment for ada-home went through."
     );
     let row = api(&mut ada, "dashboard").await["rows"][0].clone();
@@ -1211,6 +1228,13 @@ async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
         "",
         "the confirmation is over"
     );
+    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
+        .await;
+    assert_eq!(
+        ada.flash().await["notice"],
+        "No payment waits for your confirmation any more.",
+        "the form sent twice"
+    );
 
     // An upgrade's payment waits too (off the order's page, the case of a renewal): the plan
     // stays until it is paid, then changes.
@@ -1225,17 +1249,12 @@ async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
         api(&mut ada, "dashboard").await["rows"][0]["plan"],
         "Business"
     );
-    let secret = api(&mut ada, "confirm_payment_page").await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    stripe.authenticate(&secret, true).await;
-    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
-        .await;
-    assert!(ada.flash().await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("went through"));
+    assert!(
+        confirm_in_the_banks_window(&stripe, &mut ada, &id).await["notice"]
+            .as_str()
+            .unwrap()
+            .contains("went through")
+    );
     let row = api(&mut ada, "dashboard").await["rows"][0].clone();
     assert_eq!(row["plan"], "Enterprise");
     assert_eq!(row["needs_confirmation"], false);
@@ -1270,17 +1289,12 @@ async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
     );
     ada.post(&format!("/billing/confirm-payment/{id}/start"), &[])
         .await;
-    let secret = api(&mut ada, "confirm_payment_page").await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    stripe.authenticate(&secret, true).await;
-    ada.post(&format!("/billing/confirm-payment/{id}"), &[])
-        .await;
-    assert!(ada.flash().await["notice"]
-        .as_str()
-        .unwrap()
-        .contains("went through"));
+    assert!(
+        confirm_in_the_banks_window(&stripe, &mut ada, &id).await["notice"]
+            .as_str()
+            .unwrap()
+            .contains("went through")
+    );
     assert_eq!(
         api(&mut ada, "dashboard").await["rows"][0]["status_key"],
         "dashboard.status_waiting_for_provisioning"
@@ -1378,6 +1392,23 @@ async fn the_stripe_test_layer_refuses_what_it_cannot_carry_out(backend: Backend
             "{body}"
         );
     }
+    // A tax rate's country is carried out as its jurisdiction: one that differs is refused.
+    let response = stripe
+        .client
+        .post(format!("{}/v1/tax_rates", stripe.base))
+        .basic_auth(common::stripe::SECRET_KEY, Some(""))
+        .form(&[
+            ("display_name", "VAT"),
+            ("percentage", "19"),
+            ("inclusive", "false"),
+            ("country", "DE"),
+            ("jurisdiction", "FR"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("jurisdiction"));
     // Nothing changed at the test server.
     let after = stripe_subscriptions(&stripe, &app).await[0].clone();
     assert_eq!(

@@ -131,6 +131,28 @@ pub async fn waiting_invoice(
     .map(Option::flatten)
 }
 
+/// The invoice that waits on the customer's subscription and its payment as Stripe has it now
+/// (a payment action of the customer's), or None when nothing waits.
+async fn waiting_payment(
+    portal: &Portal,
+    customer_id: Uuid,
+    subscription_id: Uuid,
+) -> Result<Option<(String, InvoicePayment)>, PaymentError> {
+    let gateway = portal
+        .payments
+        .as_ref()
+        .ok_or_else(|| PaymentError::Unexpected("no Stripe keys".into()))?;
+    let Some(invoice) = waiting_invoice(portal, customer_id, subscription_id)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    gateway.admit(customer_id)?;
+    let payment = gateway.invoice_payment(&invoice).await?;
+    Ok(Some((invoice, payment)))
+}
+
 /// What the payment-confirmation page needs to start, or why there is nothing to confirm.
 #[derive(Debug)]
 pub enum Begin {
@@ -149,18 +171,10 @@ pub async fn begin(
     customer_id: Uuid,
     subscription_id: Uuid,
 ) -> Result<Begin, PaymentError> {
-    let gateway = portal
-        .payments
-        .as_ref()
-        .ok_or_else(|| PaymentError::Unexpected("no Stripe keys".into()))?;
-    let Some(invoice) = waiting_invoice(portal, customer_id, subscription_id)
-        .await
-        .map_err(db)?
+    let Some((invoice, payment)) = waiting_payment(portal, customer_id, subscription_id).await?
     else {
         return Ok(Begin::Nothing);
     };
-    gateway.admit(customer_id)?;
-    let payment = gateway.invoice_payment(&invoice).await?;
     Ok(match payment.stage {
         PaymentStage::NeedsConfirmation if payment.client_secret.is_some() => {
             Begin::Confirm(payment)
@@ -177,29 +191,25 @@ pub async fn begin(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Paid,
+    /// No payment of this subscription waits (the form sent twice, say).
+    NothingWaiting,
     /// Still waiting (the customer cancelled the bank's check, or it failed).
     StillWaiting,
     Declined(String),
 }
 
 /// After the browser's `confirmCardPayment`: reads the invoice again from Stripe and brings
-/// the invoice, the subscription and the mark in line with it.
+/// the invoice, the subscription and the mark in line with it. Counted against the customer's
+/// payment actions.
 pub async fn finish(
     portal: &Portal,
     customer_id: Uuid,
     subscription_id: Uuid,
 ) -> Result<Outcome, PaymentError> {
-    let gateway = portal
-        .payments
-        .as_ref()
-        .ok_or_else(|| PaymentError::Unexpected("no Stripe keys".into()))?;
-    let Some(invoice) = waiting_invoice(portal, customer_id, subscription_id)
-        .await
-        .map_err(db)?
+    let Some((invoice, payment)) = waiting_payment(portal, customer_id, subscription_id).await?
     else {
-        return Ok(Outcome::Paid);
+        return Ok(Outcome::NothingWaiting);
     };
-    let payment = gateway.invoice_payment(&invoice).await?;
     let outcome = match &payment.stage {
         PaymentStage::Paid => Outcome::Paid,
         PaymentStage::Declined(message) => Outcome::Declined(message.clone()),

@@ -100,6 +100,13 @@ pub async fn finish_confirmation(ctx: FormContext, Path(id): Path<String>) -> Re
             let text = tr("payment.confirmed").replace("%{server}", &sub.server_name);
             ctx.back("/dashboard", Flash::notice(text)).await
         }
+        Ok(Outcome::NothingWaiting) => {
+            ctx.back(
+                "/dashboard",
+                Flash::notice(tr("payment.nothing_to_confirm")),
+            )
+            .await
+        }
         Ok(Outcome::StillWaiting) => dashboard_alert(&ctx, "payment.not_confirmed").await,
         Ok(Outcome::Declined(_)) => dashboard_alert(&ctx, "payment.declined").await,
         Err(error) => {
