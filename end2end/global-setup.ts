@@ -96,6 +96,12 @@ export default async function globalSetup() {
       if (tries > 100) throw new Error(`the portal at ${baseURL} is not ready`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // Stripe's webhook events reach the portal, as from a Stripe account's endpoint.
+    const registered = await fetch(`${stripeBase}/_config/webhooks/portal`, {
+      method: 'POST',
+      body: new URLSearchParams({ url: `${baseURL}/webhooks/stripe`, secret: 'whsec_portal_e2e' }),
+    });
+    if (!registered.ok) throw new Error('the Stripe test server did not take the webhook endpoint');
     // The test workers, which load playwright.config.ts again, inherit these.
     process.env.PORTAL_E2E_BASE_URL = baseURL;
     process.env.PORTAL_E2E_MAILDIR = maildir;

@@ -220,8 +220,7 @@ class Compat:
     def fix_invoice(self, inv):
         lines = inv.get("lines") or {}
         inv["lines"] = dict(lines, data=[self.fix_line(inv, line) for line in lines.get("data", [])])
-        taxes = [self.tax_entry(t, None) for t in inv.get("total_tax_amounts") or []]
-        inv["total_taxes"] = taxes
+        inv["total_taxes"] = self.total_taxes(inv)
         subtotal = inv.get("subtotal", 0)
         inv["subtotal_excluding_tax"] = subtotal
         inv["total_excluding_tax"] = subtotal
@@ -236,6 +235,28 @@ class Compat:
         inv["period_end"] = inv.get("period_end") or inv.get("created")
         inv["attempt_count"] = inv.get("attempt_count", 0)
         return inv
+
+    def total_taxes(self, inv):
+        """Stripe's `total_taxes`: one entry per tax rate, with the amount it was computed on.
+        localstripe lists one per line and rate, without the taxable amount: they are summed
+        per rate, and the taxable amount is the sum of the lines that rate applies to."""
+        lines = (inv.get("lines") or {}).get("data", [])
+        by_rate = {}
+        for entry in inv.get("total_tax_amounts") or []:
+            rate = entry["tax_rate"]
+            rate_id = rate["id"] if isinstance(rate, dict) else rate
+            if rate_id not in by_rate:
+                taxable = sum(line.get("amount", 0) for line in lines
+                              if any(self.rate_id(t.get("tax_rate")) == rate_id
+                                     for t in line.get("tax_amounts") or []))
+                by_rate[rate_id] = (dict(entry, amount=0), taxable)
+            total, taxable = by_rate[rate_id]
+            total["amount"] += entry["amount"]
+        return [self.tax_entry(total, taxable) for total, taxable in by_rate.values()]
+
+    @staticmethod
+    def rate_id(rate):
+        return rate["id"] if isinstance(rate, dict) else rate
 
     def tax_entry(self, amount, taxable):
         return {
@@ -444,6 +465,8 @@ class Compat:
         update = self.subscription_update(method, path, original)
         if isinstance(update, web.Response):
             return update
+        if update and "items_before" in update:
+            form = self.keep_item_tax_rates(form, update["items_before"])
         if method == "POST" and path in self.delays:
             # A slow network: the request reaches Stripe later, whatever its client does.
             await asyncio.sleep(self.delays[path])
@@ -481,11 +504,20 @@ class Compat:
             if r.status == 200 and "/setup_intents/" in path and path.endswith("/confirm"):
                 obj = json.loads(raw)
                 if obj.get("status") == "succeeded":
-                    await self.emit("setup_intent.succeeded", obj)
-                    if obj.get("payment_method"):
-                        pm = await self.call("GET", "/v1/payment_methods/" + obj["payment_method"])
-                        await self.emit("payment_method.attached", pm[1])
+                    await self.setup_succeeded(obj)
             return r.status, raw, r.headers.get("Content-Type", ""), extra
+
+    async def setup_succeeded(self, setup_intent):
+        """A SetupIntent of a customer that succeeded: Stripe attaches its payment method to
+        the customer; localstripe does not, so the layer does it with localstripe's own call.
+        Then Stripe's events for both."""
+        await self.emit("setup_intent.succeeded", setup_intent)
+        pm, customer = setup_intent.get("payment_method"), setup_intent.get("customer")
+        if pm and customer:
+            status, attached = await self.call("POST", "/v1/payment_methods/%s/attach" % pm,
+                                               [("customer", customer)])
+            if status == 200:
+                await self.emit("payment_method.attached", attached)
 
     @staticmethod
     def refuse(path, message):
@@ -507,6 +539,19 @@ class Compat:
         if form.get("tax_type", "vat") != "vat":
             return self.refuse(path, "stripe-compat: only tax_type=vat is carried out")
         return None
+
+    @staticmethod
+    def keep_item_tax_rates(form, items_before):
+        """Stripe keeps an item's tax rates when its price changes; localstripe makes a new
+        item without them. The item's rates as localstripe held them are sent along (unless
+        the update sets its own)."""
+        if any("[tax_rates]" in key for key, _ in form):
+            return form
+        prefix = next((key[: -len("[plan]")] for key, _ in form if key.endswith("[plan]")), None)
+        if prefix is None or not items_before._list:
+            return form
+        rates = [rate.id for rate in items_before._list[0].tax_rates or []]
+        return form + [("%s[tax_rates][%d]" % (prefix, i), rate) for i, rate in enumerate(rates)]
 
     # Parameters Stripe accepts on an update with payment_behavior=pending_if_incomplete
     # (Stripe's "pending updates reference"); anything else makes Stripe refuse the request.
@@ -591,7 +636,7 @@ class Compat:
             await self.emit("payment_method." + ("attached" if parts[3] == "attach" else "detached"), body)
         elif method == "POST" and len(parts) == 4 and parts[1] == "setup_intents" \
                 and parts[3] == "confirm" and body.get("status") == "succeeded":
-            await self.emit("setup_intent.succeeded", body)
+            await self.setup_succeeded(body)
         return body
 
     async def after_payment(self, invoice_id, subscription_id):

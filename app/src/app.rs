@@ -9,6 +9,7 @@ use crate::{
         dashboard::DashboardPage,
         email_links::{ConfirmEmailPage, ReauthLinkPage, VerifyEmailPage},
         homeserver::HomeserverPage,
+        invoices::{InvoicePage, InvoicesPage},
         landing::LandingPage,
         legal::{PrivacyPage, TermsPage},
         not_found::NotFound,
@@ -52,6 +53,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/billing") view=BillingPage ssr=ssr.clone()/>
                     <Route path=path!("/billing/card") view=CardPage ssr=ssr.clone()/>
                     <Route path=path!("/billing/confirm-payment") view=ConfirmPaymentPage ssr=ssr.clone()/>
+                    <Route path=path!("/billing/invoices") view=InvoicesPage ssr=ssr.clone()/>
+                    <Route path=path!("/billing/invoices/:id") view=InvoicePage ssr=ssr.clone()/>
                     <Route path=path!("/order") view=OrderPage ssr=ssr.clone()/>
                     <Route path=path!("/dashboard") view=DashboardPage ssr=ssr.clone()/>
                     <Route path=path!("/homeservers/:id") view=HomeserverPage ssr=ssr.clone()/>

@@ -228,6 +228,10 @@ pub static PERSONAL_TABLES: &[Table] = &[
             // The billing details as they were when the invoice was recorded: part of the
             // record (an invoice names its buyer), so kept with it after the account goes.
             col("buyer", true, PurgeAfterDays(3650)),
+            // The frozen invoice document names its buyer too (the same billing record).
+            col("document", true, PurgeAfterDays(3650)),
+            col("frozen_at", true, NotPersonal),
+            col("totals_mismatch", false, NotPersonal),
         ],
     },
     Table {

@@ -1126,6 +1126,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
         seller: Arc::new(domain::billing::Seller {
             country: "FI".into(),
             vat_number: Some("FI12345671".into()),
+            ..Default::default()
         }),
         payments: None,
         vies: None,

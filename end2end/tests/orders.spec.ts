@@ -94,6 +94,28 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   await expect(row.locator('.next-payment')).toHaveText(/\d{4}$/);
   await expect(page.getByText(/Account created on/)).toBeVisible();
 
+  // The order's invoice: in the billing history once Stripe's webhook was synced, and on its
+  // own page, which prints as the document (no navigation).
+  await expect(async () => {
+    await page.goto('/billing/invoices');
+    await expect(page.locator('table.invoices tbody tr')).toHaveCount(1, { timeout: 1_000 });
+  }).toPass({ timeout: 20_000 });
+  await expect(page.locator('table.invoices tbody tr .status')).toHaveText('Paid');
+  let results = await new AxeBuilder({ page }).analyze();
+  expect(results.violations.map((v) => v.id)).toEqual([]);
+  await page.locator('table.invoices tbody tr a').click();
+  await expect(page.getByRole('heading', { name: /^Invoice LS-/ })).toBeVisible();
+  await expect(page.locator('.invoice .total')).toHaveText(/^€/);
+  results = await new AxeBuilder({ page }).analyze();
+  expect(results.violations.map((v) => v.id)).toEqual([]);
+  await page.emulateMedia({ media: 'print' });
+  await expect(page.locator('.site-header')).toBeHidden();
+  await expect(page.locator('.site-footer')).toBeHidden();
+  await expect(page.locator('.invoice')).toBeVisible();
+  await page.emulateMedia({ media: 'screen' });
+  await expect(page.locator('.site-header')).toBeVisible();
+  await page.goto('/dashboard');
+
   // Upgrade with Stripe's preview, cancel at the end of the period, resume.
   await row.getByRole('link').click();
   await page.getByLabel(/^Enterprise/).check();
@@ -108,7 +130,7 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   await page.getByRole('button', { name: 'Keep the subscription' }).click();
   await expect(page.getByRole('status')).toContainText('The subscription goes on');
   await expect(page.locator('dd.next-payment')).toHaveText(/\d{4}$/);
-  const results = await new AxeBuilder({ page }).analyze();
+  results = await new AxeBuilder({ page }).analyze();
   expect(results.violations.map((v) => v.id)).toEqual([]);
 });
 

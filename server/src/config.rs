@@ -249,6 +249,21 @@ pub struct Config {
     /// The seller's VAT number, printed on invoices.
     #[arg(long, env = "PORTAL_SELLER_VAT_NUMBER")]
     pub seller_vat_number: Option<String>,
+    /// The seller's legal name, printed on invoices (required in production).
+    #[arg(long, env = "PORTAL_SELLER_NAME")]
+    pub seller_name: Option<String>,
+    /// The seller's postal address, elements separated by ";" (required in production).
+    #[arg(long, env = "PORTAL_SELLER_ADDRESS")]
+    pub seller_address: Option<String>,
+    /// The seller's company registration number (required in production).
+    #[arg(long, env = "PORTAL_SELLER_COMPANY_NUMBER")]
+    pub seller_company_number: Option<String>,
+    /// The bank account (IBAN) manual invoices are paid to (required in production).
+    #[arg(long, env = "PORTAL_SELLER_IBAN")]
+    pub seller_iban: Option<String>,
+    /// The bank's BIC, printed beside the IBAN.
+    #[arg(long, env = "PORTAL_SELLER_BIC")]
+    pub seller_bic: Option<String>,
 
     /// Stripe secret key (sk_live_… or sk_test_…). Without it, customers pay manual invoices.
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]

@@ -16,6 +16,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let order_portal = portal.clone();
     let vat_portal = portal.clone();
     let recheck_portal = portal.clone();
+    let documents_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -129,7 +130,23 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
                 .map_err(|e| e.to_string())
         }
     })
+    .handle(domain::billing::documents::BACKFILL_JOB, move |_| {
+        let portal = documents_portal.clone();
+        async move {
+            let frozen = domain::billing::documents::backfill(&portal)
+                .await
+                .map_err(|e| e.to_string())?;
+            if frozen > 0 {
+                tracing::info!(frozen, "invoice documents frozen for earlier invoices");
+            }
+            Ok(())
+        }
+    })
     .every(domain::billing::vies::RECHECK_JOB, time::Duration::hours(1))
+    .every(
+        domain::billing::documents::BACKFILL_JOB,
+        time::Duration::hours(1),
+    )
     .every(PURGE_SESSIONS, time::Duration::minutes(15))
     .every(domain::billing::dunning::JOB, time::Duration::hours(1))
     .every(PURGE_UNVERIFIED, time::Duration::hours(1))

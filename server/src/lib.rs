@@ -93,9 +93,54 @@ fn seller(config: &Config) -> Result<domain::billing::Seller, String> {
         }
         None => None,
     };
+    let production = config.environment == config::Environment::Production;
+    let missing: Vec<&str> = [
+        ("PORTAL_SELLER_NAME", config.seller_name.is_none()),
+        ("PORTAL_SELLER_ADDRESS", config.seller_address.is_none()),
+        ("PORTAL_SELLER_VAT_NUMBER", vat_number.is_none()),
+        (
+            "PORTAL_SELLER_COMPANY_NUMBER",
+            config.seller_company_number.is_none(),
+        ),
+        ("PORTAL_SELLER_IBAN", config.seller_iban.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, absent)| absent.then_some(name))
+    .collect();
+    if production && !missing.is_empty() {
+        return Err(format!(
+            "In production invoices name the seller in full: set {}",
+            missing.join(", ")
+        ));
+    }
+    let iban = match &config.seller_iban {
+        Some(text) => Some(
+            text.parse::<iban::Iban>()
+                .map_err(|e| format!("PORTAL_SELLER_IBAN is not a valid IBAN: {e}"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let address: Vec<String> = config
+        .seller_address
+        .as_deref()
+        .unwrap_or("")
+        .split(';')
+        .map(|line| line.trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect();
     Ok(domain::billing::Seller {
         country,
         vat_number,
+        // Development only (production refuses to start without them): a name that says so.
+        legal_name: config
+            .seller_name
+            .clone()
+            .unwrap_or_else(|| "Sample seller (set PORTAL_SELLER_NAME)".into()),
+        address,
+        company_number: config.seller_company_number.clone(),
+        iban,
+        bic: config.seller_bic.clone(),
     })
 }
 

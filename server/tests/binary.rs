@@ -87,8 +87,48 @@ fn production_server(dir: &Path) -> Command {
         .env(
             "PORTAL_TOTP_KEYS",
             format!("k1:{}", STANDARD.encode([9u8; 32])),
-        );
+        )
+        .env("PORTAL_SELLER_NAME", "Example Hosting Oy")
+        .env(
+            "PORTAL_SELLER_ADDRESS",
+            "Mannerheimintie 1; 00100 Helsinki; Finland",
+        )
+        .env("PORTAL_SELLER_VAT_NUMBER", "FI12345671")
+        .env("PORTAL_SELLER_COMPANY_NUMBER", "1234567-1")
+        .env("PORTAL_SELLER_IBAN", "FI2112345600000785");
     cmd
+}
+
+#[test]
+fn production_refuses_to_start_without_the_sellers_invoice_details() {
+    let dir = temp_dir("prod-seller");
+    let billing = ["billing", "manual", "--customer", "nobody@example.com"];
+    let out = production_server(&dir)
+        .env("PORTAL_SMTP_URL", "smtp://127.0.0.1:25")
+        .env_remove("PORTAL_SELLER_NAME")
+        .env_remove("PORTAL_SELLER_IBAN")
+        .args(billing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("set PORTAL_SELLER_NAME, PORTAL_SELLER_IBAN"),
+        "{stderr}"
+    );
+    // An IBAN with a wrong check digit is refused, in any environment.
+    let out = production_server(&dir)
+        .env("PORTAL_SMTP_URL", "smtp://127.0.0.1:25")
+        .env("PORTAL_SELLER_IBAN", "FI2112345600000786")
+        .args(billing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PORTAL_SELLER_IBAN is not a valid IBAN"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

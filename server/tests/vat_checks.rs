@@ -223,6 +223,7 @@ async fn the_vies_client_reads_every_answer() {
     let seller = Seller {
         country: "FI".into(),
         vat_number: Some("FI12345671".into()),
+        ..Seller::default()
     };
     let valid = vies.check("DE", "DE811907980", &seller).await.unwrap();
     assert!(valid.valid);
@@ -231,6 +232,7 @@ async fn the_vies_client_reads_every_answer() {
     let anonymous = Seller {
         country: "FI".into(),
         vat_number: None,
+        ..Seller::default()
     };
     let without_requester = vies.check("DE", "DE811907980", &anonymous).await.unwrap();
     assert_eq!(without_requester.request_identifier, None);

@@ -22,6 +22,7 @@ pub fn BillingPage() -> impl IntoView {
             <p><a href="/account">{tr("account.back")}</a></p>
             <h1>{tr("billing.title")}</h1>
             <p>{tr("billing.intro")}</p>
+            <p><a href="/billing/invoices">{tr("invoice.history_link")}</a></p>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     let flash = flash.await.ok().flatten().unwrap_or_default();

@@ -9,6 +9,7 @@ pub(crate) fn portal() -> Result<domain::Portal, leptos::prelude::ServerFnError>
 
 pub mod account;
 pub mod billing;
+pub mod invoices;
 pub mod orders;
 
 /// The signed-in account, loaded at most once per request however many loaders ask for it (on

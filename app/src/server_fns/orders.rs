@@ -86,7 +86,7 @@ pub struct DashboardView {
 }
 
 #[cfg(feature = "ssr")]
-mod server {
+pub(crate) mod server {
     use super::*;
     use domain::billing::{accounts, cards, subscriptions::SubscriptionStatus};
 

@@ -216,6 +216,7 @@ pub async fn issue(
         .target("invoice", id)
         .details(serde_json::json!({ "number": number, "total": amount + tax, "currency": sub.currency }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    super::documents::freeze_manual(&mut tx, portal, id).await?;
     tx.commit().await?;
     Ok((id, number))
 }

@@ -6,6 +6,7 @@ pub mod cards;
 pub mod changes;
 pub mod confirmation;
 pub mod details;
+pub mod documents;
 pub mod dunning;
 pub mod manual;
 pub mod numbering;
@@ -28,10 +29,20 @@ crate::text_enum! {
     }
 }
 
-/// Who sells: the seller's country and VAT number decide the tax (P9).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who sells: the seller's country and VAT number decide the tax (P9); the rest is printed on
+/// invoices as the seller block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Seller {
     /// ISO 3166 alpha-2, an EU member state.
     pub country: String,
     pub vat_number: Option<String>,
+    /// The legal name, as registered.
+    pub legal_name: String,
+    /// The postal address, one line per element.
+    pub address: Vec<String>,
+    /// The company registration number (trade register), if any.
+    pub company_number: Option<String>,
+    /// The bank account manual invoices are paid to.
+    pub iban: Option<String>,
+    pub bic: Option<String>,
 }

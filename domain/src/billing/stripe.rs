@@ -887,11 +887,29 @@ pub struct InvoiceState {
     pub amount_paid: i64,
     /// (Stripe tax rate id, amount)
     pub tax_lines: Vec<(String, i64)>,
+    /// The amount each tax line was computed on, in the order of `tax_lines` (None when Stripe
+    /// did not say).
+    pub taxable: Vec<Option<i64>>,
+    /// The invoice's lines (the first page Stripe returns with the invoice).
+    pub lines: Vec<InvoiceLine>,
     /// Seconds since the epoch.
     pub period_start: i64,
     pub period_end: i64,
     pub created: i64,
     pub paid_at: Option<i64>,
+}
+
+/// One line of a Stripe invoice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InvoiceLine {
+    pub amount: i64,
+    /// Seconds since the epoch.
+    pub period_start: i64,
+    pub period_end: i64,
+    /// The unused or added time of a plan change.
+    pub proration: bool,
+    /// The Stripe price billed, when the line is for one.
+    pub price: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -913,9 +931,9 @@ fn invoice_state(inv: stripe_shared::Invoice) -> Result<InvoiceState, PaymentErr
             })?,
         None => InvoiceStatus::Draft,
     };
-    let tax_lines: Vec<(String, i64)> = inv
-        .total_taxes
-        .unwrap_or_default()
+    let taxes = inv.total_taxes.unwrap_or_default();
+    let taxable = taxes.iter().map(|t| t.taxable_amount).collect();
+    let tax_lines: Vec<(String, i64)> = taxes
         .into_iter()
         .map(|t| {
             let rate = t
@@ -923,6 +941,27 @@ fn invoice_state(inv: stripe_shared::Invoice) -> Result<InvoiceState, PaymentErr
                 .map(|d| d.tax_rate.id().to_string())
                 .unwrap_or_default();
             (rate, t.amount)
+        })
+        .collect();
+    let lines = inv
+        .lines
+        .data
+        .iter()
+        .map(|line| InvoiceLine {
+            amount: line.amount,
+            period_start: line.period.start,
+            period_end: line.period.end,
+            proration: line.parent.as_ref().is_some_and(|p| {
+                p.subscription_item_details
+                    .as_ref()
+                    .is_some_and(|d| d.proration)
+                    || p.invoice_item_details.as_ref().is_some_and(|d| d.proration)
+            }),
+            price: line
+                .pricing
+                .as_ref()
+                .and_then(|p| p.price_details.as_ref())
+                .map(|d| d.price.id().to_string()),
         })
         .collect();
     Ok(InvoiceState {
@@ -942,6 +981,8 @@ fn invoice_state(inv: stripe_shared::Invoice) -> Result<InvoiceState, PaymentErr
         amount_due: inv.amount_due,
         amount_paid: inv.amount_paid,
         tax_lines,
+        taxable,
+        lines,
         period_start: inv.period_start,
         period_end: inv.period_end,
         created: inv.created,

@@ -245,5 +245,7 @@ pub async fn record_invoice(portal: &Portal, invoice: &InvoiceState) -> Result<(
     .bind(buyer)
     .execute(pool)
     .await
-    .map(|_| ()))
+    .map(|_| ()))?;
+    // Finalised at Stripe: the document is frozen now, once.
+    super::documents::freeze_stripe(portal, invoice).await
 }

@@ -56,6 +56,7 @@ pub struct Metrics {
     jobs_failed: Gauge,
     database_up: Gauge,
     unknown_prices: Gauge,
+    invoice_mismatches: Gauge,
 }
 
 impl Default for Metrics {
@@ -67,6 +68,7 @@ impl Default for Metrics {
         let jobs_failed = Gauge::default();
         let database_up = Gauge::default();
         let unknown_prices = Gauge::default();
+        let invoice_mismatches = Gauge::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -93,6 +95,11 @@ impl Default for Metrics {
             "Subscriptions whose Stripe price is no plan of the catalogue (flagged, plan left as it was)",
             unknown_prices.clone(),
         );
+        registry.register(
+            "invoices_totals_mismatch",
+            "Invoices whose totals do not add up from their lines (recorded on the invoice)",
+            invoice_mismatches.clone(),
+        );
         Self {
             registry,
             requests,
@@ -101,6 +108,7 @@ impl Default for Metrics {
             jobs_failed,
             database_up,
             unknown_prices,
+            invoice_mismatches,
         }
     }
 }
@@ -165,12 +173,23 @@ pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Respon
             metrics.database_up.set(0);
         }
     }
-    match domain::billing::subscriptions::unknown_price_count(&state.portal.db).await {
-        Ok(count) => {
-            metrics.unknown_prices.set(count);
-        }
-        Err(_) => {
-            metrics.database_up.set(0);
+    for (gauge, count) in [
+        (
+            &metrics.unknown_prices,
+            domain::billing::subscriptions::unknown_price_count(&state.portal.db).await,
+        ),
+        (
+            &metrics.invoice_mismatches,
+            domain::billing::documents::mismatch_count(&state.portal.db).await,
+        ),
+    ] {
+        match count {
+            Ok(count) => {
+                gauge.set(count);
+            }
+            Err(_) => {
+                metrics.database_up.set(0);
+            }
         }
     }
     let mut body = String::new();

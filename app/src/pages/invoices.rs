@@ -1,0 +1,172 @@
+//! The billing history and the invoice page. The invoice page prints as the document (the
+//! stylesheet's print rules hide the navigation and set A4 margins).
+
+use crate::{
+    i18n::tr,
+    server_fns::invoices::{load_invoice, load_invoices, InvoiceRow, InvoiceView},
+};
+use leptos::prelude::*;
+use leptos_meta::{Meta, Title};
+use leptos_router::hooks::use_params_map;
+
+/// What a page shows to a visitor who may not see invoices.
+fn not_allowed() -> AnyView {
+    view! {
+        <p class="alert" role="alert">{tr("invoice.owner_only")}" "
+            <a href="/sign-in">{tr("signin.title")}</a></p>
+    }
+    .into_any()
+}
+
+#[component]
+pub fn InvoicesPage() -> impl IntoView {
+    let data = Resource::new_blocking(|| (), |_| load_invoices());
+    view! {
+        <Title text=tr("invoice.history_title")/>
+        <Meta name="robots" content="noindex"/>
+        <section class="container account-page">
+            <p><a href="/billing">{tr("invoice.back_to_billing")}</a></p>
+            <h1>{tr("invoice.history_title")}</h1>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(rows) if rows.is_empty() => view! {
+                            <p>{tr("invoice.none_yet")}</p>
+                        }.into_any(),
+                        Ok(rows) => view! { <InvoiceTable rows/> }.into_any(),
+                        Err(_) => not_allowed(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn InvoiceTable(rows: Vec<InvoiceRow>) -> impl IntoView {
+    view! {
+        <div class="table-scroll">
+            <table class="invoices">
+                <caption class="visually-hidden">{tr("invoice.history_title")}</caption>
+                <thead><tr>
+                    <th scope="col">{tr("invoice.col_number")}</th>
+                    <th scope="col">{tr("invoice.col_date")}</th>
+                    <th scope="col">{tr("invoice.col_period")}</th>
+                    <th scope="col" class="amount">{tr("invoice.col_total")}</th>
+                    <th scope="col">{tr("invoice.col_status")}</th>
+                </tr></thead>
+                <tbody>
+                    {rows.into_iter().map(|row| view! {
+                        <tr data-invoice=row.id.clone()>
+                            <th scope="row"><a href=format!("/billing/invoices/{}", row.id)>{row.number}</a></th>
+                            <td>{row.issued}</td>
+                            <td>{row.period}</td>
+                            <td class="amount">{row.total}</td>
+                            <td class="status">{row.status}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+pub fn InvoicePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = params.with_untracked(|p| p.get("id").unwrap_or_default());
+    let data = Resource::new_blocking(move || id.clone(), load_invoice);
+    view! {
+        <Title text=tr("invoice.title")/>
+        <Meta name="robots" content="noindex"/>
+        <section class="container invoice-page">
+            <p class="no-print"><a href="/billing/invoices">{tr("invoice.back_to_history")}</a></p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(Some(invoice)) => view! { <InvoiceDocument invoice/> }.into_any(),
+                        Ok(None) => view! {
+                            <h1>{tr("invoice.not_found_title")}</h1>
+                            <p>{tr("invoice.not_found")}</p>
+                        }.into_any(),
+                        Err(_) => not_allowed(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// The document as frozen, with the payment state beside it (not part of the document).
+#[component]
+pub fn InvoiceDocument(invoice: InvoiceView) -> impl IntoView {
+    let line_list = |lines: Vec<String>| {
+        lines
+            .into_iter()
+            .map(|line| view! { <span class="line">{line}</span> })
+            .collect_view()
+    };
+    view! {
+        <article class="invoice" aria-labelledby="invoice-title">
+            <header class="invoice-head">
+                <h1 id="invoice-title">{tr("invoice.heading").replace("%{number}", &invoice.number)}</h1>
+                <p class="invoice-state">
+                    <span class="status">{invoice.status.clone()}</span>
+                    {invoice.paid.clone().map(|paid| view! { " · "<span class="paid">{paid}</span> })}
+                </p>
+            </header>
+            <div class="parties">
+                <section aria-labelledby="seller-heading">
+                    <h2 id="seller-heading">{tr("invoice.seller")}</h2>
+                    <address class="seller">{line_list(invoice.seller.clone())}</address>
+                </section>
+                <section aria-labelledby="buyer-heading">
+                    <h2 id="buyer-heading">{tr("invoice.buyer")}</h2>
+                    <address class="buyer">{line_list(invoice.buyer.clone())}</address>
+                </section>
+            </div>
+            <dl class="invoice-dates">
+                <dt>{tr("invoice.number")}</dt><dd class="number">{invoice.number.clone()}</dd>
+                <dt>{tr("invoice.issued")}</dt><dd>{invoice.issued.clone()}</dd>
+                {invoice.due.clone().map(|due| view! { <dt>{tr("invoice.due")}</dt><dd>{due}</dd> })}
+                {invoice.period.clone().map(|period| view! { <dt>{tr("invoice.service_period")}</dt><dd>{period}</dd> })}
+            </dl>
+            <table class="invoice-lines">
+                <caption class="visually-hidden">{tr("invoice.lines")}</caption>
+                <thead><tr>
+                    <th scope="col">{tr("invoice.col_description")}</th>
+                    <th scope="col">{tr("invoice.col_period")}</th>
+                    <th scope="col" class="amount">{tr("invoice.col_amount")}</th>
+                </tr></thead>
+                <tbody>
+                    {invoice.lines.clone().into_iter().map(|line| view! {
+                        <tr>
+                            <td>{line.description}</td>
+                            <td>{line.period}</td>
+                            <td class="amount">{line.amount}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+                <tfoot>
+                    <tr><th scope="row" colspan="2">{tr("invoice.subtotal")}</th>
+                        <td class="amount subtotal">{invoice.subtotal.clone()}</td></tr>
+                    {invoice.taxes.clone().into_iter().map(|(label, amount)| view! {
+                        <tr><th scope="row" colspan="2">{label}</th><td class="amount tax">{amount}</td></tr>
+                    }).collect_view()}
+                    <tr class="grand-total"><th scope="row" colspan="2">{tr("invoice.total")}</th>
+                        <td class="amount total">{invoice.total.clone()}</td></tr>
+                </tfoot>
+            </table>
+            {invoice.tax_note.clone().map(|note| view! { <p class="tax-note">{note}</p> })}
+            {(!invoice.bank.is_empty()).then(|| view! {
+                <section class="payment-details" aria-labelledby="pay-heading">
+                    <h2 id="pay-heading">{tr("invoice.how_to_pay")}</h2>
+                    <p>{line_list(invoice.bank.clone())}</p>
+                    {invoice.payment_reference.clone().map(|reference| view! {
+                        <p>{tr("invoice.reference")}" "<strong class="reference">{reference}</strong></p>
+                    })}
+                </section>
+            })}
+        </article>
+    }
+}
