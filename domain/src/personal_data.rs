@@ -235,6 +235,25 @@ pub static PERSONAL_TABLES: &[Table] = &[
         ],
     },
     Table {
+        // Capability links to an invoice: the invoice ties them to its customer.
+        name: "invoice_links",
+        owner_column: "invoice_id",
+        columns: &[
+            col("id", false, NotPersonal),
+            col("invoice_id", false, NotPersonal),
+            // A hash of a secret, not of a person: useless to anyone without the link.
+            col("token_sha256", false, DeleteRow),
+            col("created_at", true, NotPersonal),
+            // Who made it (a user of the customer): set to NULL when the user goes.
+            col("created_by", true, Pseudonymise),
+            col("expires_at", true, NotPersonal),
+            col("revoked_at", true, NotPersonal),
+            // The access record the customer sees (when opened, how often; no address).
+            col("last_opened_at", true, NotPersonal),
+            col("open_count", true, NotPersonal),
+        ],
+    },
+    Table {
         name: "billing_details_history",
         owner_column: "customer_id",
         columns: &[

@@ -51,7 +51,7 @@ async function enterCard(page: Page, number: string) {
   await page.getByRole('button', { name: 'Save card' }).click();
 }
 
-test('card through Stripe.js, order, and the homeserver on the dashboard', async ({ page, javaScriptEnabled }) => {
+test('card through Stripe.js, order, and the homeserver on the dashboard', async ({ page, browser, javaScriptEnabled }) => {
   test.skip(!javaScriptEnabled, 'entering a card needs JavaScript; the no-JavaScript page is tested below');
   test.setTimeout(90_000);
   await customer(page, javaScriptEnabled, 'orla');
@@ -114,6 +114,26 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   await expect(page.locator('.invoice')).toBeVisible();
   await page.emulateMedia({ media: 'screen' });
   await expect(page.locator('.site-header')).toBeVisible();
+
+  // A link to the invoice, opened in a browser with no session, then revoked.
+  await page.getByRole('button', { name: 'Create a link' }).click();
+  const link = await page.locator('input.new-link').inputValue();
+  expect(link).toMatch(/\/i\/[A-Za-z0-9_-]{43}$/);
+  const stranger = await browser.newContext();
+  const other = await stranger.newPage();
+  await other.goto(link);
+  await expect(other.getByRole('heading', { name: /^Invoice LS-/ })).toBeVisible();
+  await expect(other.getByRole('link', { name: 'Sign in' })).toHaveCount(0);
+  results = await new AxeBuilder({ page: other }).analyze();
+  expect(results.violations.map((v) => v.id)).toEqual([]);
+  await page.getByRole('link', { name: 'Back to the invoice' }).click();
+  await expect(page.locator('table.links tbody tr .opened')).toHaveText('1');
+  await page.getByRole('button', { name: 'Revoke' }).click();
+  await expect(page.getByRole('status')).toContainText('The link was revoked');
+  const gone = await other.goto(link);
+  expect(gone!.status()).toBe(404);
+  await expect(other.getByRole('heading', { name: 'Nothing here' })).toBeVisible();
+  await stranger.close();
   await page.goto('/dashboard');
 
   // Upgrade with Stripe's preview, cancel at the end of the period, resume.

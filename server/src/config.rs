@@ -229,6 +229,17 @@ pub struct Config {
     #[arg(long, env = "PORTAL_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
     pub auth_attempts_per_minute: u32,
 
+    /// Invoice links (/i/…) opened per client IP (IPv6 by /64) per minute, per replica.
+    #[arg(
+        long,
+        env = "PORTAL_INVOICE_LINK_OPENS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub invoice_link_opens_per_minute: u32,
+    /// Days an invoice link lives; without it, a link lives until it is revoked.
+    #[arg(long, env = "PORTAL_INVOICE_LINK_DAYS")]
+    pub invoice_link_days: Option<u32>,
+
     /// SMTP server for outgoing mail, e.g. smtp://user:pass@mail.example.com:587?tls=required
     /// (STARTTLS), smtps://… (TLS), smtp://127.0.0.1:25 (plain, local relay). Default: no SMTP;
     /// messages are written as .eml files to the data directory's outbox.
@@ -559,6 +570,12 @@ impl Config {
             return Err("PORTAL_SESSION_ABSOLUTE_HOURS must be at least 1".into());
         }
         self.providers()?;
+        if self.invoice_link_opens_per_minute < 1 {
+            return Err("PORTAL_INVOICE_LINK_OPENS_PER_MINUTE must be at least 1".into());
+        }
+        if self.invoice_link_days == Some(0) {
+            return Err("PORTAL_INVOICE_LINK_DAYS must be at least 1 (or unset: no expiry)".into());
+        }
         if self.auth_attempts_per_minute < 1 {
             return Err("PORTAL_AUTH_ATTEMPTS_PER_MINUTE must be at least 1".into());
         }

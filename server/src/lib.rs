@@ -195,6 +195,8 @@ pub async fn build(
         .site_addr(config.site_addr)
         .build();
     let auth_limiter = domain::accounts::throttle::IpLimiter::new(config.auth_attempts_per_minute);
+    let link_limiter =
+        domain::accounts::throttle::IpLimiter::new(config.invoice_link_opens_per_minute);
     let providers = oidc::Providers::new(config.providers()?);
     let metrics_token = config.metrics_token()?;
     let state = AppState::new(state::Shared {
@@ -208,6 +210,7 @@ pub async fn build(
         page_cache: PageCache::default(),
         recently_touched: Default::default(),
         auth_limiter,
+        link_limiter,
         providers,
         secrets_session_key: secrets.session_key,
         metrics_token,

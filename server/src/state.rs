@@ -31,6 +31,8 @@ pub struct Shared {
     pub metrics_token: Option<String>,
     /// Sign-in, sign-up, second-factor and reset attempts per client IP (this replica).
     pub auth_limiter: domain::accounts::throttle::IpLimiter,
+    /// Invoice links opened per client IP (this replica).
+    pub link_limiter: domain::accounts::throttle::IpLimiter,
     /// External sign-in providers (OpenID Connect).
     pub providers: crate::oidc::Providers,
 }

@@ -745,17 +745,7 @@ fn spawn_replica(
 }
 
 async fn manage(browser: &mut Browser<'_>, id: &str) -> serde_json::Value {
-    let response = browser
-        .app
-        .client
-        .post(browser.app.url("/api/manage"))
-        .header(header::ORIGIN, &browser.app.address)
-        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .form(&[("id", id)])
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    common::browser::api_with(browser, "manage", &[("id", id)]).await
 }
 
 async fn plans_change_and_subscriptions_end_and_resume(backend: Backend) {

@@ -220,6 +220,10 @@ async fn metrics_label_only_the_standard_methods(app: &TestApp) {
 async fn robots_and_security_txt(app: &TestApp) {
     let robots = app.get("/robots.txt").await.text().await.unwrap();
     assert!(robots.contains("Disallow: /account"));
+    assert!(
+        robots.contains("Disallow: /i/"),
+        "invoice links are not crawled"
+    );
     let security = app
         .get("/.well-known/security.txt")
         .await

@@ -10,7 +10,6 @@ use common::{
     TestApp,
 };
 use domain::db::Backend;
-use reqwest::header;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -31,17 +30,7 @@ const SELLER: [&str; 12] = [
 
 /// The invoice page's loader, as the page calls it.
 async fn invoice(browser: &mut Browser<'_>, id: &str) -> serde_json::Value {
-    let response = browser
-        .app
-        .client
-        .post(browser.app.url("/api/invoice"))
-        .header(header::ORIGIN, &browser.app.address)
-        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .form(&[("id", id)])
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    common::browser::api_with(browser, "invoice", &[("id", id)]).await
 }
 
 async fn stored(app: &TestApp, id: &str) -> (Option<String>, Option<i64>, Option<String>) {
@@ -268,7 +257,149 @@ async fn stripe_invoices_are_frozen_when_finalised_and_their_totals_checked(back
     app.cleanup().await;
 }
 
+/// A bank-transfer customer (Bea, in the Netherlands) with one manual invoice issued.
+async fn customer_with_an_invoice(app: &TestApp) -> (Browser<'_>, String) {
+    use domain::{
+        audit::{Actor, RequestMeta},
+        billing::manual,
+    };
+    let mut bea = Browser::new(app);
+    bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
+        .await;
+    bea.billing_details("NL").await;
+    order(&mut bea, "starter", "bea-home", "eur").await;
+    let sub = api(&mut bea, "dashboard").await["rows"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (id, _) = manual::issue(
+        &app.state.portal,
+        &RequestMeta::default(),
+        Actor::System,
+        uuid::Uuid::parse_str(&sub).unwrap(),
+    )
+    .await
+    .unwrap();
+    (bea, id.to_string())
+}
+
+/// What a browser with no session gets for `path`: status, headers, body.
+async fn anonymous(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = reqwest::Client::new()
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+async fn invoice_links_open_the_invoice_alone_until_revoked(backend: Backend) {
+    let mut args = SELLER.to_vec();
+    args.extend(["--invoice-link-opens-per-minute", "8"]);
+    let app = common::spawn_app_args(backend, None, &args).await;
+    let (mut bea, id) = customer_with_an_invoice(&app).await;
+
+    // "Create a link": the answer shows it once.
+    let response = bea
+        .post(&format!("/billing/invoices/{id}/links"), &[])
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    let start = page.find("/i/").expect("the new link is shown") + 3;
+    let token = page[start..start + 43].to_string();
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{token}"
+    );
+    assert_eq!(page.as_bytes()[start + 43], b'"', "43 characters");
+    assert_eq!(
+        common::browser::database_mentions(&app.state.portal.db, &token).await,
+        Vec::<String>::new(),
+        "only the token's hash is stored"
+    );
+
+    // Anyone with the link: the invoice and nothing else, no cookie, private headers.
+    let (status, headers, body) = anonymous(&app, &format!("/i/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Invoice M-000001") && body.contains("Example Hosting Oy"));
+    assert!(
+        !body.contains("Sign out") && !body.contains("/dashboard") && !body.contains("<script")
+    );
+    assert!(headers.get("set-cookie").is_none());
+    assert_eq!(headers["x-robots-tag"], "noindex, nofollow, noarchive");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store, private");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'") && !csp.contains("http"),
+        "{csp}"
+    );
+
+    // The owner sees the link's access record.
+    let links = invoice(&mut bea, &id).await["links"].clone();
+    assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
+    assert_eq!(links[0]["opened"], 1);
+    assert_eq!(links[0]["created_by"], "Bea");
+    assert_eq!(links[0]["state"], "Active");
+
+    // Another customer can neither make nor revoke links to it.
+    let mut cleo = Browser::new(&app);
+    cleo.sign_up_verified("cleo@example.com", PASSWORD, "Cleo")
+        .await;
+    let link = links[0]["id"].as_str().unwrap().to_string();
+    let revoke = format!("/billing/invoices/{id}/links/{link}/revoke");
+    assert_eq!(
+        cleo.post(&format!("/billing/invoices/{id}/links"), &[])
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(cleo.post(&revoke, &[]).await.status(), 404);
+
+    // Revoked, it answers exactly as a token that never existed, or a malformed one.
+    bea.post(&revoke, &[]).await;
+    assert_eq!(
+        bea.flash().await["notice"],
+        "The link was revoked: it opens nothing any more."
+    );
+    let revoked = anonymous(&app, &format!("/i/{token}")).await;
+    let unknown = anonymous(&app, &format!("/i/{}", "A".repeat(43))).await;
+    let malformed = anonymous(&app, "/i/not-a-token").await;
+    for answer in [&revoked, &unknown, &malformed] {
+        assert_eq!(answer.0, 404);
+        assert_eq!(answer.2, revoked.2, "the same page, byte for byte");
+        let mut names: Vec<_> = answer.1.keys().filter(|k| *k != "date").collect();
+        names.sort_by_key(|k| k.as_str().to_string());
+        let mut expected: Vec<_> = revoked.1.keys().filter(|k| *k != "date").collect();
+        expected.sort_by_key(|k| k.as_str().to_string());
+        assert_eq!(names, expected);
+        // Every header the same, but the two that differ for every request.
+        for name in names.into_iter().filter(|n| *n != "x-request-id") {
+            assert_eq!(answer.1[name], revoked.1[name], "{name}");
+        }
+    }
+    assert_eq!(
+        invoice(&mut bea, &id).await["links"][0]["opened"],
+        1,
+        "a revoked link records nothing"
+    );
+
+    // Past the limit of opens per client address: 429.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(anonymous(&app, &format!("/i/{token}")).await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(!common::logs().contains(&token), "no token in the log");
+    app.cleanup().await;
+}
+
 both_backends!(
+    invoice_links_open_the_invoice_alone_until_revoked,
     manual_invoices_are_frozen_documents_their_owner_sees,
     stripe_invoices_are_frozen_when_finalised_and_their_totals_checked,
 );

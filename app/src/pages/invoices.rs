@@ -2,8 +2,12 @@
 //! stylesheet's print rules hide the navigation and set A4 margins).
 
 use crate::{
+    components::form::FlashMessages,
     i18n::tr,
-    server_fns::invoices::{load_invoice, load_invoices, InvoiceRow, InvoiceView},
+    server_fns::{
+        account::take_flash,
+        invoices::{load_invoice, load_invoices, InvoiceRow, InvoiceView, LinkView},
+    },
 };
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
@@ -76,6 +80,7 @@ pub fn InvoicePage() -> impl IntoView {
     let params = use_params_map();
     let id = params.with_untracked(|p| p.get("id").unwrap_or_default());
     let data = Resource::new_blocking(move || id.clone(), load_invoice);
+    let flash = Resource::new_blocking(|| (), |_| take_flash());
     view! {
         <Title text=tr("invoice.title")/>
         <Meta name="robots" content="noindex"/>
@@ -83,8 +88,17 @@ pub fn InvoicePage() -> impl IntoView {
             <p class="no-print"><a href="/billing/invoices">{tr("invoice.back_to_history")}</a></p>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
+                    let flash = flash.await.ok().flatten().unwrap_or_default();
                     match data.await {
-                        Ok(Some(invoice)) => view! { <InvoiceDocument invoice/> }.into_any(),
+                        Ok(Some(invoice)) => {
+                            let links = invoice.links.clone();
+                            let id = invoice.id.clone();
+                            view! {
+                                <FlashMessages flash=flash form="links"/>
+                                <InvoiceDocument invoice/>
+                                <InvoiceLinks id links/>
+                            }.into_any()
+                        }
                         Ok(None) => view! {
                             <h1>{tr("invoice.not_found_title")}</h1>
                             <p>{tr("invoice.not_found")}</p>
@@ -95,6 +109,56 @@ pub fn InvoicePage() -> impl IntoView {
             </Suspense>
         </section>
     }
+}
+
+/// The invoice's capability links: who made each, when it was last opened, how often; a new
+/// one, and revoking any. Not part of the document (the print hides it).
+#[component]
+fn InvoiceLinks(id: String, links: Vec<LinkView>) -> impl IntoView {
+    let create = format!("/billing/invoices/{id}/links");
+    view! {
+        <section class="card invoice-links no-print" aria-labelledby="links-heading">
+            <h2 id="links-heading">{tr("invoice.links_title")}</h2>
+            <p class="hint">{tr("invoice.links_intro")}</p>
+            {(!links.is_empty()).then(|| view! {
+                <div class="table-scroll">
+                    <table class="links">
+                        <thead><tr>
+                            <th scope="col">{tr("invoice.link_col_created")}</th>
+                            <th scope="col">{tr("invoice.link_col_by")}</th>
+                            <th scope="col">{tr("invoice.link_col_last_opened")}</th>
+                            <th scope="col">{tr("invoice.link_col_opened")}</th>
+                            <th scope="col">{tr("invoice.link_col_state")}</th>
+                            <th scope="col"><span class="visually-hidden">{tr("invoice.link_revoke")}</span></th>
+                        </tr></thead>
+                        <tbody>
+                            {links.into_iter().map(|link| {
+                                let revoke = format!("/billing/invoices/{id}/links/{}/revoke", link.id);
+                                view! {
+                                    <tr data-link=link.id.clone()>
+                                        <td>{link.created}</td>
+                                        <td>{link.created_by}</td>
+                                        <td>{link.last_opened}</td>
+                                        <td class="opened">{link.opened}</td>
+                                        <td class="state">{link.state}</td>
+                                        <td>{link.active.then(|| view! {
+                                            <form method="post" action=revoke>
+                                                <button class="button small" type="submit">{tr("invoice.link_revoke")}</button>
+                                            </form>
+                                        })}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            })}
+            <form method="post" action=create>
+                <button class="button" type="submit">{tr("invoice.link_create")}</button>
+            </form>
+        </section>
+    }
+    .into_any()
 }
 
 /// The document as frozen, with the payment state beside it (not part of the document).
@@ -169,4 +233,5 @@ pub fn InvoiceDocument(invoice: InvoiceView) -> impl IntoView {
             })}
         </article>
     }
+    .into_any()
 }

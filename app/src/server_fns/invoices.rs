@@ -45,10 +45,25 @@ pub struct InvoiceView {
     /// The payment state, in words (beside the document, not part of it).
     pub status: String,
     pub paid: Option<String>,
+    /// The invoice's links, for its owner's page (never on the page a link opens).
+    pub links: Vec<LinkView>,
+}
+
+/// A capability link as the invoice's page lists it (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    pub id: String,
+    pub created: String,
+    pub created_by: String,
+    pub last_opened: String,
+    pub opened: i64,
+    /// "Active", "Revoked on …", "Expires on …", "Expired on …".
+    pub state: String,
+    pub active: bool,
 }
 
 #[cfg(feature = "ssr")]
-mod server {
+pub mod server {
     use super::*;
     use crate::i18n::tr;
     use domain::{
@@ -221,6 +236,41 @@ mod server {
                 }),
                 _ => None,
             },
+            links: Vec::new(),
+        }
+    }
+
+    pub fn link(link: &domain::billing::links::LinkRecord, now: i64) -> LinkView {
+        let when = crate::server_fns::account::when;
+        let (state, active) = match (link.revoked_at, link.expires_at) {
+            (Some(at), _) => (
+                tr("invoice.link_revoked_on").replace("%{date}", &when(at)),
+                false,
+            ),
+            (None, Some(at)) if at <= now => (
+                tr("invoice.link_expired_on").replace("%{date}", &when(at)),
+                false,
+            ),
+            (None, Some(at)) => (
+                tr("invoice.link_expires_on").replace("%{date}", &when(at)),
+                true,
+            ),
+            (None, None) => (tr("invoice.link_active"), true),
+        };
+        LinkView {
+            id: link.id.to_string(),
+            created: when(link.created_at),
+            created_by: link
+                .created_by
+                .clone()
+                .unwrap_or_else(|| tr("invoice.link_by_portal")),
+            last_opened: link
+                .last_opened_at
+                .map(when)
+                .unwrap_or_else(|| tr("invoice.link_never_opened")),
+            opened: link.open_count,
+            state,
+            active,
         }
     }
 }
@@ -244,8 +294,19 @@ pub async fn load_invoice(id: String) -> Result<Option<InvoiceView>, ServerFnErr
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
         return Ok(None);
     };
-    let invoice = domain::billing::documents::get(&portal.db, customer_id, id)
+    let Some(invoice) = domain::billing::documents::get(&portal.db, customer_id, id)
         .await
-        .map_err(ServerFnError::new)?;
-    Ok(invoice.as_ref().map(server::view))
+        .map_err(ServerFnError::new)?
+    else {
+        return Ok(None);
+    };
+    let mut view = server::view(&invoice);
+    let now = portal.clock.now_ms();
+    view.links = domain::billing::links::list(&portal.db, customer_id, id)
+        .await
+        .map_err(ServerFnError::new)?
+        .iter()
+        .map(|link| server::link(link, now))
+        .collect();
+    Ok(Some(view))
 }

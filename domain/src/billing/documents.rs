@@ -456,6 +456,14 @@ pub async fn list(
     Ok(rows.into_iter().filter_map(customer_invoice).collect())
 }
 
+/// One invoice by its id, whoever's it is: for a capability link, which is the permission.
+pub async fn by_id(db: &crate::db::Db, id: Uuid) -> Result<Option<CustomerInvoice>, sqlx::Error> {
+    let sql = format!("{CUSTOMER_ROW} WHERE id = $1 AND document IS NOT NULL");
+    let row: Option<Row> =
+        on_db!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+    Ok(row.and_then(customer_invoice))
+}
+
 /// One invoice of the customer (None for another customer's, or one without a document).
 pub async fn get(
     db: &crate::db::Db,

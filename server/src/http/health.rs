@@ -33,7 +33,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn robots_txt() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "User-agent: *\nDisallow: /account\nDisallow: /invoices/\nDisallow: /api/\nAllow: /\n",
+        "User-agent: *\nDisallow: /account\nDisallow: /billing/\nDisallow: /i/\nDisallow: /api/\nAllow: /\n",
     )
 }
 

@@ -7,6 +7,7 @@ pub mod forms;
 pub mod gzip_splice;
 pub mod health;
 pub mod icons;
+pub mod invoice_links;
 pub mod metrics;
 pub mod page_cache;
 pub mod security;
@@ -70,11 +71,15 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         || (page_cache::has_session_cookie(&request, state.session_cookie_name())
             && !request.uri().path().starts_with("/pkg/"));
     let nonce = security::new_nonce(&state);
-    let csp = security::STRIPE_PAGES
-        .contains(&request.uri().path())
-        .then_some(state.portal.payments.as_ref())
-        .flatten()
-        .map(|p| security::stripe_page_policy(&nonce, &p.config.js_url, &p.config.api_base));
+    let csp = if request.uri().path().starts_with("/i/") {
+        Some(invoice_links::POLICY.to_string())
+    } else {
+        security::STRIPE_PAGES
+            .contains(&request.uri().path())
+            .then_some(state.portal.payments.as_ref())
+            .flatten()
+            .map(|p| security::stripe_page_policy(&nonce, &p.config.js_url, &p.config.api_base))
+    };
     let mut response = if let Some(refusal) = security::refuse_cross_origin(&state, &request) {
         refusal
     } else if let Some(key) = page_cache::cache_key(
@@ -125,6 +130,7 @@ pub fn router(state: AppState) -> Router {
     let routes = pages
         .merge(forms::routes())
         .route("/webhooks/stripe", post(webhooks::stripe))
+        .route("/i/{token}", get(invoice_links::open))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

@@ -55,6 +55,12 @@ pub fn new_nonce(state: &AppState) -> String {
 /// Sets the security headers; `csp` replaces the default policy (the Stripe page's).
 pub fn apply(response: &mut Response, nonce: &str, https: bool, csp: Option<String>) {
     let h = response.headers_mut();
+    // A handler that chose a stricter policy (an invoice link: no-referrer) keeps it.
+    let referrer = if h.contains_key(header::REFERRER_POLICY) {
+        None
+    } else {
+        Some("strict-origin-when-cross-origin")
+    };
     let mut set = |name: HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             h.insert(name, value);
@@ -66,7 +72,9 @@ pub fn apply(response: &mut Response, nonce: &str, https: bool, csp: Option<Stri
     );
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
-    set(header::REFERRER_POLICY, "strict-origin-when-cross-origin");
+    if let Some(policy) = referrer {
+        set(header::REFERRER_POLICY, policy);
+    }
     set(
         HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",

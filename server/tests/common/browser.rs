@@ -117,6 +117,27 @@ impl<'a> Browser<'a> {
 }
 
 /// What a server function answers the browser's session.
+/// A page loader that takes arguments (`form`), called as the page calls it.
+pub async fn api_with(
+    browser: &mut Browser<'_>,
+    name: &str,
+    form: &[(&str, &str)],
+) -> serde_json::Value {
+    let response = browser
+        .app
+        .client
+        .post(browser.app.url(&format!("/api/{name}")))
+        .header(header::ORIGIN, &browser.app.address)
+        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("/api/{name}: {status} {text}: {e}"))
+}
+
 pub async fn api(browser: &mut Browser<'_>, name: &str) -> serde_json::Value {
     let response = browser
         .app

@@ -3,7 +3,6 @@
 
 use super::{browser::Browser, spawn_app_args, TestApp};
 use domain::db::Backend;
-use reqwest::header;
 use std::process::{Child, Command, Stdio};
 
 pub const PUBLISHABLE_KEY: &str = "pk_test_portal";
@@ -263,17 +262,7 @@ pub fn first_region(app: &TestApp) -> String {
 }
 
 pub async fn card_page(browser: &mut Browser<'_>, next: &str) -> serde_json::Value {
-    let response = browser
-        .app
-        .client
-        .post(browser.app.url("/api/card_page"))
-        .header(header::ORIGIN, &browser.app.address)
-        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .form(&[("next", next)])
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    super::browser::api_with(browser, "card_page", &[("next", next)]).await
 }
 
 /// Presses "Enter a card" (a POST: the card entry starts at Stripe), then loads the card page,

@@ -7,6 +7,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod external;
+pub mod invoices;
 pub mod orders;
 pub mod payments;
 
@@ -51,6 +52,11 @@ pub fn routes() -> Router<AppState> {
             post(orders::request_manual_billing),
         )
         .route("/order", post(orders::order))
+        .route("/billing/invoices/{id}/links", post(invoices::create_link))
+        .route(
+            "/billing/invoices/{id}/links/{link}/revoke",
+            post(invoices::revoke_link),
+        )
         .route(
             "/billing/confirm-payment/{id}/start",
             post(payments::start_confirmation),

@@ -1,0 +1,200 @@
+//! Capability links to invoices (P8): `/i/{token}`, 256 random bits in base64url (43
+//! characters). Only the token's SHA-256 is stored, and a link is found by it; the token is
+//! shown once, when the link is made. The customer sees each link's access record (made when,
+//! by whom, last opened, how often) and revokes any; a revoked or expired link is the same as
+//! one that never existed.
+
+use super::documents::{self, CustomerInvoice};
+use crate::{
+    audit::{self, Actor, AuditEvent, RequestMeta},
+    db::Db,
+    on_db, on_tx,
+    portal::Portal,
+    random::new_id,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Characters of a token: 32 bytes in base64url without padding.
+pub const TOKEN_LENGTH: usize = 43;
+
+/// A new token: 256 bits from the portal's random source (the operating system's CSPRNG).
+pub fn new_token(random: &dyn crate::random::Random) -> String {
+    let mut bytes = [0u8; 32];
+    random.fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `token` has a token's shape (anything else is looked up nowhere).
+pub fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_LENGTH
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A link as its invoice's page lists it (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LinkRecord {
+    pub id: Uuid,
+    pub created_at: i64,
+    /// The display name of who made it (None: made by the portal, or the user is gone).
+    pub created_by: Option<String>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_opened_at: Option<i64>,
+    pub open_count: i64,
+}
+
+/// Makes a link to one of the customer's invoices; returns its token (None when the invoice
+/// is not the customer's, or has no document yet). `lifetime_days`: None, a link lives until
+/// it is revoked.
+pub async fn create(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+    invoice_id: Uuid,
+    lifetime_days: Option<u32>,
+) -> Result<Option<String>, sqlx::Error> {
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    let found: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "SELECT id FROM invoices WHERE id = $1 AND customer_id = $2 AND document IS NOT NULL",
+    )
+    .bind(invoice_id)
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await)?;
+    if found.is_none() {
+        return Ok(None);
+    }
+    let token = new_token(&*portal.random);
+    let id = new_id(now, &*portal.random);
+    let created_by = match actor {
+        Actor::User(user) => Some(user),
+        _ => None,
+    };
+    on_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO invoice_links (id, invoice_id, token_sha256, created_at, created_by, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(invoice_id)
+    .bind(digest(&token))
+    .bind(now)
+    .bind(created_by)
+    .bind(lifetime_days.map(|days| now + i64::from(days) * 86_400_000))
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
+    let event = AuditEvent::new(actor, "invoice.link_created")
+        .customer(customer_id)
+        .target("invoice", invoice_id)
+        .details(serde_json::json!({ "link": id }));
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok(Some(token))
+}
+
+/// Revokes a link of one of the customer's invoices; false when there is no such link (or it
+/// was revoked already).
+pub async fn revoke(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    customer_id: Uuid,
+    invoice_id: Uuid,
+    link_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    let revoked = on_tx!(&mut tx, conn => sqlx::query(
+        "UPDATE invoice_links SET revoked_at = $4 WHERE id = $1 AND invoice_id = $2 AND revoked_at IS NULL \
+         AND invoice_id IN (SELECT id FROM invoices WHERE customer_id = $3)",
+    )
+    .bind(link_id)
+    .bind(invoice_id)
+    .bind(customer_id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected() == 1))?;
+    if revoked {
+        let event = AuditEvent::new(actor, "invoice.link_revoked")
+            .customer(customer_id)
+            .target("invoice", invoice_id)
+            .details(serde_json::json!({ "link": link_id }));
+        audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// The links of one of the customer's invoices, newest first.
+pub async fn list(
+    db: &Db,
+    customer_id: Uuid,
+    invoice_id: Uuid,
+) -> Result<Vec<LinkRecord>, sqlx::Error> {
+    on_db!(db, pool => sqlx::query_as(
+        "SELECT l.id, l.created_at, u.display_name AS created_by, l.expires_at, l.revoked_at, \
+         l.last_opened_at, l.open_count FROM invoice_links l JOIN invoices i ON i.id = l.invoice_id \
+         LEFT JOIN users u ON u.id = l.created_by \
+         WHERE l.invoice_id = $1 AND i.customer_id = $2 ORDER BY l.created_at DESC, l.id DESC",
+    )
+    .bind(invoice_id)
+    .bind(customer_id)
+    .fetch_all(pool)
+    .await)
+}
+
+/// Opens a link: the invoice it leads to, and the visit recorded ("last opened", the count:
+/// an access record a page load may write). None for a malformed, unknown, revoked or expired
+/// token, all alike.
+pub async fn open(portal: &Portal, token: &str) -> Result<Option<CustomerInvoice>, sqlx::Error> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
+    let now = portal.clock.now_ms();
+    let invoice: Option<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
+        "UPDATE invoice_links SET last_opened_at = $2, open_count = open_count + 1 \
+         WHERE token_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) \
+         RETURNING invoice_id",
+    )
+    .bind(digest(token))
+    .bind(now)
+    .fetch_optional(pool)
+    .await)?;
+    match invoice {
+        Some(id) => documents::by_id(&portal.db, id).await,
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_43_characters_of_base64url_and_differ() {
+        let random = crate::random::OsRandom;
+        let a = new_token(&random);
+        let b = new_token(&random);
+        assert_eq!(a.len(), TOKEN_LENGTH);
+        assert!(well_formed(&a) && well_formed(&b));
+        assert_ne!(a, b);
+        assert!(!well_formed(&a[1..]), "too short");
+        assert!(
+            !well_formed(&format!("{}=", &a[1..])),
+            "padding is not base64url here"
+        );
+        assert!(!well_formed(&format!("{}/", &a[1..])), "standard base64");
+        assert_eq!(digest(&a).len(), 64);
+    }
+}

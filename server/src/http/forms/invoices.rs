@@ -1,0 +1,112 @@
+//! Invoice links: "Create a link" (the new link is shown once, in the answer to the POST; only
+//! its hash is kept) and "Revoke".
+
+use super::{failure, signed_in_customer, tr, FormContext};
+use app::forms::Flash;
+use axum::{
+    extract::Path,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+};
+use domain::{accounts::profile::MemberRole, audit::Actor, billing::links};
+use uuid::Uuid;
+
+/// The customer and user of a signed-in owner (invoices are the owner's).
+async fn owner(ctx: &FormContext) -> Result<(Uuid, Uuid), Response> {
+    let (account, customer_id) = signed_in_customer(ctx).await?;
+    if account.role != Some(MemberRole::Owner) {
+        return Err(StatusCode::NOT_FOUND.into_response());
+    }
+    Ok((account.user_id, customer_id))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// "Create a link": answers with a page that shows the new link this once.
+pub async fn create_link(ctx: FormContext, Path(id): Path<String>) -> Response {
+    let (user, customer_id) = match owner(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Ok(invoice) = Uuid::parse_str(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let token = match links::create(
+        &ctx.state.portal,
+        &ctx.meta,
+        Actor::User(user),
+        customer_id,
+        invoice,
+        ctx.state.config.invoice_link_days,
+    )
+    .await
+    {
+        Ok(Some(token)) => token,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(error) => return failure(&error.to_string()),
+    };
+    let url = format!("{}/i/{token}", ctx.state.public_url);
+    let back = format!("/billing/invoices/{invoice}");
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/{css}\"></head><body>\
+         <main id=\"content\" class=\"container narrow account-page\"><h1>{title}</h1>\
+         <p>{intro}</p><p><input class=\"new-link\" type=\"text\" readonly aria-label=\"{title}\" value=\"{url}\"></p>\
+         <p class=\"hint\">{once}</p><p><a class=\"button\" href=\"{back}\">{back_text}</a></p>\
+         </main></body></html>",
+        title = escape(&tr("invoice.link_created_title")),
+        intro = escape(&tr("invoice.link_created")),
+        once = escape(&tr("invoice.link_shown_once")),
+        url = escape(&url),
+        back = back,
+        back_text = escape(&tr("invoice.back_to_invoice")),
+        css = crate::state::stylesheet_name(),
+    );
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store, private"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// "Revoke": the link answers as an unknown one from now on.
+pub async fn revoke_link(ctx: FormContext, Path((id, link)): Path<(String, String)>) -> Response {
+    let (user, customer_id) = match owner(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let (Ok(invoice), Ok(link)) = (Uuid::parse_str(&id), Uuid::parse_str(&link)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match links::revoke(
+        &ctx.state.portal,
+        &ctx.meta,
+        Actor::User(user),
+        customer_id,
+        invoice,
+        link,
+    )
+    .await
+    {
+        Ok(true) => {
+            ctx.back(
+                &format!("/billing/invoices/{invoice}"),
+                Flash::notice(tr("invoice.link_revoked")),
+            )
+            .await
+        }
+        Ok(false) => StatusCode::NOT_FOUND.into_response(),
+        Err(error) => failure(&error.to_string()),
+    }
+}
