@@ -44,31 +44,8 @@ async fn stored(app: &TestApp, id: &str) -> (Option<String>, Option<i64>, Option
 }
 
 async fn manual_invoices_are_frozen_documents_their_owner_sees(backend: Backend) {
-    use domain::{
-        audit::{Actor, RequestMeta},
-        billing::manual,
-    };
     let app = common::spawn_app_args(backend, None, &SELLER).await;
-    let mut bea = Browser::new(&app);
-    bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
-        .await;
-    bea.billing_details("NL").await;
-    assert_eq!(api(&mut bea, "invoices").await, serde_json::json!([]));
-    order(&mut bea, "starter", "bea-home", "eur").await;
-    let sub = api(&mut bea, "dashboard").await["rows"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (id, number) = manual::issue(
-        &app.state.portal,
-        &RequestMeta::default(),
-        Actor::System,
-        uuid::Uuid::parse_str(&sub).unwrap(),
-    )
-    .await
-    .unwrap();
-    let id = id.to_string();
-    assert_eq!(number, "M-000001");
+    let (mut bea, id) = customer_with_an_invoice(&app).await;
 
     // The billing history lists it by its random id.
     let rows = api(&mut bea, "invoices").await;
@@ -267,6 +244,7 @@ async fn customer_with_an_invoice(app: &TestApp) -> (Browser<'_>, String) {
     bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
         .await;
     bea.billing_details("NL").await;
+    assert_eq!(api(&mut bea, "invoices").await, serde_json::json!([]));
     order(&mut bea, "starter", "bea-home", "eur").await;
     let sub = api(&mut bea, "dashboard").await["rows"][0]["id"]
         .as_str()

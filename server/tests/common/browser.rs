@@ -138,20 +138,9 @@ pub async fn api_with(
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("/api/{name}: {status} {text}: {e}"))
 }
 
+/// A page loader (a server function without arguments), called as the page calls it.
 pub async fn api(browser: &mut Browser<'_>, name: &str) -> serde_json::Value {
-    let response = browser
-        .app
-        .client
-        .post(browser.app.url(&format!("/api/{name}")))
-        .header(header::ORIGIN, &browser.app.address)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, browser.cookie.clone().unwrap_or_default())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("/api/{name}: {status} {text}: {e}"))
+    api_with(browser, name, &[]).await
 }
 
 impl Browser<'_> {
