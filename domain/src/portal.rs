@@ -35,4 +35,6 @@ pub struct Portal {
     pub vies: Option<Arc<crate::billing::vies::Vies>>,
     /// When an overdue card subscription's homeserver is marked for suspension, and ended.
     pub dunning: dunning::Policy,
+    /// Days an invoice link lives (None: until it is revoked).
+    pub invoice_link_days: Option<u32>,
 }

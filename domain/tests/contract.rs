@@ -1131,6 +1131,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
         payments: None,
         vies: None,
         dunning: domain::billing::dunning::Policy::default(),
+        invoice_link_days: None,
     }
 }
 

@@ -187,6 +187,7 @@ pub async fn build(
             suspend_after_days: config.dunning_suspend_days,
             cancel_after_days: config.dunning_cancel_days,
         },
+        invoice_link_days: config.invoice_link_days,
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")

@@ -106,6 +106,49 @@ async fn manual_invoices_are_frozen_documents_their_owner_sees(backend: Backend)
     );
     assert_eq!(document["total"].as_i64().unwrap(), subtotal + tax);
 
+    // The customer's owner was emailed the invoice, with the bank details, the reference
+    // and a link that opens it without signing in.
+    let (subject, body): (String, String) = domain::on_db!(&app.state.portal.db, pool => sqlx::query_as(
+        "SELECT subject, text_body FROM outbox_emails WHERE recipient = 'bea@example.com' \
+         AND subject LIKE 'Invoice %'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(subject, "Invoice M-000001 for bea-home");
+    assert!(
+        body.contains("IBAN FI21 1234 5600 0007 85 (BIC NDEAFIHH)"),
+        "{body}"
+    );
+    assert!(body.contains(reference), "{body}");
+    let start = body.find("/i/").expect("the email carries a link") + 3;
+    let token = &body[start..start + 43];
+    let (status, _, opened) = anonymous(&app, &format!("/i/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(opened.contains("Invoice M-000001"));
+    assert_eq!(
+        invoice(&mut bea, &id).await["links"][0]["created_by"],
+        "The portal",
+        "the email's link is listed with the others"
+    );
+
+    // Paid: a receipt, with a link of its own.
+    domain::billing::manual::mark_paid(
+        &app.state.portal,
+        &domain::audit::RequestMeta::default(),
+        domain::audit::Actor::System,
+        uuid::Uuid::parse_str(&id).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(app
+        .mail_subjects("bea@example.com")
+        .await
+        .contains(&"Receipt: invoice M-000001 is paid".to_string()));
+    let page = invoice(&mut bea, &id).await;
+    assert_eq!(page["status"], "Paid");
+    assert_eq!(page["links"].as_array().unwrap().len(), 2);
+
     // Billing details changed later leave the document as it was.
     bea.post(
         "/billing",
@@ -319,7 +362,11 @@ async fn invoice_links_open_the_invoice_alone_until_revoked(backend: Backend) {
 
     // The owner sees the link's access record.
     let links = invoice(&mut bea, &id).await["links"].clone();
-    assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
+    assert_eq!(links.as_array().unwrap().len(), 2, "{links}");
+    assert_eq!(
+        links[1]["created_by"], "The portal",
+        "the invoice email's link"
+    );
     assert_eq!(links[0]["opened"], 1);
     assert_eq!(links[0]["created_by"], "Bea");
     assert_eq!(links[0]["state"], "Active");

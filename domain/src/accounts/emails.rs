@@ -56,6 +56,8 @@ pub enum Kind {
     UnprovenMethodsRemoved,
     ReauthLink,
     PaymentActionRequired,
+    InvoiceIssued,
+    PaymentReceived,
 }
 
 impl Kind {
@@ -76,6 +78,8 @@ impl Kind {
             Kind::UnprovenMethodsRemoved => "unproven_methods_removed",
             Kind::ReauthLink => "reauth_link",
             Kind::PaymentActionRequired => "payment_action_required",
+            Kind::InvoiceIssued => "invoice_issued",
+            Kind::PaymentReceived => "payment_received",
         }
     }
 }
@@ -162,7 +166,9 @@ pub fn compose_with(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 15] = [
+    const KINDS: [Kind; 17] = [
+        Kind::InvoiceIssued,
+        Kind::PaymentReceived,
         Kind::PaymentActionRequired,
         Kind::ReauthLink,
         Kind::UnprovenMethodsRemoved,

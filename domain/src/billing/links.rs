@@ -62,7 +62,6 @@ pub async fn create(
     invoice_id: Uuid,
     lifetime_days: Option<u32>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
     let found: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
         "SELECT id FROM invoices WHERE id = $1 AND customer_id = $2 AND document IS NOT NULL",
@@ -74,13 +73,32 @@ pub async fn create(
     if found.is_none() {
         return Ok(None);
     }
-    let token = new_token(&*portal.random);
-    let id = new_id(now, &*portal.random);
     let created_by = match actor {
         Actor::User(user) => Some(user),
         _ => None,
     };
-    on_tx!(&mut tx, conn => sqlx::query(
+    let (id, token) = insert(&mut tx, portal, invoice_id, created_by, lifetime_days).await?;
+    let event = AuditEvent::new(actor, "invoice.link_created")
+        .customer(customer_id)
+        .target("invoice", invoice_id)
+        .details(serde_json::json!({ "link": id }));
+    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    tx.commit().await?;
+    Ok(Some(token))
+}
+
+/// Stores a new link to `invoice_id` in `tx`; returns its id and token.
+async fn insert(
+    tx: &mut crate::db::Tx,
+    portal: &Portal,
+    invoice_id: Uuid,
+    created_by: Option<Uuid>,
+    lifetime_days: Option<u32>,
+) -> Result<(Uuid, String), sqlx::Error> {
+    let now = portal.clock.now_ms();
+    let token = new_token(&*portal.random);
+    let id = new_id(now, &*portal.random);
+    on_tx!(tx, conn => sqlx::query(
         "INSERT INTO invoice_links (id, invoice_id, token_sha256, created_at, created_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -93,13 +111,18 @@ pub async fn create(
     .execute(conn)
     .await
     .map(|_| ()))?;
-    let event = AuditEvent::new(actor, "invoice.link_created")
-        .customer(customer_id)
-        .target("invoice", invoice_id)
-        .details(serde_json::json!({ "link": id }));
-    audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
-    tx.commit().await?;
-    Ok(Some(token))
+    Ok((id, token))
+}
+
+/// The link an email about the invoice carries, made by the portal in the email's
+/// transaction (a token can be shown only when it is made). Returns the link's full address.
+pub async fn for_email(
+    tx: &mut crate::db::Tx,
+    portal: &Portal,
+    invoice_id: Uuid,
+) -> Result<String, sqlx::Error> {
+    let (_, token) = insert(tx, portal, invoice_id, None, portal.invoice_link_days).await?;
+    Ok(format!("{}/i/{token}", portal.public_url))
 }
 
 /// Revokes a link of one of the customer's invoices; false when there is no such link (or it

@@ -11,6 +11,7 @@ use super::{
     InvoiceStatus,
 };
 use crate::{
+    accounts::emails::Kind,
     audit::{self, Actor, AuditEvent, RequestMeta},
     db::Db,
     on_db, on_tx,
@@ -217,6 +218,7 @@ pub async fn issue(
         .details(serde_json::json!({ "number": number, "total": amount + tax, "currency": sub.currency }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     super::documents::freeze_manual(&mut tx, portal, id).await?;
+    super::invoice_emails::send(&mut tx, portal, id, Kind::InvoiceIssued).await?;
     tx.commit().await?;
     Ok((id, number))
 }
@@ -306,6 +308,7 @@ pub async fn mark_paid(
         event = event.customer(customer);
     }
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    super::invoice_emails::send(&mut tx, portal, id, Kind::PaymentReceived).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod confirmation;
 pub mod details;
 pub mod documents;
 pub mod dunning;
+pub mod invoice_emails;
 pub mod links;
 pub mod manual;
 pub mod numbering;

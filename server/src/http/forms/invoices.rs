@@ -42,7 +42,7 @@ pub async fn create_link(ctx: FormContext, Path(id): Path<String>) -> Response {
         Actor::User(user),
         customer_id,
         invoice,
-        ctx.state.config.invoice_link_days,
+        ctx.state.portal.invoice_link_days,
     )
     .await
     {
