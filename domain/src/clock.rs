@@ -53,6 +53,12 @@ pub fn to_millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// "3 December 2026": a day as pages and emails write it (UTC).
+pub fn long_date(ms: i64) -> String {
+    let format = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+    from_millis(ms).format(&format).unwrap_or_default()
+}
+
 pub fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)

@@ -76,14 +76,15 @@ pub mod server {
     /// The signed-in account's customer, if the account may see its invoices.
     pub async fn invoice_reader() -> Result<uuid::Uuid, ServerFnError> {
         let (_, account, customer_id) = crate::server_fns::account::require_customer().await?;
-        match account.role {
-            Some(MemberRole::Owner) => Ok(customer_id),
-            _ => Err(ServerFnError::new("only the owner sees invoices")),
+        if account.role.is_some_and(MemberRole::reads_invoices) {
+            Ok(customer_id)
+        } else {
+            Err(ServerFnError::new("only the owner sees invoices"))
         }
     }
 
     pub fn day(ms: i64) -> String {
-        crate::server_fns::orders::server::date(ms)
+        domain::clock::long_date(ms)
     }
 
     pub fn period(start: i64, end: i64) -> String {

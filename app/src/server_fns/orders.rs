@@ -86,7 +86,7 @@ pub struct DashboardView {
 }
 
 #[cfg(feature = "ssr")]
-pub(crate) mod server {
+mod server {
     use super::*;
     use domain::billing::{accounts, cards, subscriptions::SubscriptionStatus};
 
@@ -99,12 +99,7 @@ pub(crate) mod server {
     }
 
     pub fn date(ms: i64) -> String {
-        let format =
-            time::macros::format_description!("[day padding:none] [month repr:long] [year]");
-        time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-            .ok()
-            .and_then(|t| t.format(&format).ok())
-            .unwrap_or_default()
+        domain::clock::long_date(ms)
     }
 
     pub fn status_key(s: &domain::billing::subscriptions::Subscription) -> String {

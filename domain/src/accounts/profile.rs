@@ -23,6 +23,14 @@ crate::text_enum! {
     }
 }
 
+impl MemberRole {
+    /// Who reads the customer's invoices and manages their links: the owner (later also the
+    /// billing role).
+    pub fn reads_invoices(self) -> bool {
+        self == MemberRole::Owner
+    }
+}
+
 /// A user as the portal shows them to themselves, with their (first) membership.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {

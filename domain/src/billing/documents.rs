@@ -5,7 +5,7 @@
 //! the page (and later the PDF) reads in the customer's language; amounts and names are
 //! frozen as they were. The payment state (open, paid, …) lives in the invoice's own columns.
 
-use super::{details::BillingDetails, Seller};
+use super::{details::BillingDetails, tax::tax_of, Seller};
 use crate::{db::Tx, on_db, on_tx, portal::Portal};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -55,16 +55,6 @@ pub struct DocumentTax {
     pub country: Option<String>,
     pub taxable: i64,
     pub amount: i64,
-}
-
-/// VAT on `amount` at `rate_bp` basis points, rounded half up to the minor unit.
-pub fn tax_of(amount: i64, rate_bp: u32) -> i64 {
-    let raw = amount * i64::from(rate_bp);
-    if raw >= 0 {
-        (raw + 5_000) / 10_000
-    } else {
-        -((-raw + 5_000) / 10_000)
-    }
 }
 
 /// What a tax decision key (`vat-FI-2550`, `vat-reverse-charge`, none) means on a document:

@@ -25,14 +25,6 @@ struct Addressee {
     server_name: Option<String>,
 }
 
-/// "3 December 2026".
-fn day(ms: i64) -> String {
-    let format = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
-    crate::clock::from_millis(ms)
-        .format(&format)
-        .unwrap_or_default()
-}
-
 /// Queues the email of `kind` (InvoiceIssued or PaymentReceived) about the invoice to its
 /// customer's owner, with a new link to it. Nothing when the invoice has no document or its
 /// customer no owner with an address.
@@ -75,8 +67,11 @@ pub async fn send(
         .as_ref()
         .map(|bic| format!(" (BIC {bic})"))
         .unwrap_or_default();
-    let due = document.due_at.map(day).unwrap_or_default();
-    let today = day(portal.clock.now_ms());
+    let due = document
+        .due_at
+        .map(crate::clock::long_date)
+        .unwrap_or_default();
+    let today = crate::clock::long_date(portal.clock.now_ms());
     let server = server_name.unwrap_or_default();
     let vars = [
         ("number", document.number.as_str()),

@@ -8,6 +8,7 @@ use super::{
     accounts::{self, Method},
     details,
     numbering::{self, Series},
+    tax::tax_of,
     InvoiceStatus,
 };
 use crate::{
@@ -125,11 +126,6 @@ struct Billable {
     current_period_end: Option<i64>,
 }
 
-/// VAT on `amount` at `rate_bp` basis points, rounded half up to the minor unit.
-pub fn tax_of(amount: i64, rate_bp: i32) -> i64 {
-    (amount * i64::from(rate_bp) + 5_000) / 10_000
-}
-
 /// The end of a period of `interval` that starts at `start` (milliseconds, UTC).
 fn period_end(start: i64, interval: Interval) -> i64 {
     let start_at = crate::clock::from_millis(start);
@@ -177,7 +173,7 @@ pub async fn issue(
         .and_then(|p| p.prices.get(&sub.currency))
         .map(|p| p.amount(interval))
         .ok_or_else(|| ManualError::NoPrice(sub.plan_id.clone(), sub.currency.clone()))?;
-    let tax = tax_of(amount, sub.tax_rate_bp);
+    let tax = tax_of(amount, sub.tax_rate_bp.max(0) as u32);
     let now = portal.clock.now_ms();
     let start = sub
         .current_period_end

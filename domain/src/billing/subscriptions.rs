@@ -412,31 +412,21 @@ async fn same_order(
 /// is not charged again by a double click.
 async fn wait_for_payment_step(portal: &Portal, subscription_id: Uuid) -> Result<(), PaymentError> {
     for _ in 0..50 {
-        let found: Option<(SubscriptionStatus, Method)> =
+        let found: Option<(SubscriptionStatus, Method, Option<String>)> =
             on_db!(&portal.db, pool => sqlx::query_as(
-            "SELECT status, method FROM subscriptions WHERE id = $1",
+            "SELECT status, method, payment_action_invoice FROM subscriptions WHERE id = $1",
         )
         .bind(subscription_id)
         .fetch_optional(pool)
         .await)
             .map_err(|e| PaymentError::Unexpected(format!("database: {e}")))?;
         match found {
-            Some((SubscriptionStatus::Pending, Method::Stripe)) => {
+            Some((SubscriptionStatus::Pending, Method::Stripe, _)) => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await
             }
-            Some((SubscriptionStatus::Incomplete, Method::Stripe)) => {
-                // Waiting for the customer's confirmation is no failure.
-                let waiting: Option<String> = on_db!(&portal.db, pool => sqlx::query_scalar(
-                    "SELECT payment_action_invoice FROM subscriptions WHERE id = $1",
-                )
-                .bind(subscription_id)
-                .fetch_one(pool)
-                .await)
-                .map_err(|e| PaymentError::Unexpected(format!("database: {e}")))?;
-                return match waiting {
-                    Some(_) => Ok(()),
-                    None => Err(PaymentError::Declined(String::new())),
-                };
+            // Waiting for the customer's confirmation is no failure.
+            Some((SubscriptionStatus::Incomplete, Method::Stripe, None)) => {
+                return Err(PaymentError::Declined(String::new()))
             }
             _ => return Ok(()),
         }

@@ -46,7 +46,7 @@ pub async fn sync(portal: &Portal, object_type: &str, id: &str) -> Result<(), Sy
             record_invoice(portal, &invoice).await?;
             if let Some(sub) = &invoice.subscription {
                 sync_subscription(portal, sub).await?;
-                follow_payment(portal, &invoice, sub).await?;
+                follow_payment(portal, gateway, &invoice, sub).await?;
             }
             Ok(())
         }
@@ -100,6 +100,7 @@ pub async fn sync(portal: &Portal, object_type: &str, id: &str) -> Result<(), Sy
 /// subscription, and the customer told for a later invoice; cleared once it is paid or closed.
 async fn follow_payment(
     portal: &Portal,
+    gateway: &super::stripe::Gateway,
     invoice: &InvoiceState,
     stripe_subscription: &str,
 ) -> Result<(), SyncError> {
@@ -116,7 +117,6 @@ async fn follow_payment(
     let Some(local) = local else {
         return Ok(());
     };
-    let gateway = portal.payments.as_ref().expect("checked by sync");
     let payment = gateway.invoice_payment(&invoice.id).await?;
     confirmation::follow(portal, local, &payment).await?;
     Ok(())

@@ -131,6 +131,17 @@ pub enum TaxError {
     SellerOutsideRates(String),
 }
 
+/// VAT on `amount` at `rate_bp` basis points, rounded half up to the minor unit (a credit,
+/// negative, rounds away from zero alike).
+pub fn tax_of(amount: i64, rate_bp: u32) -> i64 {
+    let raw = amount * i64::from(rate_bp);
+    if raw >= 0 {
+        (raw + 5_000) / 10_000
+    } else {
+        -((-raw + 5_000) / 10_000)
+    }
+}
+
 /// The tax on a sale from `seller` to `buyer` on `on`.
 pub fn decide(
     rates: &VatRates,

@@ -5,6 +5,7 @@
 //! The token never reaches a log line, a metrics label (the route is `/i/{token}`) or an
 //! error report.
 
+use super::plain_page::{escape, page};
 use crate::state::AppState;
 use axum::{
     extract::{Path, Request, State},
@@ -16,6 +17,8 @@ use domain::i18n::{t, Locale};
 /// The CSP of every answer under /i/: the stylesheet and nothing else, no third party.
 pub const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const PAGE_CLASS: &str = "container invoice-page";
 
 /// Headers every answer under /i/ carries (besides the CSP).
 fn private(mut response: Response) -> Response {
@@ -34,27 +37,6 @@ fn private(mut response: Response) -> Response {
     );
     headers.remove(header::SET_COOKIE);
     response
-}
-
-/// A whole page around `main`, with the site's stylesheet and no script.
-fn page(title: &str, main: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex, nofollow, noarchive\"><title>{title}</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/{css}\"></head><body>\
-         <main id=\"content\" class=\"container invoice-page\">{main}</main></body></html>",
-        lang = Locale::En.code(),
-        title = escape(title),
-        css = crate::state::stylesheet_name(),
-    )
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -78,7 +60,11 @@ pub fn not_found() -> Response {
     );
     html(
         StatusCode::NOT_FOUND,
-        page(&t(locale, "invoice.link_not_found_title"), &main),
+        page(
+            &t(locale, "invoice.link_not_found_title"),
+            PAGE_CLASS,
+            &main,
+        ),
     )
 }
 
@@ -94,7 +80,7 @@ pub async fn open(
             let main = format!("<h1>{}</h1>", escape(&t(locale, "invoice.link_too_many")));
             return html(
                 StatusCode::TOO_MANY_REQUESTS,
-                page(&t(locale, "invoice.link_too_many"), &main),
+                page(&t(locale, "invoice.link_too_many"), PAGE_CLASS, &main),
             );
         }
     }
@@ -112,5 +98,5 @@ pub async fn open(
         use leptos::prelude::*;
         view! { <app::pages::invoices::InvoiceDocument invoice=view/> }.to_html()
     });
-    html(StatusCode::OK, page(&title, &main))
+    html(StatusCode::OK, page(&title, PAGE_CLASS, &main))
 }

@@ -10,6 +10,7 @@ pub mod icons;
 pub mod invoice_links;
 pub mod metrics;
 pub mod page_cache;
+pub mod plain_page;
 pub mod security;
 pub mod sessions;
 pub mod webhooks;

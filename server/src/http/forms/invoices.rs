@@ -2,6 +2,7 @@
 //! its hash is kept) and "Revoke".
 
 use super::{failure, signed_in_customer, tr, FormContext};
+use crate::http::plain_page::{escape, page};
 use app::forms::Flash;
 use axum::{
     extract::Path,
@@ -14,17 +15,10 @@ use uuid::Uuid;
 /// The customer and user of a signed-in owner (invoices are the owner's).
 async fn owner(ctx: &FormContext) -> Result<(Uuid, Uuid), Response> {
     let (account, customer_id) = signed_in_customer(ctx).await?;
-    if account.role != Some(MemberRole::Owner) {
+    if !account.role.is_some_and(MemberRole::reads_invoices) {
         return Err(StatusCode::NOT_FOUND.into_response());
     }
     Ok((account.user_id, customer_id))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// "Create a link": answers with a page that shows the new link this once.
@@ -52,22 +46,20 @@ pub async fn create_link(ctx: FormContext, Path(id): Path<String>) -> Response {
     };
     let url = format!("{}/i/{token}", ctx.state.public_url);
     let back = format!("/billing/invoices/{invoice}");
-    let body = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/{css}\"></head><body>\
-         <main id=\"content\" class=\"container narrow account-page\"><h1>{title}</h1>\
-         <p>{intro}</p><p><input class=\"new-link\" type=\"text\" readonly aria-label=\"{title}\" value=\"{url}\"></p>\
-         <p class=\"hint\">{once}</p><p><a class=\"button\" href=\"{back}\">{back_text}</a></p>\
-         </main></body></html>",
+    let main = format!(
+        "<h1>{title}</h1><p>{intro}</p>\
+         <p><input class=\"new-link\" type=\"text\" readonly aria-label=\"{title}\" value=\"{url}\"></p>\
+         <p class=\"hint\">{once}</p><p><a class=\"button\" href=\"{back}\">{back_text}</a></p>",
         title = escape(&tr("invoice.link_created_title")),
         intro = escape(&tr("invoice.link_created")),
         once = escape(&tr("invoice.link_shown_once")),
         url = escape(&url),
-        back = back,
         back_text = escape(&tr("invoice.back_to_invoice")),
-        css = crate::state::stylesheet_name(),
+    );
+    let body = page(
+        &tr("invoice.link_created_title"),
+        "container narrow account-page",
+        &main,
     );
     (
         StatusCode::OK,
