@@ -30,6 +30,7 @@ cleanup() {
   psql "$pg_admin_url" -qc "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+source "$here/lib.sh"
 
 # Start-up to ready, on a fresh SQLite database (best of three starts).
 best=""
@@ -48,16 +49,6 @@ LEPTOS_SITE_ADDR=127.0.0.1:3997 PORTAL_DATA_DIR="$data/run" RUST_LOG=warn "$bin/
 "$bin/examples/hello" 127.0.0.1:3996 & pids+=($!)
 until curl -fs -o /dev/null http://127.0.0.1:3997/readyz && curl -fs -o /dev/null http://127.0.0.1:3996/; do sleep 0.05; done
 
-measure() { # name url [cookie]
-  local out rps p50 p99 cookie=()
-  [ -n "${3:-}" ] && cookie=(-H "Cookie: $3")
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H 'Accept-Encoding: br, gzip' "${cookie[@]}" "$2")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '%-14s %12s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99" >&2
-  echo "$rps"
-}
 echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, Accept-Encoding: br, gzip"
 hello=$(measure "axum hello" http://127.0.0.1:3996/)
 measure "/healthz" http://127.0.0.1:3997/healthz >/dev/null
@@ -66,18 +57,6 @@ awk -v l="$landing" -v h="$hello" 'BEGIN { printf "landing page = %.0f %% of bar
 missing=$(measure "404 page" http://127.0.0.1:3997/no/such/page)
 awk -v m="$missing" -v l="$landing" 'BEGIN { printf "404 page = %.0f %% of the landing page\n", 100 * m / l }'
 
-# A customer with no homeserver signs up and signs in; prints the session cookie.
-signed_in_cookie() { # base url
-  local jar="$data/jar-$RANDOM" code password="bench correct horse battery staple 42"
-  curl -fsS -o /dev/null -c "$jar" -b "$jar" -H "Origin: $1" --data-urlencode "email=bench@example.com" \
-    --data-urlencode "password=$password" -d display_name=Bench -d age=on -d terms=on "$1/sign-up"
-  curl -fsS -o /dev/null -c "$jar" -b "$jar" -H "Origin: $1" --data-urlencode "email=bench@example.com" \
-    --data-urlencode "password=$password" "$1/sign-in"
-  local cookie; cookie=$(awk '$6 == "portal_session" {print $6 "=" $7}' "$jar")
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$1/dashboard")
-  [ "$code" = 200 ] || { echo "bench: signing in failed (dashboard answered $code)" >&2; exit 1; }
-  echo "$cookie"
-}
 signed_in_pages() { # label base url
   local cookie rps
   cookie=$(signed_in_cookie "$2")

@@ -40,11 +40,12 @@ if [ "$(cat "$PORTAL_TOOLS/toolchain")" = debian ]; then
 fi
 
 # 2. System packages: compression tools for the built assets, Node.js for wasm-opt; with
-#    --test, Chromium and the PostgreSQL client for the tests.
+#    --test, Chromium, the PostgreSQL client and poppler-utils (pdftotext reads the invoice
+#    PDFs back) for the tests.
 apt_install brotli gzip ca-certificates
 command -v npm >/dev/null || apt_install nodejs npm
 if [ "${1:-}" = "--test" ]; then
-  apt_install chromium postgresql-client
+  apt_install chromium postgresql-client poppler-utils
 fi
 
 # 3a. With --test: Python test servers in a virtualenv: aiosmtpd (a real SMTP server) and

@@ -232,6 +232,8 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("document", true, PurgeAfterDays(3650)),
             col("frozen_at", true, NotPersonal),
             col("totals_mismatch", false, NotPersonal),
+            col("issued_email_at", false, NotPersonal),
+            col("receipt_email_at", false, NotPersonal),
         ],
     },
     Table {
@@ -251,6 +253,17 @@ pub static PERSONAL_TABLES: &[Table] = &[
             // The access record the customer sees (when opened, how often; no address).
             col("last_opened_at", true, NotPersonal),
             col("open_count", true, NotPersonal),
+        ],
+    },
+    Table {
+        // The invoice document as a PDF: it names the buyer, like the document it is made of.
+        name: "invoice_pdfs",
+        owner_column: "invoice_id",
+        columns: &[
+            col("invoice_id", false, NotPersonal),
+            col("pdf", true, PurgeAfterDays(3650)),
+            col("sha256", false, NotPersonal),
+            col("rendered_at", false, NotPersonal),
         ],
     },
     Table {

@@ -37,4 +37,6 @@ pub struct Portal {
     pub dunning: dunning::Policy,
     /// Days an invoice link lives (None: until it is revoked).
     pub invoice_link_days: Option<u32>,
+    /// Days before a bank-transfer subscription's period ends when its next invoice is issued.
+    pub manual_invoice_lead_days: u32,
 }

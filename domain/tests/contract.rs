@@ -1132,6 +1132,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
         vies: None,
         dunning: domain::billing::dunning::Policy::default(),
         invoice_link_days: None,
+        manual_invoice_lead_days: 14,
     }
 }
 

@@ -310,6 +310,10 @@ pub struct Config {
     /// Days after the first failed payment when the subscription is ended.
     #[arg(long, env = "PORTAL_DUNNING_CANCEL_DAYS", default_value_t = 30)]
     pub dunning_cancel_days: i64,
+    /// Days before a bank-transfer subscription's period ends when the invoice for its next
+    /// period is issued (and emailed); it is due 14 days after it is issued.
+    #[arg(long, env = "PORTAL_MANUAL_INVOICE_LEAD_DAYS", default_value_t = 14)]
+    pub manual_invoice_lead_days: u32,
     /// The EU's VIES REST API, which confirms VAT numbers before a sale is invoiced without VAT
     /// (reverse charge). Empty: no number is ever confirmed and VAT is always charged.
     #[arg(
@@ -572,6 +576,9 @@ impl Config {
         self.providers()?;
         if self.invoice_link_opens_per_minute < 1 {
             return Err("PORTAL_INVOICE_LINK_OPENS_PER_MINUTE must be at least 1".into());
+        }
+        if self.manual_invoice_lead_days > 366 {
+            return Err("PORTAL_MANUAL_INVOICE_LEAD_DAYS must be at most 366".into());
         }
         if self.invoice_link_days == Some(0) {
             return Err("PORTAL_INVOICE_LINK_DAYS must be at least 1 (or unset: no expiry)".into());

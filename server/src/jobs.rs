@@ -17,6 +17,8 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let vat_portal = portal.clone();
     let recheck_portal = portal.clone();
     let documents_portal = portal.clone();
+    let renew_portal = portal.clone();
+    let pdf_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -142,6 +144,30 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
             Ok(())
         }
     })
+    .handle(domain::billing::manual::RENEW_JOB, move |_| {
+        let portal = renew_portal.clone();
+        async move {
+            let issued = domain::billing::manual::issue_due(&portal)
+                .await
+                .map_err(|e| e.to_string())?;
+            if issued > 0 {
+                tracing::info!(issued, "bank-transfer invoices issued");
+            }
+            Ok(())
+        }
+    })
+    .handle(domain::billing::pdfs::RENDER_JOB, move |_| {
+        let portal = pdf_portal.clone();
+        async move {
+            let rendered = crate::invoice_pdf::render_missing(&portal).await?;
+            if rendered > 0 {
+                tracing::info!(rendered, "invoice PDFs rendered");
+            }
+            Ok(())
+        }
+    })
+    .every(domain::billing::pdfs::RENDER_JOB, time::Duration::hours(1))
+    .every(domain::billing::manual::RENEW_JOB, time::Duration::hours(1))
     .every(domain::billing::vies::RECHECK_JOB, time::Duration::hours(1))
     .every(
         domain::billing::documents::BACKFILL_JOB,

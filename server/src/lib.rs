@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod http;
+pub mod invoice_pdf;
 pub mod jobs;
 pub mod oidc;
 pub mod secrets;
@@ -188,6 +189,7 @@ pub async fn build(
             cancel_after_days: config.dunning_cancel_days,
         },
         invoice_link_days: config.invoice_link_days,
+        manual_invoice_lead_days: config.manual_invoice_lead_days,
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")

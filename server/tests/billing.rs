@@ -311,8 +311,9 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
         "You already pay in another currency."
     );
 
-    // Staff issue the invoice (21 % Dutch VAT on 11.00 USD), the money arrives, it is marked
-    // paid: the homeserver is paid and waits for provisioning until the period's end.
+    // The order's invoice was issued and emailed with it (21 % Dutch VAT on 11.00 USD); the
+    // money arrives, it is marked paid: the homeserver is paid and waits for provisioning
+    // until the period's end.
     use domain::{
         audit::{Actor, RequestMeta},
         billing::manual,
@@ -325,18 +326,24 @@ async fn without_stripe_orders_wait_for_a_bank_transfer(backend: Backend) {
     )
     .unwrap();
     let meta = RequestMeta::default();
-    let (invoice, number) = manual::issue(portal, &meta, Actor::System, id)
-        .await
-        .unwrap();
-    assert_eq!(number, "M-000001");
-    let (total, tax, status): (i64, i64, String) = domain::on_db!(&portal.db, pool => sqlx::query_as(
-        "SELECT total, tax, status FROM invoices WHERE id = $1"
+    let (invoice, number, total, tax, status): (uuid::Uuid, String, i64, i64, String) = domain::on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT id, number, total, tax, status FROM invoices WHERE subscription_id = $1"
     )
-    .bind(invoice)
+    .bind(id)
     .fetch_one(pool)
     .await
     .unwrap());
+    assert_eq!(number, "M-000001");
     assert_eq!((total, tax, status.as_str()), (1331, 231, "open"));
+    assert!(app
+        .mail_subjects("bea@example.com")
+        .await
+        .contains(&"Invoice M-000001 for bea-home".to_string()));
+    // Staff cannot issue another while it is open.
+    assert!(matches!(
+        manual::issue(portal, &meta, Actor::System, id).await,
+        Err(manual::ManualError::AlreadyOpen(number)) if number == "M-000001"
+    ));
     manual::mark_paid(portal, &meta, Actor::System, invoice)
         .await
         .unwrap();
@@ -433,13 +440,36 @@ async fn manual_invoices_are_numbered_paid_once_and_outlive_the_account(backend:
     bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
         .await;
     bea.billing_details("NL").await;
-    order(&mut bea, "starter", "bea-home", "eur").await;
+    // Five orders: each is issued its first invoice, M-000001 to M-000005. Staff void them.
+    for n in 1..=5 {
+        order(&mut bea, "starter", &format!("bea-home-{n}"), "eur").await;
+    }
     let rows = api(&mut bea, "dashboard").await;
-    let id = uuid::Uuid::parse_str(rows["rows"][0]["id"].as_str().unwrap()).unwrap();
+    let subscriptions: Vec<uuid::Uuid> = rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| uuid::Uuid::parse_str(r["id"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(subscriptions.len(), 5);
     let portal = &app.state.portal;
+    let first: Vec<uuid::Uuid> = domain::on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT id FROM invoices ORDER BY number"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(first.len(), 5);
+    for invoice in first {
+        manual::void(portal, &RequestMeta::default(), Actor::System, invoice)
+            .await
+            .unwrap();
+    }
 
+    // Fifty at once, ten for each subscription: one invoice each, the others refused while
+    // it is open, and the five numbers follow on without a gap or a duplicate.
     let mut issuing = tokio::task::JoinSet::new();
-    for _ in 0..50 {
+    for id in subscriptions.iter().cycle().take(50).copied() {
         let portal = portal.clone();
         issuing.spawn(async move {
             manual::issue(&portal, &RequestMeta::default(), Actor::System, id)
@@ -447,16 +477,22 @@ async fn manual_invoices_are_numbered_paid_once_and_outlive_the_account(backend:
                 .map_err(|e| e.to_string())
         });
     }
-    let issued = issuing.join_all().await;
-    let mut numbers: Vec<String> = issued
-        .iter()
-        .map(|r| r.as_ref().expect("every invoice is issued").1.clone())
-        .collect();
+    let outcomes = issuing.join_all().await;
+    let issued: Vec<&(uuid::Uuid, String)> =
+        outcomes.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert!(
+        outcomes
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e.contains("is still open")),
+        "{outcomes:?}"
+    );
+    let mut numbers: Vec<String> = issued.iter().map(|(_, number)| number.clone()).collect();
     numbers.sort();
-    let expected: Vec<String> = (1..=50).map(|n| format!("M-{n:06}")).collect();
+    let expected: Vec<String> = (6..=10).map(|n| format!("M-{n:06}")).collect();
     assert_eq!(numbers, expected);
-
-    let invoice = issued[0].as_ref().unwrap().0;
+    let id = subscriptions[0];
+    let invoice = issued[0].0;
     let mut paying = tokio::task::JoinSet::new();
     for _ in 0..2 {
         let portal = portal.clone();
@@ -518,7 +554,7 @@ async fn manual_invoices_are_numbered_paid_once_and_outlive_the_account(backend:
             "SELECT COUNT(*) FROM invoices WHERE customer_id IS NULL AND subscription_id IS NULL"
         )
         .await,
-        50
+        10
     );
     let (status, buyer): (String, String) = domain::on_db!(&portal.db, pool => sqlx::query_as(
         "SELECT status, buyer FROM invoices WHERE id = $1"
@@ -535,7 +571,7 @@ async fn manual_invoices_are_numbered_paid_once_and_outlive_the_account(backend:
     // The next invoice of the series goes on from the last one.
     assert_eq!(
         count("SELECT last_number FROM invoice_number_series WHERE series = 'M'").await,
-        50
+        10
     );
     app.cleanup().await;
 }
@@ -1052,10 +1088,22 @@ async fn a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through
         api(&mut ada, "dashboard").await["rows"][0]["status_key"],
         "dashboard.status_past_due"
     );
-    assert!(app
-        .mail_subjects("ada@example.com")
+    let failed = app
+        .mail_text(
+            "ada@example.com",
+            "We could not take the payment for payer-home",
+        )
         .await
-        .contains(&"We could not take the payment for payer-home".to_string()));
+        .expect("the payment failed email");
+    // It carries the card page and a link to the unpaid invoice, which opens it.
+    assert!(failed.contains("Update my card:"), "{failed}");
+    assert!(failed.contains("Open the invoice:"), "{failed}");
+    let start = failed.find("/i/").expect("a link to the invoice") + 3;
+    let opened = reqwest::get(app.url(&format!("/i/{}", &failed[start..start + 43])))
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    assert!(opened.text().await.unwrap().contains("Invoice LS-"));
 
     // 13 days on: nothing yet. 14 days: marked for suspension, once.
     app.clock.advance(time::Duration::days(13));

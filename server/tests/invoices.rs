@@ -243,6 +243,37 @@ async fn stripe_invoices_are_frozen_when_finalised_and_their_totals_checked(back
         .contains("with the card ending in 4242"));
     assert_eq!(page["bank"], serde_json::json!([]), "a card invoice");
     assert_eq!(stored(&app, &first).await.2, None, "the totals add up");
+    // Paid by card: a receipt, once, however often Stripe's invoice is synced again.
+    let receipt = format!(
+        "Receipt: invoice {} is paid",
+        page["number"].as_str().unwrap()
+    );
+    let receipts = || async {
+        app.mail_subjects("ada@example.com")
+            .await
+            .iter()
+            .filter(|s| **s == receipt)
+            .count()
+    };
+    assert_eq!(receipts().await, 1);
+    let stripe_id: String = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT stripe_invoice_id FROM invoices WHERE id = $1"
+    )
+    .bind(uuid::Uuid::parse_str(&first).unwrap())
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    for _ in 0..2 {
+        domain::billing::sync::sync(&app.state.portal, "invoice", &stripe_id)
+            .await
+            .unwrap();
+    }
+    assert_eq!(receipts().await, 1, "one receipt per invoice");
+    assert_eq!(
+        invoice(&mut ada, &first).await["links"][0]["created_by"],
+        "The portal",
+        "the receipt's link"
+    );
 
     // An upgrade invoices the prorated difference: its lines carry the change.
     let sub = api(&mut ada, "dashboard").await["rows"][0]["id"]
@@ -274,15 +305,369 @@ async fn stripe_invoices_are_frozen_when_finalised_and_their_totals_checked(back
     );
     let (document, _, mismatch) = stored(&app, &upgrade).await;
     assert_eq!(mismatch, None, "{document:?}");
+    let number = page["number"].as_str().unwrap();
+    assert!(
+        app.mail_subjects("ada@example.com")
+            .await
+            .contains(&format!("Receipt: invoice {number} is paid")),
+        "the upgrade's invoice has its receipt"
+    );
+    app.cleanup().await;
+}
+
+/// A buyer whose billing name is `company` (in its own script), in `country`, with a bank
+/// transfer order and its first invoice.
+async fn buyer_with_an_invoice<'a>(
+    app: &'a TestApp,
+    email: &str,
+    company: &str,
+    country: &str,
+) -> (Browser<'a>, String) {
+    let mut browser = Browser::new(app);
+    browser.sign_up_verified(email, PASSWORD, "Buyer").await;
+    browser
+        .post(
+            "/billing",
+            &[
+                ("name", company),
+                ("address_line1", "1 Main Street"),
+                ("postal_code", "12345"),
+                ("city", "Town"),
+                ("country", country),
+                ("billing_email", email),
+            ],
+        )
+        .await;
+    assert_eq!(
+        browser.flash().await["notice"],
+        "Your billing details were saved."
+    );
+    let name = format!("{}-home", email.split('@').next().unwrap());
+    order(&mut browser, "business", &name, "eur").await;
+    let id = api(&mut browser, "invoices").await[0]["id"]
+        .as_str()
+        .expect("the order's invoice")
+        .to_string();
+    (browser, id)
+}
+
+/// What a poppler-utils tool (installed by scripts/setup.sh --test) prints about a PDF:
+/// `pdftotext` its text, `pdfinfo` its page size and more.
+fn poppler(tool: &str, pdf: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("invoice-{}.pdf", uuid::Uuid::new_v4()));
+    std::fs::write(&path, pdf).unwrap();
+    let mut command = std::process::Command::new(tool);
+    if tool == "pdftotext" {
+        command.args(["-enc", "UTF-8"]);
+    }
+    command.arg(&path);
+    if tool == "pdftotext" {
+        command.arg("-"); // to standard output
+    }
+    let out = command.output();
+    std::fs::remove_file(&path).ok();
+    let out = out.unwrap_or_else(|e| panic!("{tool} (poppler-utils): {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pdf_text(pdf: &[u8]) -> String {
+    poppler("pdftotext", pdf)
+}
+
+async fn stored_pdf(app: &TestApp, id: &str) -> Option<(Vec<u8>, String)> {
+    domain::billing::pdfs::stored(&app.state.portal.db, uuid::Uuid::parse_str(id).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn invoice_pdfs_are_rendered_once_and_hold_the_document(backend: Backend) {
+    let app = common::spawn_app_args(backend, None, &SELLER).await;
+    let (mut ru, ru_invoice) =
+        buyer_with_an_invoice(&app, "ru@example.com", "ООО Ромашка", "RU").await;
+    let (mut gr, gr_invoice) =
+        buyer_with_an_invoice(&app, "gr@example.com", "Ελληνική Εταιρεία", "GR").await;
+
+    // Before the render job: served all the same, rendered for the request, nothing stored.
+    assert_eq!(stored_pdf(&app, &ru_invoice).await, None);
+    let early = ru.get(&format!("/billing/invoices/{ru_invoice}/pdf")).await;
+    assert_eq!(early.status(), 200);
+    let early = early.bytes().await.unwrap().to_vec();
+    assert_eq!(
+        stored_pdf(&app, &ru_invoice).await,
+        None,
+        "a GET stores nothing"
+    );
+
+    // The job renders each once and keeps it with its SHA-256.
+    app.run_jobs().await;
+    let (pdf, sha256) = stored_pdf(&app, &ru_invoice)
+        .await
+        .expect("rendered by the job");
+    assert_eq!(sha256, domain::billing::pdfs::sha256_hex(&pdf));
+    assert_eq!(pdf, early, "the same document makes the same bytes");
+
+    let response = ru.get(&format!("/billing/invoices/{ru_invoice}/pdf")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"invoice-M-000001.pdf\""
+    );
+    assert!(response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("no-store"));
+    assert_eq!(response.bytes().await.unwrap().to_vec(), pdf);
+
+    // What it says, read back as text: number, seller, buyer in Cyrillic, the export note,
+    // bank details and reference; A4; no payment state.
+    let text = pdf_text(&pdf);
+    for expected in [
+        "Invoice M-000001",
+        "Example Hosting Oy",
+        "ООО Ромашка",
+        "Russia",
+        "FI21 1234 5600 0007 85",
+        "€50",
+        "Page 1 of 1",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    let page = common::browser::api_with(&mut ru, "invoice", &[("id", &ru_invoice)]).await;
+    assert!(
+        text.contains(page["payment_reference"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            page["tax_note"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Open") && !text.contains("Paid"),
+        "no status: {text}"
+    );
+    let info = poppler("pdfinfo", &pdf);
+    assert!(info.contains("(A4)"), "{info}");
+
+    let (gr_pdf, _) = stored_pdf(&app, &gr_invoice).await.unwrap();
+    let text = pdf_text(&gr_pdf);
+    for expected in [
+        "Invoice M-000002",
+        "Ελληνική Εταιρεία",
+        "Greece",
+        "VAT 24 % (GR)",
+        "€62",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+
+    // Paid later: the PDF stays as it was (its state lives beside it).
+    domain::billing::manual::mark_paid(
+        &app.state.portal,
+        &domain::audit::RequestMeta::default(),
+        domain::audit::Actor::System,
+        uuid::Uuid::parse_str(&ru_invoice).unwrap(),
+    )
+    .await
+    .unwrap();
+    app.run_jobs().await;
+    assert_eq!(stored_pdf(&app, &ru_invoice).await.unwrap().0, pdf);
+
+    // Another customer gets nothing; the invoice's link gets the same PDF.
+    assert_eq!(
+        gr.get(&format!("/billing/invoices/{ru_invoice}/pdf"))
+            .await
+            .status(),
+        404
+    );
+    let page = ru
+        .post(&format!("/billing/invoices/{ru_invoice}/links"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let start = page.find("/i/").unwrap() + 3;
+    let token = page[start..start + 43].to_string();
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/i/{token}/pdf")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(
+        response.headers()["x-robots-tag"],
+        "noindex, nofollow, noarchive"
+    );
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), pdf);
+    let unknown = anonymous(&app, &format!("/i/{}/pdf", "A".repeat(43))).await;
+    assert_eq!(unknown.0, 404);
+    assert_eq!(
+        unknown.2,
+        anonymous(&app, &format!("/i/{}", "A".repeat(43))).await.2
+    );
+    assert!(!common::logs().contains(&token), "no token in the log");
+    app.cleanup().await;
+}
+
+/// The number, status and period start of the subscription's invoices, oldest first.
+async fn invoices_of(app: &TestApp, sub: uuid::Uuid) -> Vec<(String, String, i64)> {
+    domain::on_db!(&app.state.portal.db, pool => sqlx::query_as(
+        "SELECT number, status, period_start FROM invoices WHERE subscription_id = $1 ORDER BY number"
+    )
+    .bind(sub)
+    .fetch_all(pool)
+    .await
+    .unwrap())
+}
+
+async fn manual_subscriptions_are_invoiced_once_per_period_and_unpaid_ones_walk_into_dunning(
+    backend: Backend,
+) {
+    use domain::{
+        audit::{Actor, RequestMeta},
+        billing::{dunning, manual},
+    };
+    let app = common::spawn_app_args(backend, None, &SELLER).await;
+    let portal = &app.state.portal;
+    let day = time::Duration::days(1);
+    let (mut bea, _) = customer_with_an_invoice(&app).await;
+    let sub = uuid::Uuid::parse_str(
+        api(&mut bea, "dashboard").await["rows"][0]["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let status = || {
+        let db = portal.db.clone();
+        async move {
+            let status: String = domain::on_db!(&db, pool => sqlx::query_scalar(
+                "SELECT status FROM subscriptions WHERE id = $1"
+            )
+            .bind(sub)
+            .fetch_one(pool)
+            .await
+            .unwrap());
+            status
+        }
+    };
+    let paid = |number: &'static str| async move {
+        let id: uuid::Uuid = domain::on_db!(&portal.db, pool => sqlx::query_scalar(
+            "SELECT id FROM invoices WHERE number = $1"
+        )
+        .bind(number)
+        .fetch_one(pool)
+        .await
+        .unwrap());
+        manual::mark_paid(portal, &RequestMeta::default(), Actor::System, id)
+            .await
+            .unwrap();
+    };
+    // Paid on 22 November: the period runs to 22 December, 12:00.
+    paid("M-000001").await;
+    let period_end = portal.clock.now_ms() + 30 * 86_400_000;
+    app.run_jobs().await;
+    assert_eq!(invoices_of(&app, sub).await.len(), 1, "not due yet");
+
+    // 14 days before the period ends, less a minute: nothing. At 14 days: the next period's
+    // invoice, from the period's end, due at it, emailed.
+    app.clock
+        .advance(time::Duration::days(16) - time::Duration::minutes(1));
+    assert_eq!(manual::issue_due(portal).await.unwrap(), 0);
+    app.clock.advance(time::Duration::minutes(1));
+    assert_eq!(manual::issue_due(portal).await.unwrap(), 1);
+    let mail = app
+        .queued_mail("bea@example.com", "Invoice M-000002 for bea-home")
+        .await
+        .expect("the renewal invoice is emailed");
+    assert!(mail.contains("due on 22 December 2026"), "{mail}");
+    assert!(mail.contains("/i/"), "{mail}");
+    // Run again, at once on two replicas, and by the scheduled job: still one.
+    let (a, b) = tokio::join!(manual::issue_due(portal), manual::issue_due(portal));
+    assert_eq!((a.unwrap(), b.unwrap()), (0, 0));
+    app.run_jobs().await;
+    assert_eq!(
+        invoices_of(&app, sub).await[1..],
+        [("M-000002".to_string(), "open".to_string(), period_end)]
+    );
+
+    // Paid: the period after it is invoiced 14 days before it begins, once.
+    paid("M-000002").await;
+    assert_eq!(status().await, "active");
+    app.clock.advance(day * 31);
+    app.run_jobs().await;
+    assert_eq!(manual::issue_due(portal).await.unwrap(), 0);
+    let invoices = invoices_of(&app, sub).await;
+    assert_eq!(invoices.len(), 3, "{invoices:?}");
+    assert_eq!(invoices[2].0, "M-000003");
+
+    // Unpaid: past due when it falls due (when the paid period ends, 22 January), then marked
+    // for suspension, by an email that carries a link to the invoice; no other invoice.
+    app.clock.advance(day * 14);
+    app.run_jobs().await;
+    assert_eq!(status().await, "past_due");
+    app.clock.advance(day * 14);
+    assert_eq!(dunning::run(portal).await.unwrap().marked, 1);
+    let mail = app
+        .queued_mail("bea@example.com", "bea-home will be suspended")
+        .await
+        .expect("the suspension is emailed");
+    assert!(mail.contains("Open the invoice:"), "{mail}");
+    let start = mail.find("/i/").expect("a link to the invoice") + 3;
+    let (status_code, _, opened) =
+        anonymous(&app, &format!("/i/{}", &mail[start..start + 43])).await;
+    assert_eq!(status_code, 200);
+    assert!(opened.contains("Invoice M-000003"), "{opened}");
+    app.clock.advance(day * 10);
+    app.run_jobs().await;
+    assert_eq!(
+        invoices_of(&app, sub).await.len(),
+        3,
+        "one invoice per period"
+    );
+
+    // Paid late: active to the end of the period it paid for, and the next one invoiced.
+    paid("M-000003").await;
+    assert_eq!(status().await, "active");
+    app.clock.advance(time::Duration::hours(1));
+    app.run_jobs().await;
+    let invoices = invoices_of(&app, sub).await;
+    assert_eq!(invoices.len(), 4, "{invoices:?}");
+
+    // Staff withdraw that invoice: nobody invoiced the next period, so when the paid one ends
+    // the subscription falls past due; it is not issued again by itself.
+    let id: uuid::Uuid = domain::on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT id FROM invoices WHERE number = $1"
+    )
+    .bind(&invoices[3].0)
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    manual::void(portal, &RequestMeta::default(), Actor::System, id)
+        .await
+        .unwrap();
+    app.clock.advance(day * 20);
+    app.run_jobs().await;
+    assert_eq!(status().await, "past_due");
+    assert_eq!(invoices_of(&app, sub).await.len(), 4);
     app.cleanup().await;
 }
 
 /// A bank-transfer customer (Bea, in the Netherlands) with one manual invoice issued.
 async fn customer_with_an_invoice(app: &TestApp) -> (Browser<'_>, String) {
-    use domain::{
-        audit::{Actor, RequestMeta},
-        billing::manual,
-    };
     let mut bea = Browser::new(app);
     bea.sign_up_verified("bea@example.com", PASSWORD, "Bea")
         .await;
@@ -293,14 +678,14 @@ async fn customer_with_an_invoice(app: &TestApp) -> (Browser<'_>, String) {
         .as_str()
         .unwrap()
         .to_string();
-    let (id, _) = manual::issue(
-        &app.state.portal,
-        &RequestMeta::default(),
-        Actor::System,
-        uuid::Uuid::parse_str(&sub).unwrap(),
+    // Its first invoice was issued with the order.
+    let id: uuid::Uuid = domain::on_db!(&app.state.portal.db, pool => sqlx::query_scalar(
+        "SELECT id FROM invoices WHERE subscription_id = $1"
     )
+    .bind(uuid::Uuid::parse_str(&sub).unwrap())
+    .fetch_one(pool)
     .await
-    .unwrap();
+    .unwrap());
     (bea, id.to_string())
 }
 
@@ -321,6 +706,7 @@ async fn invoice_links_open_the_invoice_alone_until_revoked(backend: Backend) {
     args.extend(["--invoice-link-opens-per-minute", "8"]);
     let app = common::spawn_app_args(backend, None, &args).await;
     let (mut bea, id) = customer_with_an_invoice(&app).await;
+    app.clock.advance(time::Duration::seconds(1));
 
     // "Create a link": the answer shows it once.
     let response = bea
@@ -425,6 +811,8 @@ async fn invoice_links_open_the_invoice_alone_until_revoked(backend: Backend) {
 
 both_backends!(
     invoice_links_open_the_invoice_alone_until_revoked,
+    invoice_pdfs_are_rendered_once_and_hold_the_document,
+    manual_subscriptions_are_invoiced_once_per_period_and_unpaid_ones_walk_into_dunning,
     manual_invoices_are_frozen_documents_their_owner_sees,
     stripe_invoices_are_frozen_when_finalised_and_their_totals_checked,
 );

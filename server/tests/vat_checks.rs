@@ -76,6 +76,19 @@ async fn invoice_now(app: &TestApp, browser: &mut Browser<'_>) -> (i64, i64) {
     )
     .unwrap();
     let portal = &app.state.portal;
+    // The one issued before (the order's first, say) is withdrawn first.
+    let open: Vec<uuid::Uuid> = domain::on_db!(&portal.db, pool => sqlx::query_scalar(
+        "SELECT id FROM invoices WHERE subscription_id = $1 AND status = 'open'"
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    for invoice in open {
+        manual::void(portal, &RequestMeta::default(), Actor::System, invoice)
+            .await
+            .unwrap();
+    }
     let (invoice, _) = manual::issue(portal, &RequestMeta::default(), Actor::System, id)
         .await
         .unwrap();
@@ -210,6 +223,213 @@ async fn a_vat_number_counts_only_once_vies_confirms_it(backend: Backend) {
     app.cleanup().await;
 }
 
+/// One sale of the tax table: who buys, what, and the tax the invoice must carry.
+struct Sale {
+    email: &'static str,
+    country: &'static str,
+    vat_number: Option<&'static str>,
+    plan: &'static str,
+    currency: &'static str,
+    /// (rate in basis points, whose VAT), or None for no VAT line.
+    tax: Option<(u32, Option<&'static str>)>,
+    note: Option<&'static str>,
+}
+
+/// Every invoice adds up: the lines make the subtotal, each tax line is its rate of its base
+/// rounded half up, and subtotal plus taxes make the total, for sales across the tax table
+/// (the seller is Finnish). Proration lines are Stripe's, checked the same way in
+/// `invoices.rs` (an upgrade's invoice).
+async fn invoices_add_up_for_every_kind_of_sale(backend: Backend) {
+    let vies = ViesServer::start();
+    let app = common::spawn_app_args(
+        backend,
+        None,
+        &[
+            "--vies-url",
+            &vies.base,
+            "--seller-vat-number",
+            "FI12345671",
+        ],
+    )
+    .await;
+    let sales = [
+        // Domestic: Finnish VAT, 25.5 % of 11.00 USD is 2.805, rounded half up to 2.81.
+        Sale {
+            email: "fi@example.com",
+            country: "FI",
+            vat_number: None,
+            plan: "starter",
+            currency: "usd",
+            tax: Some((2550, Some("FI"))),
+            note: None,
+        },
+        Sale {
+            email: "fi2@example.com",
+            country: "FI",
+            vat_number: None,
+            plan: "enterprise",
+            currency: "eur",
+            tax: Some((2550, Some("FI"))),
+            note: None,
+        },
+        // EU consumers pay their own country's VAT.
+        Sale {
+            email: "de@example.com",
+            country: "DE",
+            vat_number: None,
+            plan: "starter",
+            currency: "eur",
+            tax: Some((1900, Some("DE"))),
+            note: None,
+        },
+        Sale {
+            email: "fr@example.com",
+            country: "FR",
+            vat_number: None,
+            plan: "business",
+            currency: "eur",
+            tax: Some((2000, Some("FR"))),
+            note: None,
+        },
+        Sale {
+            email: "nl@example.com",
+            country: "NL",
+            vat_number: None,
+            plan: "starter",
+            currency: "usd",
+            tax: Some((2100, Some("NL"))),
+            note: None,
+        },
+        Sale {
+            email: "hu@example.com",
+            country: "HU",
+            vat_number: None,
+            plan: "business",
+            currency: "eur",
+            tax: Some((2700, Some("HU"))),
+            note: None,
+        },
+        Sale {
+            email: "lu@example.com",
+            country: "LU",
+            vat_number: None,
+            plan: "starter",
+            currency: "eur",
+            tax: Some((1700, Some("LU"))),
+            note: None,
+        },
+        // EU businesses with a confirmed VAT number: reverse charge, both numbers on the invoice.
+        Sale {
+            email: "debiz@example.com",
+            country: "DE",
+            vat_number: Some("DE811907980"),
+            plan: "business",
+            currency: "eur",
+            tax: Some((0, None)),
+            note: Some("tax.reverse_charge_note"),
+        },
+        Sale {
+            email: "nlbiz@example.com",
+            country: "NL",
+            vat_number: Some("NL004495445B01"),
+            plan: "starter",
+            currency: "usd",
+            tax: Some((0, None)),
+            note: Some("tax.reverse_charge_note"),
+        },
+        // Outside the EU: no VAT, the export note.
+        Sale {
+            email: "us@example.com",
+            country: "US",
+            vat_number: None,
+            plan: "starter",
+            currency: "usd",
+            tax: None,
+            note: Some("tax.outside_eu_note"),
+        },
+        Sale {
+            email: "ch@example.com",
+            country: "CH",
+            vat_number: None,
+            plan: "enterprise",
+            currency: "eur",
+            tax: None,
+            note: Some("tax.outside_eu_note"),
+        },
+    ];
+    let mut buyers = Vec::new();
+    for sale in &sales {
+        let mut buyer = business(
+            &app,
+            sale.email,
+            sale.country,
+            sale.vat_number.unwrap_or(""),
+        )
+        .await;
+        let name = format!("{}-home", sale.email.split('@').next().unwrap());
+        order(&mut buyer, sale.plan, &name, sale.currency).await;
+        buyers.push(buyer);
+    }
+    // VIES confirms the numbers; their invoices are issued again with the reverse charge.
+    app.run_jobs().await;
+    for (sale, buyer) in sales.iter().zip(buyers.iter_mut()) {
+        if sale.vat_number.is_some() {
+            invoice_now(&app, buyer).await;
+        }
+    }
+
+    let documents: Vec<(String, String, Option<String>, i64)> = domain::on_db!(&app.state.portal.db, pool => sqlx::query_as(
+        "SELECT u.email_normalized, i.document, i.totals_mismatch, i.tax FROM invoices i \
+         JOIN memberships m ON m.customer_id = i.customer_id JOIN users u ON u.id = m.user_id \
+         WHERE i.status = 'open'"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    assert_eq!(documents.len(), sales.len());
+    for sale in &sales {
+        let (_, document, mismatch, stated_tax) = documents
+            .iter()
+            .find(|d| d.0 == sale.email)
+            .unwrap_or_else(|| panic!("an invoice for {}", sale.email));
+        let doc: serde_json::Value = serde_json::from_str(document).unwrap();
+        let who = sale.email;
+        assert_eq!(*mismatch, None, "{who}");
+        let lines: i64 = doc["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["amount"].as_i64().unwrap())
+            .sum();
+        let subtotal = doc["subtotal"].as_i64().unwrap();
+        assert_eq!(lines, subtotal, "{who}");
+        let taxes = doc["taxes"].as_array().unwrap();
+        match sale.tax {
+            Some((rate, country)) => {
+                assert_eq!(taxes.len(), 1, "{who}: {doc}");
+                assert_eq!(taxes[0]["rate_bp"], rate, "{who}");
+                assert_eq!(taxes[0]["country"].as_str(), country, "{who}");
+                assert_eq!(taxes[0]["taxable"], subtotal, "{who}");
+                // Half up, computed here on its own.
+                let expected = (subtotal * i64::from(rate) + 5_000) / 10_000;
+                assert_eq!(taxes[0]["amount"], expected, "{who}");
+                assert_eq!(*stated_tax, expected, "{who}");
+            }
+            None => assert!(taxes.is_empty(), "{who}: {doc}"),
+        }
+        let tax: i64 = taxes.iter().map(|t| t["amount"].as_i64().unwrap()).sum();
+        assert_eq!(doc["total"].as_i64().unwrap(), subtotal + tax, "{who}");
+        assert_eq!(doc["tax_note"].as_str(), sale.note, "{who}");
+        if let Some(number) = sale.vat_number {
+            assert_eq!(doc["seller"]["vat_number"], "FI12345671", "{who}");
+            assert_eq!(doc["buyer"]["vat_number"], number, "{who}");
+        }
+    }
+    let fi = documents.iter().find(|d| d.0 == "fi@example.com").unwrap();
+    assert_eq!(fi.3, 281, "2.805 rounds half up");
+    app.cleanup().await;
+}
+
 /// The client meets each answer VIES gives: valid, invalid, each error, and a service slower
 /// than the timeout.
 #[tokio::test]
@@ -266,4 +486,7 @@ async fn the_vies_client_reads_every_answer() {
     assert_eq!(sent.last().unwrap()["vatNumber"], "123456789");
 }
 
-both_backends!(a_vat_number_counts_only_once_vies_confirms_it);
+both_backends!(
+    a_vat_number_counts_only_once_vies_confirms_it,
+    invoices_add_up_for_every_kind_of_sale,
+);

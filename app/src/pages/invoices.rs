@@ -58,17 +58,23 @@ fn InvoiceTable(rows: Vec<InvoiceRow>) -> impl IntoView {
                     <th scope="col">{tr("invoice.col_period")}</th>
                     <th scope="col" class="amount">{tr("invoice.col_total")}</th>
                     <th scope="col">{tr("invoice.col_status")}</th>
+                    <th scope="col">{tr("invoice.col_pdf")}</th>
                 </tr></thead>
                 <tbody>
-                    {rows.into_iter().map(|row| view! {
+                    {rows.into_iter().map(|row| {
+                        let pdf = format!("/billing/invoices/{}/pdf", row.id);
+                        let file = format!("invoice-{}.pdf", row.number);
+                        let pdf_label = format!("{} {}", tr("invoice.col_pdf"), row.number);
+                        view! {
                         <tr data-invoice=row.id.clone()>
                             <th scope="row"><a href=format!("/billing/invoices/{}", row.id)>{row.number}</a></th>
                             <td>{row.issued}</td>
                             <td>{row.period}</td>
                             <td class="amount">{row.total}</td>
                             <td class="status">{row.status}</td>
+                            <td><a class="pdf" href=pdf download=file aria-label=pdf_label>{tr("invoice.col_pdf")}</a></td>
                         </tr>
-                    }).collect_view()}
+                    }}).collect_view()}
                 </tbody>
             </table>
         </div>
@@ -95,7 +101,7 @@ pub fn InvoicePage() -> impl IntoView {
                             let id = invoice.id.clone();
                             view! {
                                 <FlashMessages flash=flash form="links"/>
-                                <InvoiceDocument invoice/>
+                                <InvoiceDocument pdf=format!("/billing/invoices/{id}/pdf") invoice/>
                                 <InvoiceLinks id links/>
                             }.into_any()
                         }
@@ -161,9 +167,10 @@ fn InvoiceLinks(id: String, links: Vec<LinkView>) -> impl IntoView {
     .into_any()
 }
 
-/// The document as frozen, with the payment state beside it (not part of the document).
+/// The document as frozen, with the payment state beside it (not part of the document), and
+/// a link to its PDF at `pdf`.
 #[component]
-pub fn InvoiceDocument(invoice: InvoiceView) -> impl IntoView {
+pub fn InvoiceDocument(invoice: InvoiceView, pdf: String) -> impl IntoView {
     let line_list = |lines: Vec<String>| {
         lines
             .into_iter()
@@ -178,6 +185,8 @@ pub fn InvoiceDocument(invoice: InvoiceView) -> impl IntoView {
                     <span class="status">{invoice.status.clone()}</span>
                     {invoice.paid.clone().map(|paid| view! { " · "<span class="paid">{paid}</span> })}
                 </p>
+                <p class="no-print"><a class="pdf" href=pdf download=format!("invoice-{}.pdf", invoice.number)>
+                    {tr("invoice.download_pdf")}</a></p>
             </header>
             <div class="parties">
                 <section aria-labelledby="seller-heading">

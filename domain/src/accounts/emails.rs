@@ -23,7 +23,7 @@ struct HtmlEmail<'a> {
     subject: &'a str,
     greeting: &'a str,
     paragraphs: &'a [String],
-    button: &'a Option<Button>,
+    buttons: &'a [Button],
     footer: &'a Option<String>,
 }
 
@@ -33,7 +33,7 @@ struct TextEmail<'a> {
     site_name: &'a str,
     greeting: &'a str,
     paragraphs: &'a [String],
-    button: &'a Option<Button>,
+    buttons: &'a [Button],
     footer: &'a Option<String>,
 }
 
@@ -112,6 +112,21 @@ pub fn compose_with(
     link: Option<&str>,
     vars: &[(&str, &str)],
 ) -> OutgoingEmail {
+    let buttons: Vec<(&str, &str)> = link.map(|link| ("button", link)).into_iter().collect();
+    compose_with_buttons(kind, locale, to, user_id, name, &buttons, vars)
+}
+
+/// As [`compose_with`], with several buttons: each is `(message, link)`, the label being the
+/// message `email.<kind>.<message>` (the first falls back to "Open the link").
+pub fn compose_with_buttons(
+    kind: Kind,
+    locale: Locale,
+    to: &str,
+    user_id: Uuid,
+    name: &str,
+    buttons: &[(&str, &str)],
+    vars: &[(&str, &str)],
+) -> OutgoingEmail {
     let base = format!("email.{}", kind.key());
     let message = |part: &str| {
         vars.iter().fold(
@@ -126,11 +141,14 @@ pub fn compose_with(
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
-    let button = link.map(|link| Button {
-        label: optional(locale, &format!("{base}.button"))
-            .unwrap_or_else(|| t(locale, "email.open_link")),
-        link: link.to_string(),
-    });
+    let buttons: Vec<Button> = buttons
+        .iter()
+        .map(|(part, link)| Button {
+            label: optional(locale, &format!("{base}.{part}"))
+                .unwrap_or_else(|| t(locale, "email.open_link")),
+            link: link.to_string(),
+        })
+        .collect();
     let footer = optional(locale, &format!("{base}.footer"));
     let site_name = t(locale, "site.name");
     let html = HtmlEmail {
@@ -139,7 +157,7 @@ pub fn compose_with(
         subject: &subject,
         greeting: &greeting,
         paragraphs: &paragraphs,
-        button: &button,
+        buttons: &buttons,
         footer: &footer,
     }
     .render()
@@ -148,7 +166,7 @@ pub fn compose_with(
         site_name: &site_name,
         greeting: &greeting,
         paragraphs: &paragraphs,
-        button: &button,
+        buttons: &buttons,
         footer: &footer,
     }
     .render()

@@ -76,6 +76,7 @@ pub async fn mark_needed(
             super::dunning::notify(
                 &mut tx,
                 portal,
+                subscription_id,
                 customer_id,
                 Kind::PaymentActionRequired,
                 &server_name,

@@ -140,21 +140,22 @@ fn plan_of_price(portal: &Portal, price: &str) -> Option<(String, String)> {
 }
 
 /// Stores `document` for the invoice unless one is there already (a document never changes),
-/// with what did not add up. Returns whether it was stored.
+/// with what did not add up, and asks for its PDF. Returns whether it was stored.
 async fn store(
     tx: &mut Tx,
+    portal: &Portal,
     invoice_id: Uuid,
     document: &InvoiceDocument,
     stated_tax: i64,
-    now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let now = portal.clock.now_ms();
     let mismatch = check_totals(document, stated_tax);
     if let Some(problem) = &mismatch {
         tracing::error!(invoice = %invoice_id, number = %document.number, %problem,
             "an invoice's totals do not add up from its lines");
     }
     let text = serde_json::to_string(document).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    on_tx!(tx, conn => sqlx::query(
+    let stored = on_tx!(tx, conn => sqlx::query(
         "UPDATE invoices SET document = $2, frozen_at = $3, totals_mismatch = $4 WHERE id = $1 AND document IS NULL",
     )
     .bind(invoice_id)
@@ -163,7 +164,11 @@ async fn store(
     .bind(mismatch)
     .execute(conn)
     .await
-    .map(|r| r.rows_affected() == 1))
+    .map(|r| r.rows_affected() == 1))?;
+    if stored {
+        super::pdfs::request_render(tx, portal).await?;
+    }
+    Ok(stored)
 }
 
 #[derive(sqlx::FromRow)]
@@ -302,7 +307,7 @@ pub async fn freeze_manual(
         on_tx!(tx, conn => sqlx::query_as(&sql).bind(invoice_id).fetch_optional(conn).await)?;
     if let Some(document) = row.as_ref().and_then(|r| build(portal, r, None, None)) {
         let tax = row.as_ref().map(|r| r.tax).unwrap_or_default();
-        store(tx, invoice_id, &document, tax, portal.clock.now_ms()).await?;
+        store(tx, portal, invoice_id, &document, tax).await?;
     }
     Ok(())
 }
@@ -353,14 +358,7 @@ pub async fn freeze_stripe(
         .collect();
     if let Some(document) = build(portal, &row, Some(&invoice.lines), Some(taxes)) {
         let mut tx = portal.db.begin().await?;
-        store(
-            &mut tx,
-            row.id,
-            &document,
-            invoice.tax,
-            portal.clock.now_ms(),
-        )
-        .await?;
+        store(&mut tx, portal, row.id, &document, invoice.tax).await?;
         tx.commit().await?;
     }
     Ok(())
@@ -380,7 +378,7 @@ pub async fn backfill(portal: &Portal) -> Result<usize, sqlx::Error> {
     for row in rows {
         if let Some(document) = build(portal, &row, None, None) {
             let mut tx = portal.db.begin().await?;
-            if store(&mut tx, row.id, &document, row.tax, portal.clock.now_ms()).await? {
+            if store(&mut tx, portal, row.id, &document, row.tax).await? {
                 frozen += 1;
             }
             tx.commit().await?;

@@ -50,10 +50,13 @@ struct Overdue {
     method: Method,
 }
 
-/// Queues the email of a dunning step to the customer's owner, in the caller's transaction.
+/// Queues the email of a dunning step about the subscription to the customer's owner, in the
+/// caller's transaction. A step about an unpaid invoice carries a link to that invoice (its
+/// oldest open one), made for this email.
 pub async fn notify(
     tx: &mut Tx,
     portal: &Portal,
+    subscription_id: Uuid,
     customer_id: Uuid,
     kind: Kind,
     server_name: &str,
@@ -71,24 +74,41 @@ pub async fn notify(
     };
     // Where the customer acts: the card page, or the dashboard's "Confirm the payment" button
     // (a link opens a page; the button there POSTs).
-    let link = match kind {
+    let action = match kind {
         Kind::PaymentFailed | Kind::SuspensionMarked => {
             Some(format!("{}/billing/card", portal.public_url))
         }
         Kind::PaymentActionRequired => Some(format!("{}/dashboard", portal.public_url)),
         _ => None,
     };
+    let unpaid = match kind {
+        Kind::PaymentFailed | Kind::SuspensionMarked | Kind::SuspensionMarkedManual => {
+            unpaid_invoice(tx, subscription_id).await?
+        }
+        _ => None,
+    };
+    let invoice_link = match unpaid {
+        Some(invoice) => Some(super::links::for_email(tx, portal, invoice).await?),
+        None => None,
+    };
+    let mut buttons = Vec::new();
+    if let Some(action) = &action {
+        buttons.push(("button", action.as_str()));
+    }
+    if let Some(link) = &invoice_link {
+        buttons.push(("invoice_button", link.as_str()));
+    }
     let (suspend, cancel) = (
         policy.suspend_after_days.to_string(),
         policy.cancel_after_days.to_string(),
     );
-    let message = emails::compose_with(
+    let message = emails::compose_with_buttons(
         kind,
         Locale::En,
         &email,
         user_id,
         &name,
-        link.as_deref(),
+        &buttons,
         &[
             ("server", server_name),
             ("suspend_days", &suspend),
@@ -97,6 +117,17 @@ pub async fn notify(
     );
     mail::enqueue(tx, &message, &*portal.clock, &*portal.random).await?;
     Ok(())
+}
+
+/// The subscription's oldest open invoice that has its document.
+async fn unpaid_invoice(tx: &mut Tx, subscription_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT id FROM invoices WHERE subscription_id = $1 AND status = 'open' AND document IS NOT NULL \
+         ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(subscription_id)
+    .fetch_optional(conn)
+    .await)
 }
 
 /// Applies the timers once. Safe to run on every replica: each step is recorded in the same
@@ -137,6 +168,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
             notify(
                 &mut tx,
                 portal,
+                o.id,
                 o.customer_id,
                 if o.method == Method::Stripe {
                     Kind::SuspensionMarked
@@ -186,6 +218,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
         notify(
             &mut tx,
             portal,
+            o.id,
             o.customer_id,
             Kind::CanceledForNonPayment,
             &o.server_name,

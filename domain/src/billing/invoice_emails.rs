@@ -1,10 +1,12 @@
-//! Emails about a manual invoice to the customer's owner: the invoice issued (with the bank
-//! details, its payment reference and due date) and the receipt once it is paid. (Card
-//! invoices' emails come with the Stripe side of this work.) Each
-//! carries a link to the invoice (`/i/…`) made for that email, which the customer can revoke.
-//! Queued in the caller's transaction, so an email goes out exactly when its change commits.
+//! Emails about an invoice to the customer's owner: a manual invoice issued (with the bank
+//! details, its payment reference and due date), and the receipt once an invoice is paid (by
+//! bank transfer, or by card as Stripe reports it). A card invoice is charged when it is
+//! issued, so, as Stripe does, its customer gets the receipt, or dunning's "payment failed".
+//! Each carries a link to the invoice (`/i/…`) made for that email, which the customer can
+//! revoke. Queued in the caller's transaction, so an email goes out exactly when its change
+//! commits, and once per invoice (a column marks it sent).
 
-use super::documents::InvoiceDocument;
+use super::{documents::InvoiceDocument, InvoiceStatus};
 use crate::{
     accounts::emails::{self, Kind},
     db::Tx,
@@ -26,8 +28,8 @@ struct Addressee {
 }
 
 /// Queues the email of `kind` (InvoiceIssued or PaymentReceived) about the invoice to its
-/// customer's owner, with a new link to it. Nothing when the invoice has no document or its
-/// customer no owner with an address.
+/// customer's owner, with a new link to it. Nothing when the invoice has no document, its
+/// customer no owner with an address, or this email went out already.
 pub async fn send(
     tx: &mut Tx,
     portal: &Portal,
@@ -58,6 +60,21 @@ pub async fn send(
     let Ok(document) = serde_json::from_str::<InvoiceDocument>(&document) else {
         return Ok(());
     };
+    let marker = match kind {
+        Kind::PaymentReceived => "receipt_email_at",
+        _ => "issued_email_at",
+    };
+    let first = on_tx!(tx, conn => sqlx::query(&format!(
+        "UPDATE invoices SET {marker} = $2 WHERE id = $1 AND {marker} IS NULL"
+    ))
+    .bind(invoice_id)
+    .bind(portal.clock.now_ms())
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected() == 1))?;
+    if !first {
+        return Ok(());
+    }
     let link = super::links::for_email(tx, portal, invoice_id).await?;
     let locale = Locale::En;
     let total = format(document.total, &document.currency, locale);
@@ -98,4 +115,25 @@ pub async fn send(
     );
     mail::enqueue(tx, &message, &*portal.clock, &*portal.random).await?;
     Ok(())
+}
+
+/// After a Stripe invoice was synced: its receipt, once, when it is paid and charged something
+/// (a free trial's invoice for nothing gets none).
+pub async fn after_stripe_sync(portal: &Portal, stripe_invoice: &str) -> Result<(), sqlx::Error> {
+    let found: Option<(Uuid, InvoiceStatus, i64)> = crate::on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT id, status, amount_paid FROM invoices WHERE stripe_invoice_id = $1 \
+         AND document IS NOT NULL AND receipt_email_at IS NULL",
+    )
+    .bind(stripe_invoice)
+    .fetch_optional(pool)
+    .await)?;
+    let Some((id, InvoiceStatus::Paid, paid)) = found else {
+        return Ok(());
+    };
+    if paid <= 0 {
+        return Ok(());
+    }
+    let mut tx = portal.db.begin().await?;
+    send(&mut tx, portal, id, Kind::PaymentReceived).await?;
+    tx.commit().await
 }

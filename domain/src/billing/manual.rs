@@ -1,13 +1,16 @@
 //! Manual billing: customers who pay by bank transfer (every customer when the portal has no
-//! Stripe keys, or one switched by staff). Staff issue an invoice for a subscription's next
-//! period, mark it paid when the money arrives, or void it; the subscription follows the same
-//! states a card subscription goes through. The staff console will call these; until then the
-//! `server billing …` commands do.
+//! Stripe keys, or one switched by staff). An order's first invoice is issued when it is
+//! placed, and the invoice for each next period a configurable lead time before the period
+//! ends ([`RENEW_JOB`]); staff mark an invoice paid when the money arrives, void it, or issue
+//! one by hand. The subscription follows the same states a card subscription goes through,
+//! and never stays active past a period that was not paid. The staff console will call
+//! these; until then the `server billing …` commands do.
 
 use super::{
     accounts::{self, Method},
     details,
     numbering::{self, Series},
+    subscriptions::SubscriptionStatus,
     tax::tax_of,
     InvoiceStatus,
 };
@@ -36,6 +39,8 @@ pub enum ManualError {
     NotOpen(Uuid, InvoiceStatus),
     #[error("the plan {0} has no price in {1}")]
     NoPrice(String, String),
+    #[error("invoice {0} of this subscription is still open; mark it paid or void it first")]
+    AlreadyOpen(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -99,10 +104,11 @@ pub async fn request_manual(
 pub const PAYMENT_TERM_DAYS: i64 = 14;
 
 /// Manual subscriptions with an open invoice past its due date become past due from that
-/// date, so the dunning timers apply to them as to card subscriptions. Returns how many.
+/// date, and those whose paid period ended without a paid next one from that end, so the
+/// dunning timers apply to them as to card subscriptions. Returns how many.
 pub async fn mark_overdue(portal: &Portal) -> Result<u64, sqlx::Error> {
     let now = portal.clock.now_ms();
-    on_db!(&portal.db, pool => sqlx::query(
+    let unpaid_invoice = on_db!(&portal.db, pool => sqlx::query(
         "UPDATE subscriptions SET status = 'past_due', updated_at = $1, past_due_since = COALESCE(past_due_since, \
          (SELECT MIN(i.due_at) FROM invoices i WHERE i.subscription_id = subscriptions.id AND i.method = 'manual' \
           AND i.status = 'open' AND i.due_at <= $1)) \
@@ -112,7 +118,72 @@ pub async fn mark_overdue(portal: &Portal) -> Result<u64, sqlx::Error> {
     .bind(now)
     .execute(pool)
     .await
-    .map(|r| r.rows_affected()))
+    .map(|r| r.rows_affected()))?;
+    let period_ended = on_db!(&portal.db, pool => sqlx::query(
+        "UPDATE subscriptions SET status = 'past_due', updated_at = $1, \
+         past_due_since = COALESCE(past_due_since, current_period_end) \
+         WHERE method = 'manual' AND status = 'active' AND current_period_end <= $1",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(unpaid_invoice + period_ended)
+}
+
+/// The periodic job that issues manual subscriptions' invoices that are due.
+pub const RENEW_JOB: &str = "billing.issue_manual_invoices";
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: Uuid,
+    current_period_end: Option<i64>,
+}
+
+/// Issues every manual invoice that is due: an order's first when it has none (its request
+/// died before issuing it), and each next period's once its current one ends within the lead
+/// time. Exactly one per period, however often it runs and on however many replicas: a
+/// period with an invoice (even a voided one: staff withdrew it, and issue a new one by hand
+/// if they want one) gets no other. Returns how many it issued.
+pub async fn issue_due(portal: &Portal) -> Result<usize, ManualError> {
+    let horizon = portal.clock.now_ms() + i64::from(portal.manual_invoice_lead_days) * 86_400_000;
+    let due: Vec<Due> = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT s.id, s.current_period_end FROM subscriptions s WHERE s.method = 'manual' \
+         AND s.cancel_at_period_end = FALSE AND ( \
+           (s.status IN ('active', 'past_due') AND s.current_period_end <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id AND i.period_start = s.current_period_end)) \
+           OR (s.status = 'incomplete' AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id)))",
+    )
+    .bind(horizon)
+    .fetch_all(pool)
+    .await)?;
+    let mut issued = 0;
+    for sub in due {
+        let occasion = match sub.current_period_end {
+            Some(start) => Occasion::Renewal { start },
+            None => Occasion::First,
+        };
+        let meta = RequestMeta::default();
+        if issue_for(portal, &meta, Actor::System, sub.id, occasion)
+            .await?
+            .is_some()
+        {
+            issued += 1;
+        }
+    }
+    Ok(issued)
+}
+
+/// Why an invoice is issued, which decides its period and what makes it unnecessary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Occasion {
+    /// By staff: the next period (from the paid period's end, or now); refused while an
+    /// invoice of the subscription is open.
+    ByHand,
+    /// An order's first: none when the subscription has any invoice.
+    First,
+    /// The period from `start` (the paid period's end): none when that period has an invoice.
+    Renewal { start: i64 },
 }
 
 #[derive(sqlx::FromRow)]
@@ -122,6 +193,7 @@ struct Billable {
     billing_interval: String,
     currency: String,
     method: Method,
+    status: SubscriptionStatus,
     tax_rate_bp: i32,
     current_period_end: Option<i64>,
 }
@@ -144,26 +216,101 @@ fn period_end(start: i64, interval: Interval) -> i64 {
     crate::clock::to_millis(start_at.replace_date(date))
 }
 
-/// Issues the invoice for the subscription's next period (its first, for a new order):
-/// numbered `M-000001`, … in one series without gaps, with the tax of the subscription's
-/// decision and the buyer as the billing details say now.
+/// Issues the invoice for the subscription's next period (its first, for a new order), by
+/// hand: numbered `M-000001`, … in one series without gaps, with the tax of the
+/// subscription's decision and the buyer as the billing details say now. Refused while an
+/// invoice of the subscription is open.
 pub async fn issue(
     portal: &Portal,
     meta: &RequestMeta,
     actor: Actor,
     subscription_id: Uuid,
 ) -> Result<(Uuid, String), ManualError> {
-    let sub: Option<Billable> = on_db!(&portal.db, pool => sqlx::query_as(
-        "SELECT customer_id, plan_id, billing_interval, currency, method, tax_rate_bp, current_period_end \
-         FROM subscriptions WHERE id = $1",
+    issue_for(portal, meta, actor, subscription_id, Occasion::ByHand)
+        .await
+        .map(|issued| issued.expect("an invoice by hand is issued or refused"))
+}
+
+/// Issues a new order's first invoice, unless it has one already.
+pub async fn issue_first(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    subscription_id: Uuid,
+) -> Result<Option<(Uuid, String)>, ManualError> {
+    issue_for(portal, meta, actor, subscription_id, Occasion::First).await
+}
+
+async fn issue_for(
+    portal: &Portal,
+    meta: &RequestMeta,
+    actor: Actor,
+    subscription_id: Uuid,
+    occasion: Occasion,
+) -> Result<Option<(Uuid, String)>, ManualError> {
+    let now = portal.clock.now_ms();
+    let mut tx = portal.db.begin().await?;
+    // The subscription's row is locked (SQLite: the database's write lock) first, so that of
+    // two replicas issuing at once the second sees the first's invoice.
+    let sub: Option<Billable> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "UPDATE subscriptions SET updated_at = updated_at WHERE id = $1 \
+         RETURNING customer_id, plan_id, billing_interval, currency, method, status, tax_rate_bp, current_period_end",
     )
     .bind(subscription_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await)?;
     let sub = sub.ok_or(ManualError::NoSuchSubscription(subscription_id))?;
     if sub.method != Method::Manual {
         return Err(ManualError::NotManual(subscription_id));
     }
+    let start = match occasion {
+        Occasion::ByHand => {
+            let open: Option<String> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+                "SELECT number FROM invoices WHERE subscription_id = $1 AND status = 'open' \
+                 ORDER BY created_at LIMIT 1",
+            )
+            .bind(subscription_id)
+            .fetch_optional(conn)
+            .await)?;
+            if let Some(number) = open {
+                return Err(ManualError::AlreadyOpen(number));
+            }
+            sub.current_period_end
+                .filter(|end| *end > now)
+                .unwrap_or(now)
+        }
+        Occasion::First => {
+            let invoiced: bool = on_tx!(&mut tx, conn => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1)",
+            )
+            .bind(subscription_id)
+            .fetch_one(conn)
+            .await)?;
+            if invoiced || sub.status != SubscriptionStatus::Incomplete {
+                return Ok(None);
+            }
+            now
+        }
+        Occasion::Renewal { start } => {
+            let invoiced: bool = on_tx!(&mut tx, conn => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND period_start = $2)",
+            )
+            .bind(subscription_id)
+            .bind(start)
+            .fetch_one(conn)
+            .await)?;
+            // Paid or ended since it was found due: nothing to issue.
+            let renews = sub.current_period_end == Some(start)
+                && matches!(
+                    sub.status,
+                    SubscriptionStatus::Active | SubscriptionStatus::PastDue
+                );
+            if invoiced || !renews {
+                return Ok(None);
+            }
+            start
+        }
+    };
     let interval = Interval::parse(&sub.billing_interval).unwrap_or_default();
     let amount = portal
         .plans
@@ -174,14 +321,8 @@ pub async fn issue(
         .map(|p| p.amount(interval))
         .ok_or_else(|| ManualError::NoPrice(sub.plan_id.clone(), sub.currency.clone()))?;
     let tax = tax_of(amount, sub.tax_rate_bp.max(0) as u32);
-    let now = portal.clock.now_ms();
-    let start = sub
-        .current_period_end
-        .filter(|end| *end > now)
-        .unwrap_or(now);
     let end = period_end(start, interval);
     let id = new_id(now, &*portal.random);
-    let mut tx = portal.db.begin().await?;
     let number = numbering::next(&mut tx, Series::Manual).await?;
     let buyer = details::buyer_snapshot(&mut tx, sub.customer_id).await?;
     let lines = serde_json::json!([{ "rate_bp": sub.tax_rate_bp, "amount": tax }]).to_string();
@@ -211,12 +352,19 @@ pub async fn issue(
     let event = AuditEvent::new(actor, "invoice.issued")
         .customer(sub.customer_id)
         .target("invoice", id)
-        .details(serde_json::json!({ "number": number, "total": amount + tax, "currency": sub.currency }));
+        .details(serde_json::json!({
+            "number": number, "total": amount + tax, "currency": sub.currency,
+            "occasion": match occasion {
+                Occasion::ByHand => "by hand",
+                Occasion::First => "order",
+                Occasion::Renewal { .. } => "renewal",
+            },
+        }));
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     super::documents::freeze_manual(&mut tx, portal, id).await?;
     super::invoice_emails::send(&mut tx, portal, id, Kind::InvoiceIssued).await?;
     tx.commit().await?;
-    Ok((id, number))
+    Ok(Some((id, number)))
 }
 
 #[derive(sqlx::FromRow)]

@@ -12,6 +12,7 @@ pub mod invoice_emails;
 pub mod links;
 pub mod manual;
 pub mod numbering;
+pub mod pdfs;
 pub mod stripe;
 pub mod subscriptions;
 pub mod sync;

@@ -363,7 +363,16 @@ pub async fn place(
             .await
             .unwrap_or_else(|e| Err(PaymentError::Unexpected(format!("order task: {e}"))))
         }
-        Method::Manual => Ok(()),
+        Method::Manual => {
+            // Its first invoice, emailed now. Should this fail, the order stands and the
+            // invoicing job issues it within the hour.
+            if let Err(error) =
+                super::manual::issue_first(portal, meta, actor, subscription_id).await
+            {
+                tracing::error!(subscription = %subscription_id, %error, "issuing an order's first invoice failed; the invoicing job retries");
+            }
+            Ok(())
+        }
     };
     Ok(Ok(Placed {
         subscription_id,
@@ -787,6 +796,7 @@ pub async fn record_state(
         super::dunning::notify(
             &mut tx,
             portal,
+            subscription_id,
             before.customer_id,
             Kind::PaymentFailed,
             &before.server_name,

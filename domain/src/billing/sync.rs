@@ -145,6 +145,13 @@ async fn adopt_setup(
 async fn sync_subscription(portal: &Portal, id: &str) -> Result<(), SyncError> {
     let gateway = portal.payments.as_ref().expect("checked by sync");
     let state = gateway.subscription(id).await?;
+    // Fallen overdue: the unpaid invoice is recorded first, so that the "payment failed" email
+    // can carry its link whichever of the two events arrives first.
+    if state.status.overdue() {
+        if let Some(latest) = &state.latest_invoice {
+            record_invoice(portal, &gateway.invoice(latest).await?).await?;
+        }
+    }
     let by_stripe_id: Option<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
         "SELECT id FROM subscriptions WHERE stripe_subscription_id = $1",
     )
@@ -246,6 +253,7 @@ pub async fn record_invoice(portal: &Portal, invoice: &InvoiceState) -> Result<(
     .execute(pool)
     .await
     .map(|_| ()))?;
-    // Finalised at Stripe: the document is frozen now, once.
-    super::documents::freeze_stripe(portal, invoice).await
+    // Finalised at Stripe: the document is frozen now, once; paid: the receipt goes out, once.
+    super::documents::freeze_stripe(portal, invoice).await?;
+    super::invoice_emails::after_stripe_sync(portal, &invoice.id).await
 }

@@ -68,35 +68,69 @@ pub fn not_found() -> Response {
     )
 }
 
+/// The invoice a token opens (recording the open), or the answer to give instead: too many
+/// requests from this address, or the one 404 for every token that opens nothing.
+async fn opened(
+    state: &AppState,
+    token: &str,
+    request: Request,
+) -> Result<domain::billing::documents::CustomerInvoice, Response> {
+    let ip = super::client_ip::from_request(&request, &state.config.trusted_proxies);
+    drop(request);
+    if let Some(ip) = ip {
+        if state.link_limiter.check(ip).is_err() {
+            let locale = Locale::En;
+            let main = format!("<h1>{}</h1>", escape(&t(locale, "invoice.link_too_many")));
+            return Err(html(
+                StatusCode::TOO_MANY_REQUESTS,
+                page(&t(locale, "invoice.link_too_many"), PAGE_CLASS, &main),
+            ));
+        }
+    }
+    match domain::billing::links::open(&state.portal, token).await {
+        Ok(Some(invoice)) => Ok(invoice),
+        Ok(None) => Err(not_found()),
+        Err(error) => {
+            tracing::error!(%error, "an invoice link could not be looked up");
+            Err(private(super::error_page::internal_error_response()))
+        }
+    }
+}
+
 pub async fn open(
     State(state): State<AppState>,
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    let ip = super::client_ip::from_request(&request, &state.config.trusted_proxies);
-    if let Some(ip) = ip {
-        if state.link_limiter.check(ip).is_err() {
-            let locale = Locale::En;
-            let main = format!("<h1>{}</h1>", escape(&t(locale, "invoice.link_too_many")));
-            return html(
-                StatusCode::TOO_MANY_REQUESTS,
-                page(&t(locale, "invoice.link_too_many"), PAGE_CLASS, &main),
-            );
-        }
-    }
-    let invoice = match domain::billing::links::open(&state.portal, &token).await {
-        Ok(Some(invoice)) => invoice,
-        Ok(None) => return not_found(),
-        Err(error) => {
-            tracing::error!(%error, "an invoice link could not be looked up");
-            return private(super::error_page::internal_error_response());
-        }
+    let invoice = match opened(&state, &token, request).await {
+        Ok(invoice) => invoice,
+        Err(response) => return response,
     };
     let view = app::server_fns::invoices::server::view(&invoice);
     let title = t(Locale::En, "invoice.heading").replace("%{number}", &view.number);
+    let pdf = format!("/i/{token}/pdf");
     let main = leptos::prelude::Owner::new().with(|| {
         use leptos::prelude::*;
-        view! { <app::pages::invoices::InvoiceDocument invoice=view/> }.to_html()
+        view! { <app::pages::invoices::InvoiceDocument invoice=view pdf/> }.to_html()
     });
     html(StatusCode::OK, page(&title, PAGE_CLASS, &main))
+}
+
+/// `/i/{token}/pdf`: the invoice's PDF, by the same link and on the same terms.
+pub async fn open_pdf(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    let invoice = match opened(&state, &token, request).await {
+        Ok(invoice) => invoice,
+        Err(response) => return response,
+    };
+    match crate::invoice_pdf::bytes(&state.portal, &invoice).await {
+        Ok(pdf) => private(crate::invoice_pdf::response(&invoice.document.number, pdf)),
+        Err(error) => {
+            tracing::error!(%error, "an invoice PDF could not be made");
+            private(super::error_page::internal_error_response())
+        }
+    }
 }

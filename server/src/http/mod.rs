@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .merge(forms::routes())
         .route("/webhooks/stripe", post(webhooks::stripe))
         .route("/i/{token}", get(invoice_links::open))
+        .route("/i/{token}/pdf", get(invoice_links::open_pdf))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

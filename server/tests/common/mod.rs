@@ -237,6 +237,40 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The text part of a delivered mail (an .eml of the test server's outbox) to `to` with
+    /// `subject`, or else of a queued one.
+    pub async fn mail_text(&self, to: &str, subject: &str) -> Option<String> {
+        if let Ok(entries) = std::fs::read_dir(self.data_dir.join("outbox")) {
+            for entry in entries.flatten() {
+                let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let header = |name: &str| {
+                    raw.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::trim)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                if header("To:") == to && header("Subject:") == subject {
+                    return Some(eml_text(&raw));
+                }
+            }
+        }
+        self.queued_mail(to, subject).await
+    }
+
+    /// The text part of the newest queued (not yet delivered) mail to `to` with `subject`.
+    pub async fn queued_mail(&self, to: &str, subject: &str) -> Option<String> {
+        domain::on_db!(&self.state.portal.db, pool => sqlx::query_scalar(
+            "SELECT text_body FROM outbox_emails WHERE recipient = $1 AND subject = $2 \
+             ORDER BY created_at DESC LIMIT 1"
+        )
+        .bind(to)
+        .bind(subject)
+        .fetch_optional(pool)
+        .await
+        .unwrap())
+    }
+
     /// Subjects of the mail to `to`: delivered (the .eml outbox of the test server) and queued.
     pub async fn mail_subjects(&self, to: &str) -> Vec<String> {
         let mut subjects = Vec::new();
@@ -316,4 +350,50 @@ macro_rules! both_backends {
             })*
         }
     };
+}
+
+/// The text/plain part of an .eml the portal wrote, decoded (quoted-printable or base64).
+fn eml_text(raw: &str) -> String {
+    use base64::Engine;
+    let raw = raw.replace("\r\n", "\n");
+    let Some(part) = raw.split("Content-Type: text/plain").nth(1) else {
+        return String::new();
+    };
+    let (headers, body) = part.split_once("\n\n").unwrap_or((part, ""));
+    let body = body.split("\n--").next().unwrap_or_default();
+    if headers.contains("quoted-printable") {
+        let joined = body.replace("=\n", "");
+        let mut bytes = Vec::new();
+        let mut rest = joined.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            match (b, tail) {
+                (b'=', [h, l, more @ ..]) => {
+                    let hex = [*h, *l];
+                    match u8::from_str_radix(std::str::from_utf8(&hex).unwrap_or("zz"), 16) {
+                        Ok(v) => {
+                            bytes.push(v);
+                            rest = more;
+                        }
+                        Err(_) => {
+                            bytes.push(b);
+                            rest = tail;
+                        }
+                    }
+                }
+                _ => {
+                    bytes.push(b);
+                    rest = tail;
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).to_string()
+    } else if headers.contains("base64") {
+        let compact: String = body.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).to_string()
+    } else {
+        body.to_string()
+    }
 }

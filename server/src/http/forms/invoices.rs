@@ -21,6 +21,27 @@ async fn owner(ctx: &FormContext) -> Result<(Uuid, Uuid), Response> {
     Ok((account.user_id, customer_id))
 }
 
+/// The invoice's PDF, for its owner.
+pub async fn pdf(ctx: FormContext, Path(id): Path<String>) -> Response {
+    let (_, customer_id) = match owner(&ctx).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let portal = &ctx.state.portal;
+    let invoice = match domain::billing::documents::get(&portal.db, customer_id, id).await {
+        Ok(Some(invoice)) => invoice,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(error) => return failure(&error.to_string()),
+    };
+    match crate::invoice_pdf::bytes(portal, &invoice).await {
+        Ok(bytes) => crate::invoice_pdf::response(&invoice.document.number, bytes),
+        Err(error) => failure(&error),
+    }
+}
+
 /// "Create a link": answers with a page that shows the new link this once.
 pub async fn create_link(ctx: FormContext, Path(id): Path<String>) -> Response {
     let (user, customer_id) = match owner(&ctx).await {

@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/order", post(orders::order))
         .route("/billing/invoices/{id}/links", post(invoices::create_link))
+        .route("/billing/invoices/{id}/pdf", get(invoices::pdf))
         .route(
             "/billing/invoices/{id}/links/{link}/revoke",
             post(invoices::revoke_link),
