@@ -79,6 +79,11 @@ export default async function globalSetup() {
       STRIPE_WEBHOOK_SECRET: 'whsec_portal_e2e',
       STRIPE_API_BASE: stripeBase,
       STRIPE_JS_URL: `${stripeBase}/js.stripe.com/v3/`,
+      // The seller every invoice names, with the bank account transfers go to.
+      PORTAL_SELLER_NAME: 'Example Hosting Oy',
+      PORTAL_SELLER_ADDRESS: 'Mannerheimintie 1; 00100 Helsinki; Finland',
+      PORTAL_SELLER_IBAN: 'FI2112345600000785',
+      PORTAL_SELLER_BIC: 'NDEAFIHH',
       // The EU's VIES service is played by the project's stand-in (no test reaches the EU).
       PORTAL_VIES_URL: `http://${vies}`,
     }, (line) => {

@@ -53,8 +53,11 @@ test('bank transfer: the order\'s invoice by email, in the history, on its page,
   expect(pdf.headers()['content-type']).toBe('application/pdf');
   expect(pdf.headers()['content-disposition']).toBe(`attachment; filename="invoice-${number}.pdf"`);
   expect((await pdf.body()).subarray(0, 5).toString()).toBe('%PDF-');
-  let results = await new AxeBuilder({ page }).analyze();
-  expect(results.violations.map((v) => v.id)).toEqual([]);
+  // axe runs in the page, so only where JavaScript does.
+  if (javaScriptEnabled) {
+    const results = await new AxeBuilder({ page }).analyze();
+    expect(results.violations.map((v) => v.id)).toEqual([]);
+  }
 
   // Its page: the document, how to pay, and the PDF; printed without the navigation.
   await row.locator('th a').click();
@@ -78,8 +81,10 @@ test('bank transfer: the order\'s invoice by email, in the history, on its page,
     (await other.getByRole('link', { name: 'Download the PDF' }).getAttribute('href'))!);
   expect(linkedPdf.status()).toBe(200);
   expect(await linkedPdf.body()).toEqual(await pdf.body());
-  results = await new AxeBuilder({ page: other }).analyze();
-  expect(results.violations.map((v) => v.id)).toEqual([]);
+  if (javaScriptEnabled) {
+    const results = await new AxeBuilder({ page: other }).analyze();
+    expect(results.violations.map((v) => v.id)).toEqual([]);
+  }
 
   // The email's link is listed on the invoice's page, opened twice (page and PDF); revoked,
   // it opens nothing.
