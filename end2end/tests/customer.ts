@@ -1,5 +1,6 @@
-// A verified, signed-in customer with billing details: what the billing tests start from.
-import { test, expect, Page } from '@playwright/test';
+// What the billing tests share: a verified, signed-in customer with billing details, and
+// revoking an invoice link.
+import { test, expect, Locator, Page } from '@playwright/test';
 import { waitForMail, linkIn } from './mail';
 
 const hydrated = (page: Page) => page.locator('html[data-hydrated="true"]');
@@ -39,3 +40,13 @@ export async function customer(page: Page, javaScriptEnabled: boolean, tag: stri
   return email;
 }
 
+
+/** Revokes the invoice link listed in `row`; the stranger's `other` page then finds nothing
+ *  at `link`. */
+export async function revokeLink(page: Page, row: Locator, other: Page, link: string) {
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await expect(page.getByRole('status')).toContainText('The link was revoked');
+  const gone = await other.goto(link);
+  expect(gone!.status()).toBe(404);
+  await expect(other.getByRole('heading', { name: 'Nothing here' })).toBeVisible();
+}

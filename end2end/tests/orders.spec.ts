@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-import { customer, open } from './customer';
+import { customer, open, revokeLink } from './customer';
 
 /** Types a card into the test server's Card Element and saves it. */
 async function enterCard(page: Page, number: string) {
@@ -93,11 +93,7 @@ test('card through Stripe.js, order, and the homeserver on the dashboard', async
   // Orla's link, beside the one the portal made for the receipt email.
   const orlas = page.locator('table.links tbody tr').filter({ hasText: 'Orla' });
   await expect(orlas.locator('.opened')).toHaveText('1');
-  await orlas.getByRole('button', { name: 'Revoke' }).click();
-  await expect(page.getByRole('status')).toContainText('The link was revoked');
-  const gone = await other.goto(link);
-  expect(gone!.status()).toBe(404);
-  await expect(other.getByRole('heading', { name: 'Nothing here' })).toBeVisible();
+  await revokeLink(page, orlas, other, link);
   await stranger.close();
   await page.goto('/dashboard');
 

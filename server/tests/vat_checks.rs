@@ -101,7 +101,8 @@ async fn invoice_now(app: &TestApp, browser: &mut Browser<'_>) -> (i64, i64) {
     .unwrap())
 }
 
-async fn a_vat_number_counts_only_once_vies_confirms_it(backend: Backend) {
+/// A portal whose seller is Finnish (VAT number FI12345671), asking the VIES stand-in.
+async fn finnish_seller_with_vies(backend: Backend) -> (ViesServer, TestApp) {
     let vies = ViesServer::start();
     let app = common::spawn_app_args(
         backend,
@@ -114,6 +115,11 @@ async fn a_vat_number_counts_only_once_vies_confirms_it(backend: Backend) {
         ],
     )
     .await;
+    (vies, app)
+}
+
+async fn a_vat_number_counts_only_once_vies_confirms_it(backend: Backend) {
+    let (vies, app) = finnish_seller_with_vies(backend).await;
 
     // A French business: until VIES confirms its number, French VAT (20 %) is charged.
     let mut fr = business(&app, "fr@example.com", "FR", "FR 40 303 265 045").await;
@@ -240,18 +246,7 @@ struct Sale {
 /// (the seller is Finnish). Proration lines are Stripe's, checked the same way in
 /// `invoices.rs` (an upgrade's invoice).
 async fn invoices_add_up_for_every_kind_of_sale(backend: Backend) {
-    let vies = ViesServer::start();
-    let app = common::spawn_app_args(
-        backend,
-        None,
-        &[
-            "--vies-url",
-            &vies.base,
-            "--seller-vat-number",
-            "FI12345671",
-        ],
-    )
-    .await;
+    let (_vies, app) = finnish_seller_with_vies(backend).await;
     let sales = [
         // Domestic: Finnish VAT, 25.5 % of 11.00 USD is 2.805, rounded half up to 2.81.
         Sale {
