@@ -46,14 +46,16 @@ post() { # path [curl args…]
 }
 # Verify the address by the link in the outbox's email (the portal writes .eml files there).
 verify=$("$PORTAL_TOOLS/venv/bin/python" - "$data/run/outbox" <<'PY'
-import email, pathlib, re, sys
-for path in sorted(pathlib.Path(sys.argv[1]).glob("*.eml")):
-    message = email.message_from_bytes(path.read_bytes())
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            found = re.search(r"/verify-email/[A-Za-z0-9_-]+", part.get_payload(decode=True).decode())
-            if found:
-                print(found.group(0)); sys.exit(0)
+import email, pathlib, re, sys, time
+for _ in range(100):  # the mail job delivers within a few seconds
+    for path in sorted(pathlib.Path(sys.argv[1]).glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes())
+        for part in message.walk():
+            if part.get_content_type() == "text/plain":
+                found = re.search(r"/verify-email/[A-Za-z0-9_-]+", part.get_payload(decode=True).decode())
+                if found:
+                    print(found.group(0)); sys.exit(0)
+    time.sleep(0.1)
 sys.exit("bench: no verification email")
 PY
 )

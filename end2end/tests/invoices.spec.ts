@@ -65,6 +65,10 @@ test('bank transfer: the order\'s invoice by email, in the history, on its page,
   await expect(page.getByRole('heading', { name: 'How to pay' })).toBeVisible();
   await expect(page.locator('.reference')).toHaveText(/^RF\d{2}M\d{6}$/);
   await expect(page.getByRole('link', { name: 'Download the PDF' })).toHaveAttribute('href', pdfHref);
+  if (javaScriptEnabled) {
+    const results = await new AxeBuilder({ page }).analyze();
+    expect(results.violations.map((v) => v.id)).toEqual([]);
+  }
   await page.emulateMedia({ media: 'print' });
   await expect(page.locator('.site-header')).toBeHidden();
   await expect(page.getByRole('link', { name: 'Download the PDF' })).toBeHidden();
@@ -86,13 +90,23 @@ test('bank transfer: the order\'s invoice by email, in the history, on its page,
     expect(results.violations.map((v) => v.id)).toEqual([]);
   }
 
-  // The email's link is listed on the invoice's page, opened twice (page and PDF); revoked,
-  // it opens nothing.
+  // A link of the customer's own, shown once, opened by the stranger; the email's link is
+  // listed beside it, opened twice (page and PDF). Revoked, the new link opens nothing.
   await page.reload();
+  await page.getByRole('button', { name: 'Create a link' }).click();
+  const created = new URL(await page.locator('input.new-link').inputValue()).pathname;
+  expect(created).toMatch(/^\/i\/[A-Za-z0-9_-]{43}$/);
+  await other.goto(created);
+  await expect(other.getByRole('heading', { name: `Invoice ${number}` })).toBeVisible();
+  await page.getByRole('link', { name: 'Back to the invoice' }).click();
   const links = page.locator('table.links tbody tr');
-  await expect(links).toHaveCount(1);
-  await expect(links.locator('td').nth(1)).toHaveText('The portal');
-  await expect(links.locator('.opened')).toHaveText('2');
-  await revokeLink(page, links, other, link);
+  await expect(links).toHaveCount(2);
+  const emailed = links.filter({ hasText: 'The portal' });
+  await expect(emailed.locator('.opened')).toHaveText('2');
+  const own = links.filter({ hasText: 'Orla' });
+  await expect(own.locator('.opened')).toHaveText('1');
+  await revokeLink(page, own, other, created);
+  await other.goto(link);
+  await expect(other.getByRole('heading', { name: `Invoice ${number}` })).toBeVisible();
   await stranger.close();
 });

@@ -1,4 +1,4 @@
-//! Prints how long one invoice PDF takes to render (p50 and p99 of 200 renders), for
+//! Prints how long one three-line invoice PDF takes to render (p50 and p99 of 200 renders), for
 //! `bench/invoices.sh`. Not a test: nothing here asserts a time. With a file name
 //! (`cargo run -p invoice-pdf --example render -- sample.pdf`), also writes the sample there,
 //! to look at.
@@ -31,14 +31,27 @@ fn main() {
             ("Due date".into(), "17 December 2026".into()),
         ],
         columns: ["Description".into(), "Period".into(), "Amount".into()],
-        lines: vec![[
-            "Business · monthly".into(),
-            "3 December 2026 – 3 January 2027".into(),
-            "€50".into(),
-        ]],
+        // Three lines: a plan change's two prorated lines and the next period.
+        lines: vec![
+            [
+                "Starter · monthly (change of plan, for the rest of the period)".into(),
+                "3 December 2026 – 3 January 2027".into(),
+                "−€8.06".into(),
+            ],
+            [
+                "Business · monthly (change of plan, for the rest of the period)".into(),
+                "3 December 2026 – 3 January 2027".into(),
+                "€40.32".into(),
+            ],
+            [
+                "Business · monthly".into(),
+                "3 January 2027 – 3 February 2027".into(),
+                "€50".into(),
+            ],
+        ],
         totals: vec![
-            ("Subtotal".into(), "€50".into()),
-            ("Total".into(), "€50".into()),
+            ("Subtotal".into(), "€82.26".into()),
+            ("Total".into(), "€82.26".into()),
         ],
         notes: vec![
             "Not subject to EU VAT: services supplied to a customer outside the European Union."
