@@ -86,6 +86,9 @@ export default async function globalSetup() {
       PORTAL_SELLER_BIC: 'NDEAFIHH',
       // The EU's VIES service is played by the project's stand-in (no test reaches the EU).
       PORTAL_VIES_URL: `http://${vies}`,
+      // Paid homeservers of these tests are not provisioned (provisioning finds no Synapse and
+      // they stay waiting): real Synapse runs in server/tests/homeservers.rs, a few at a time.
+      PORTAL_SYNAPSE_PYTHON: `${dataDir}/no-synapse-here/python`,
     }, (line) => {
       try {
         const json = JSON.parse(line);

@@ -5,6 +5,8 @@ PORTAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PORTAL_ROOT
 export PORTAL_TOOLS="${PORTAL_TOOLS:-$HOME/.cache/portal-tools}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portal-target}"
+# The Synapse that scripts/setup.sh installs, for the local homeserver driver.
+export PORTAL_SYNAPSE_PYTHON="${PORTAL_SYNAPSE_PYTHON:-$PORTAL_TOOLS/synapse/bin/python}"
 export PATH="$PORTAL_TOOLS/bin:$PORTAL_TOOLS/node_modules/.bin:$PATH"
 
 if [ -f "$PORTAL_TOOLS/toolchain" ] && [ "$(cat "$PORTAL_TOOLS/toolchain")" = rustup ]; then

@@ -56,6 +56,17 @@ if [ "${1:-}" = "--test" ] && ! "$PORTAL_TOOLS/venv/bin/python" -c 'import aiosm
   "$PORTAL_TOOLS/venv/bin/pip" install -q aiosmtpd==1.4.6 localstripe==1.15.10
 fi
 
+# 3b. Synapse (pinned), which the local driver runs for every homeserver, in a virtualenv of
+#     its own (its dependencies are not the test servers'); scripts/env.sh points
+#     PORTAL_SYNAPSE_PYTHON at it.
+synapse_version=1.163.2
+if ! "$PORTAL_TOOLS/synapse/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ != '$synapse_version')" 2>/dev/null; then
+  echo "setup: installing Synapse $synapse_version (about a minute)"
+  [ -x "$PORTAL_TOOLS/synapse/bin/python" ] || python3 -m venv "$PORTAL_TOOLS/synapse" 2>/dev/null \
+    || { apt_install python3-venv; python3 -m venv "$PORTAL_TOOLS/synapse"; }
+  "$PORTAL_TOOLS/synapse/bin/pip" install -q "matrix-synapse==$synapse_version"
+fi
+
 # 3. wasm-bindgen CLI: exactly the version of the wasm-bindgen crate in Cargo.lock.
 wb_version="$(grep -A1 '^name = "wasm-bindgen"$' "$PORTAL_ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
 if ! "$PORTAL_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $wb_version\$"; then

@@ -59,6 +59,14 @@ pub fn long_date(ms: i64) -> String {
     from_millis(ms).format(&format).unwrap_or_default()
 }
 
+/// "3 December 2026, 14:05 UTC": a moment as pages write it.
+pub fn long_date_time(ms: i64) -> String {
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+    );
+    from_millis(ms).format(&format).unwrap_or_default()
+}
+
 pub fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)

@@ -10,6 +10,7 @@ pub mod db;
 pub mod homeservers;
 pub mod i18n;
 pub mod jobs;
+pub mod leases;
 pub mod mail;
 pub mod money;
 pub mod personal_data;

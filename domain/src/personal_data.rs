@@ -168,6 +168,41 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("suspension_marked_at", true, NotPersonal),
             col("created_at", true, NotPersonal),
             col("updated_at", false, NotPersonal),
+            col("port", false, NotPersonal),
+            col("last_error", false, NotPersonal),
+            // Credentials of the portal's own user on the homeserver, sealed.
+            col("service_password", false, DeleteRow),
+            col("service_token", false, DeleteRow),
+            col("admin_user", true, NotPersonal),
+            // Sealed, and emptied once the customer reveals it: never exported.
+            col("admin_password", false, DeleteRow),
+            col("admin_password_revealed_at", true, NotPersonal),
+            col("running_since", true, NotPersonal),
+            col("terminate_after", true, NotPersonal),
+            col("down_since", true, NotPersonal),
+            col("down_alerted_at", true, NotPersonal),
+        ],
+    },
+    Table {
+        // Whether the homeserver answered each health check.
+        name: "homeserver_health",
+        owner_column: "homeserver_id",
+        columns: &[
+            col("homeserver_id", true, NotPersonal),
+            col("checked_at", true, NotPersonal),
+            col("healthy", true, NotPersonal),
+        ],
+    },
+    Table {
+        // What happened to a homeserver's process: starts, exits, restarts, failures.
+        name: "homeserver_events",
+        owner_column: "homeserver_id",
+        columns: &[
+            col("id", false, NotPersonal),
+            col("homeserver_id", true, NotPersonal),
+            col("at", true, NotPersonal),
+            col("kind", true, NotPersonal),
+            col("detail", true, NotPersonal),
         ],
     },
     Table {
@@ -354,6 +389,10 @@ pub static NON_PERSONAL_TABLES: &[(&str, &str)] = &[
         "work items only: payloads carry ids, never personal values, and rows are deleted when done",
     ),
     ("job_schedule", "the last time slot of each periodic job"),
+    (
+        "leases",
+        "which portal replica holds a named duty (the homeserver supervisor) and until when",
+    ),
     (
         "server_names",
         "homeserver names and the customer id that reserved them; names are public DNS labels, kept forever so none is reused",

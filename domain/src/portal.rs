@@ -39,4 +39,8 @@ pub struct Portal {
     pub invoice_link_days: Option<u32>,
     /// Days before a bank-transfer subscription's period ends when its next invoice is issued.
     pub manual_invoice_lead_days: u32,
+    /// Where homeservers run: each region's provisioner, server names, ports.
+    pub hosting: Arc<crate::homeservers::lifecycle::Hosting>,
+    /// Opens of invoice links this replica has not written yet.
+    pub link_opens: Arc<crate::billing::links::OpenLog>,
 }

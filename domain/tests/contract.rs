@@ -1133,6 +1133,12 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
         dunning: domain::billing::dunning::Policy::default(),
         invoice_link_days: None,
         manual_invoice_lead_days: 14,
+        hosting: Arc::new(domain::homeservers::lifecycle::Hosting::new(
+            domain::homeservers::provisioner::Provisioners::new(),
+            "localhost",
+            20000..=20999,
+        )),
+        link_opens: Default::default(),
     }
 }
 

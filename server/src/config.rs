@@ -314,6 +314,21 @@ pub struct Config {
     /// period is issued (and emailed); it is due 14 days after it is issued.
     #[arg(long, env = "PORTAL_MANUAL_INVOICE_LEAD_DAYS", default_value_t = 14)]
     pub manual_invoice_lead_days: u32,
+    /// The Python of a virtualenv with matrix-synapse, which the local driver runs
+    /// (`python -m synapse.app.homeserver`). scripts/env.sh sets it to the one
+    /// scripts/setup.sh installs.
+    #[arg(long, env = "PORTAL_SYNAPSE_PYTHON")]
+    pub synapse_python: Option<PathBuf>,
+    /// Homeservers are named `<name>.<this domain>`.
+    #[arg(long, env = "PORTAL_HOMESERVER_DOMAIN", default_value = "localhost")]
+    pub homeserver_domain: String,
+    /// Loopback ports for homeservers on the local driver, `first-last`; each keeps its port
+    /// for life.
+    #[arg(long, env = "PORTAL_HOMESERVER_PORTS", default_value = "20000-20999")]
+    pub homeserver_ports: String,
+    /// Days a homeserver's data is kept after its subscription ended, then deleted.
+    #[arg(long, env = "PORTAL_HOMESERVER_RETENTION_DAYS", default_value_t = 30)]
+    pub homeserver_retention_days: u32,
     /// The EU's VIES REST API, which confirms VAT numbers before a sale is invoiced without VAT
     /// (reverse charge). Empty: no number is ever confirmed and VAT is always charged.
     #[arg(
@@ -543,6 +558,23 @@ impl Config {
     }
 
     /// Checks values clap cannot: URLs and the contact.
+    /// PORTAL_HOMESERVER_PORTS as a range.
+    pub fn homeserver_ports(&self) -> Result<std::ops::RangeInclusive<u16>, String> {
+        let bad = || {
+            format!(
+                "PORTAL_HOMESERVER_PORTS must be first-last, two ports from 1024 to 65535 in order, got {:?}",
+                self.homeserver_ports
+            )
+        };
+        let (first, last) = self.homeserver_ports.split_once('-').ok_or_else(bad)?;
+        let first: u16 = first.trim().parse().map_err(|_| bad())?;
+        let last: u16 = last.trim().parse().map_err(|_| bad())?;
+        if first < 1024 || last < first {
+            return Err(bad());
+        }
+        Ok(first..=last)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let url = self.public_url();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -579,6 +611,21 @@ impl Config {
         }
         if self.manual_invoice_lead_days > 366 {
             return Err("PORTAL_MANUAL_INVOICE_LEAD_DAYS must be at most 366".into());
+        }
+        self.homeserver_ports()?;
+        let domain = &self.homeserver_domain;
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if domain.len() > 200 || !domain.split('.').all(label_ok) {
+            return Err(format!(
+                "PORTAL_HOMESERVER_DOMAIN must be a lower-case DNS name, got {domain:?}"
+            ));
         }
         if self.invoice_link_days == Some(0) {
             return Err("PORTAL_INVOICE_LINK_DAYS must be at least 1 (or unset: no expiry)".into());

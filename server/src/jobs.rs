@@ -1,6 +1,6 @@
 //! The job kinds this server runs, and their schedules.
 
-use domain::{jobs::Runner, mail::Mailer, Portal};
+use domain::{homeservers::lifecycle, jobs::Runner, mail::Mailer, Portal};
 
 pub const PURGE_SESSIONS: &str = "sessions.purge";
 pub const PURGE_UNVERIFIED: &str = "accounts.purge_unverified";
@@ -19,6 +19,10 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let documents_portal = portal.clone();
     let renew_portal = portal.clone();
     let pdf_portal = portal.clone();
+    let provision_portal = portal.clone();
+    let sweep_portal = portal.clone();
+    let follow_portal = portal.clone();
+    let health_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -166,6 +170,57 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
             Ok(())
         }
     })
+    .handle(lifecycle::PROVISION_JOB, move |payload| {
+        let portal = provision_portal.clone();
+        async move {
+            let id = payload["homeserver"]
+                .as_str()
+                .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                .ok_or("the job names no homeserver")?;
+            lifecycle::provision(&portal, id)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
+    .handle(lifecycle::SWEEP_JOB, move |_| {
+        let portal = sweep_portal.clone();
+        async move {
+            lifecycle::sweep(&portal)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .handle(lifecycle::FOLLOW_BILLING_JOB, move |_| {
+        let portal = follow_portal.clone();
+        async move {
+            let followed = lifecycle::follow_billing(&portal)
+                .await
+                .map_err(|e| e.to_string())?;
+            if followed != lifecycle::Followed::default() {
+                tracing::info!(?followed, "homeservers followed billing");
+            }
+            Ok(())
+        }
+    })
+    .handle(domain::homeservers::health::CHECK_JOB, move |_| {
+        let portal = health_portal.clone();
+        async move {
+            let checked = domain::homeservers::health::check(&portal)
+                .await
+                .map_err(|e| e.to_string())?;
+            if checked.down > 0 {
+                tracing::warn!(?checked, "homeservers did not answer their health check");
+            }
+            Ok(())
+        }
+    })
+    .every(
+        domain::homeservers::health::CHECK_JOB,
+        time::Duration::minutes(1),
+    )
+    .every(lifecycle::SWEEP_JOB, time::Duration::minutes(1))
+    .every(lifecycle::FOLLOW_BILLING_JOB, time::Duration::minutes(1))
     .every(domain::billing::pdfs::RENDER_JOB, time::Duration::hours(1))
     .every(domain::billing::manual::RENEW_JOB, time::Duration::hours(1))
     .every(domain::billing::vies::RECHECK_JOB, time::Duration::hours(1))

@@ -22,6 +22,8 @@ pub struct Built {
     pub router: Router,
     pub state: AppState,
     pub runner: domain::jobs::Runner,
+    /// Runs the homeservers' processes (whichever replica holds its lease).
+    pub supervisor: domain::homeservers::supervisor::Supervisor,
 }
 
 /// Connects to the database named by the configuration, creating the data directory for the
@@ -74,6 +76,31 @@ pub fn load_regions(
 }
 
 /// The seller, checked against the VAT rates (an EU member state, a well-formed VAT number).
+/// Each region's provisioner: every local region shares one local driver, which keeps the
+/// homeservers' data under PORTAL_DATA_DIR/homeservers.
+fn hosting(
+    config: &Config,
+    regions: &domain::homeservers::regions::RegionCatalog,
+) -> Result<domain::homeservers::lifecycle::Hosting, String> {
+    use domain::homeservers::{local::LocalDriver, provisioner::Provisioners, regions::Driver};
+    let local = Arc::new(LocalDriver::new(
+        config.synapse_python.clone(),
+        config.data_dir.join("homeservers"),
+    ));
+    let mut provisioners = Provisioners::new();
+    for region in &regions.regions {
+        provisioners = match region.driver {
+            Driver::Local => provisioners.with(&region.id, local.clone()),
+        };
+    }
+    Ok(domain::homeservers::lifecycle::Hosting::new(
+        provisioners,
+        &config.homeserver_domain,
+        config.homeserver_ports()?,
+    )
+    .retention_days(config.homeserver_retention_days))
+}
+
 fn seller(config: &Config) -> Result<domain::billing::Seller, String> {
     use domain::billing::{tax::VatRates, vat_number};
     let country = config.seller_country.trim().to_ascii_uppercase();
@@ -157,6 +184,7 @@ pub async fn build(
     config.check_mail()?;
     let plans = load_plans(&config)?;
     let regions = load_regions(&config)?;
+    let regions_for_hosting = regions.clone();
     let assets = state::load_assets(&config.site_root)?;
     let db = connect(&config).await?;
     db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
@@ -190,6 +218,8 @@ pub async fn build(
         },
         invoice_link_days: config.invoice_link_days,
         manual_invoice_lead_days: config.manual_invoice_lead_days,
+        hosting: Arc::new(hosting(&config, &regions_for_hosting)?),
+        link_opens: Default::default(),
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")
@@ -211,6 +241,7 @@ pub async fn build(
         assets,
         metrics: Metrics::default(),
         page_cache: PageCache::default(),
+        link_pages: Default::default(),
         recently_touched: Default::default(),
         auth_limiter,
         link_limiter,
@@ -228,6 +259,7 @@ pub async fn build(
     let runner = jobs::runner(&portal, mailer, state.config.session_absolute_hours);
     Ok(Built {
         router: http::router(state.clone()),
+        supervisor: domain::homeservers::supervisor::Supervisor::new(portal.clone()),
         state,
         runner,
     })

@@ -102,7 +102,12 @@ async fn serve(mut config: server::config::Config, started: Instant) -> Result<(
     .await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let jobs = tokio::spawn(built.runner.run_until(poll, wait_for(stop_rx)));
+    let jobs = tokio::spawn(built.runner.run_until(poll, wait_for(stop_rx.clone())));
+    let opens = tokio::spawn(write_link_opens(
+        built.state.portal.clone(),
+        stop_rx.clone(),
+    ));
+    let supervisor = tokio::spawn(built.supervisor.run_until(wait_for(stop_rx)));
     tracing::info!(
         %addr,
         public_url = %built.state.config.public_url(),
@@ -118,9 +123,30 @@ async fn serve(mut config: server::config::Config, started: Instant) -> Result<(
         .await;
     let _ = stop_tx.send(true);
     let _ = jobs.await;
+    let _ = opens.await;
+    let _ = supervisor.await;
     built.state.portal.db.close().await;
     tracing::info!("portal stopped");
     served.map_err(|e| format!("server: {e}"))
+}
+
+/// Writes the invoice-link opens this replica buffered, every two seconds and once more at
+/// shutdown.
+async fn write_link_opens(portal: domain::Portal, stop: tokio::sync::watch::Receiver<bool>) {
+    let stopped = wait_for(stop);
+    tokio::pin!(stopped);
+    loop {
+        let done = tokio::select! {
+            _ = &mut stopped => true,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
+        };
+        if let Err(error) = portal.link_opens.flush(&portal.db).await {
+            tracing::warn!(%error, "invoice link opens could not be written; kept for the next try");
+        }
+        if done {
+            break;
+        }
+    }
 }
 
 async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {

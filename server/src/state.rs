@@ -24,6 +24,8 @@ pub struct Shared {
     pub assets: AssetManifest,
     pub metrics: Metrics,
     pub page_cache: PageCache,
+    /// Invoice pages opened by link, rendered once per invoice and payment state.
+    pub link_pages: crate::http::invoice_links::LinkPages,
     /// Sessions whose use this replica recorded within the last minute.
     pub recently_touched: crate::http::sessions::RecentlyTouched,
     pub secrets_session_key: Vec<u8>,

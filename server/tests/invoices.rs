@@ -148,6 +148,44 @@ async fn manual_invoices_are_frozen_documents_their_owner_sees(backend: Backend)
     let page = invoice(&mut bea, &id).await;
     assert_eq!(page["status"], "Paid");
     assert_eq!(page["links"].as_array().unwrap().len(), 2);
+    // The link's page shows the payment state as it is now, though the page is kept rendered.
+    let status = |html: &str| {
+        let start = html.find("<span class=\"status\">").expect("a status") + 21;
+        html[start..start + html[start..].find('<').unwrap()].to_string()
+    };
+    assert_eq!(status(&opened), "Open");
+    let (_, _, reopened) = anonymous(&app, &format!("/i/{token}")).await;
+    assert_eq!(status(&reopened), "Paid");
+    assert!(
+        reopened.contains(&format!("href=\"/i/{token}/pdf\"")),
+        "the PDF by the same link"
+    );
+    // Compressed as plain, with the token in the same place.
+    let gzipped = reqwest::Client::new()
+        .get(app.url(&format!("/i/{token}")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gzipped.bytes().await.unwrap()[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, reopened);
+    let opens = |page: &serde_json::Value| -> i64 {
+        let links = page["links"].as_array().unwrap();
+        links.iter().map(|l| l["opened"].as_i64().unwrap()).sum()
+    };
+    assert_eq!(
+        opens(&page),
+        1,
+        "the owner's page counts the open just before"
+    );
+    let page = invoice(&mut bea, &id).await;
+    assert_eq!(opens(&page), 3);
 
     // Billing details changed later leave the document as it was.
     bea.post(

@@ -6,7 +6,7 @@ use crate::{
     i18n::tr,
     server_fns::{
         account::take_flash,
-        orders::{load_manage, ManageView},
+        orders::{load_manage, HostView, ManageView},
     },
 };
 use leptos::prelude::*;
@@ -42,6 +42,68 @@ pub fn HomeserverPage() -> impl IntoView {
     }
 }
 
+/// The homeserver itself: state and steps (the page refreshes itself while it is being set up,
+/// with or without JavaScript), server name, URL, and the first admin's password to reveal.
+#[component]
+fn Host(host: HostView, base: String) -> impl IntoView {
+    let settling = host.steps.iter().any(|(_, mark)| mark == "current")
+        && !host.state_key.ends_with("waiting_for_payment");
+    view! {
+        <section class="card host" aria-labelledby="host-title">
+            {settling.then(|| view! { <Meta http_equiv="refresh" content="5"/> })}
+            <h2 id="host-title">{tr("homeserver.title")}</h2>
+            <dl class="facts">
+                <dt>{tr("homeserver.col_state")}</dt>
+                <dd class="host-state">{tr(&host.state_key)}</dd>
+                <dt>{tr("homeserver.col_server_name")}</dt>
+                <dd class="server-name">{host.server_name.clone()}</dd>
+                {host.url.clone().map(|url| view! {
+                    <dt>{tr("homeserver.col_url")}</dt>
+                    <dd class="homeserver-url"><code>{url}</code></dd>
+                })}
+                {host.version.clone().map(|version| view! {
+                    <dt>{tr("homeserver.col_version")}</dt>
+                    <dd class="version">{version}</dd>
+                })}
+                {host.url.is_some().then(|| {
+                    let health = match (&host.down_since, &host.last_check) {
+                        (Some(since), _) => tr("homeserver.down_since").replace("%{time}", since),
+                        (None, Some(at)) => tr("homeserver.healthy_since_check").replace("%{time}", at),
+                        (None, None) => tr("homeserver.not_checked"),
+                    };
+                    view! {
+                        <dt>{tr("homeserver.col_health")}</dt>
+                        <dd class="health">{health}</dd>
+                        <dt>{tr("homeserver.col_uptime")}</dt>
+                        <dd class="uptime">{host.uptime.clone().unwrap_or_else(|| "—".to_string())}</dd>
+                    }
+                })}
+                {host.admin_user.clone().filter(|_| host.url.is_some()).map(|user| view! {
+                    <dt>{tr("homeserver.col_admin")}</dt>
+                    <dd class="admin-user"><code>{format!("@{user}:{}", host.server_name)}</code></dd>
+                })}
+            </dl>
+            {settling.then(|| view! {
+                <ol class="steps" aria-label=tr("homeserver.steps_label")>
+                    {host.steps.iter().map(|(key, mark)| {
+                        let current = (mark == "current").then_some("step");
+                        view! { <li class=format!("step-{mark}") aria-current=current>{tr(key)}</li> }
+                    }).collect_view()}
+                </ol>
+                <p><a href="">{tr("homeserver.refresh")}</a></p>
+            })}
+            {host.retrying.then(|| view! { <p class="alert" role="status">{tr("homeserver.retrying")}</p> })}
+            {host.password_to_reveal.then(|| view! {
+                <h3>{tr("homeserver.password_title")}</h3>
+                <p>{tr("homeserver.password_note")}</p>
+                <form method="post" action=format!("{base}/reveal-password")>
+                    <button class="button primary" type="submit">{tr("homeserver.reveal")}</button>
+                </form>
+            })}
+        </section>
+    }
+}
+
 #[component]
 fn Manage(view: ManageView) -> impl IntoView {
     let row = view.row.clone();
@@ -51,8 +113,10 @@ fn Manage(view: ManageView) -> impl IntoView {
         (Some(date), false) => date.clone(),
         (None, false) => "—".to_string(),
     };
+    let host = view.host.clone();
     view! {
         <h1>{row.server_name.clone()}</h1>
+        <Host host base=base.clone()/>
         <dl class="facts">
             <dt>{tr("dashboard.col_plan")}</dt>
             <dd class="plan">{row.plan.clone()}" · "{tr(&format!("order.interval_{}", row.interval))}</dd>

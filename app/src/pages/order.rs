@@ -147,7 +147,9 @@ fn OrderForm(view: OrderPageView, flash: Flash) -> impl IntoView {
                         <option value=id.clone() selected=*id == chosen_region>{label.clone()}</option>
                     }).collect_view()}
                 </select>
-                <p class="hint" id="order-region-hint">{tr("order.region_hint")}</p>
+                <p class="hint" id="order-region-hint">{tr("order.region_hint")}
+                    {view.regions_local.then(|| view! { " "{tr("order.regions_local")} })}
+                </p>
                 {region_error.map(|e| view! { <p class="field-error">{e}</p> })}
             </div>
             <Field flash=flash.clone() form="order" name="name" label=tr("order.name")

@@ -303,7 +303,7 @@ pub async fn load_invoice(id: String) -> Result<Option<InvoiceView>, ServerFnErr
     };
     let mut view = server::view(&invoice);
     let now = portal.clock.now_ms();
-    view.links = domain::billing::links::list(&portal.db, customer_id, id)
+    view.links = domain::billing::links::list(&portal, customer_id, id)
         .await
         .map_err(ServerFnError::new)?
         .iter()

@@ -46,6 +46,8 @@ pub struct OrderPageView {
     pub plans: Vec<PlanChoice>,
     /// (id, "Northern Europe (Helsinki, Finland)")
     pub regions: Vec<(String, String)>,
+    /// Every region runs on the portal's own machine (the local driver).
+    pub regions_local: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,28 @@ pub struct ManageView {
     pub preview: Option<(String, String)>,
     /// Plan changes and cancellation are offered (a running card subscription).
     pub changeable: bool,
+    pub host: HostView,
+}
+
+/// The homeserver itself: its state with the steps to running, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostView {
+    /// A translation key of the state.
+    pub state_key: String,
+    /// The steps to a running homeserver: translation key, and "done", "current" or "todo".
+    pub steps: Vec<(String, String)>,
+    pub server_name: String,
+    pub url: Option<String>,
+    pub admin_user: Option<String>,
+    pub password_to_reveal: bool,
+    /// Provisioning failed at least once and is being retried.
+    pub retrying: bool,
+    pub version: Option<String>,
+    /// "99.8 %" over 30 days, and when it was last checked.
+    pub uptime: Option<String>,
+    pub last_check: Option<String>,
+    /// It does not answer its health check, since this time.
+    pub down_since: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,12 +126,59 @@ mod server {
         domain::clock::long_date(ms)
     }
 
+    pub fn host(o: domain::homeservers::lifecycle::Overview) -> HostView {
+        use domain::billing::subscriptions::HomeserverState as State;
+        let reached = match o.state {
+            State::WaitingForPayment => 0,
+            State::WaitingForProvisioning | State::Provisioning => 1,
+            _ => 2,
+        };
+        let steps = [
+            "homeserver.step_paid",
+            "homeserver.step_provisioning",
+            "homeserver.step_running",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let done = i < reached || (i == 2 && o.state == State::Running);
+            let mark = if done {
+                "done"
+            } else if i == reached {
+                "current"
+            } else {
+                "todo"
+            };
+            (key.to_string(), mark.to_string())
+        })
+        .collect();
+        HostView {
+            state_key: format!("homeserver.state_{}", o.state.as_str()),
+            steps,
+            server_name: o.server_name,
+            url: o.url,
+            admin_user: o.admin_user,
+            password_to_reveal: o.password_to_reveal,
+            retrying: o.last_error.is_some()
+                && matches!(o.state, State::WaitingForProvisioning | State::Provisioning),
+            version: o.version,
+            uptime: o
+                .uptime_per_mille
+                .map(|m| format!("{}.{} %", m / 10, m % 10)),
+            last_check: o.last_check.map(domain::clock::long_date_time),
+            down_since: o.down_since.map(domain::clock::long_date_time),
+        }
+    }
+
     pub fn status_key(s: &domain::billing::subscriptions::Subscription) -> String {
         use domain::billing::subscriptions::{
             HomeserverState as Home, SubscriptionStatus as Status,
         };
         let manual = s.method == accounts::Method::Manual;
-        let waiting = s.homeserver_state == Home::WaitingForProvisioning;
+        let waiting = matches!(
+            s.homeserver_state,
+            Home::WaitingForProvisioning | Home::Provisioning
+        );
         // Every status is named: a new one is a compile error here, not a silent default.
         if s.payment_action_invoice.is_some() {
             return "dashboard.status_needs_confirmation".to_string();
@@ -297,6 +368,7 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
         })
         .collect();
     Ok(OrderPageView {
+        regions_local: portal.regions.all_local(),
         email_verified: account.email_verified(),
         has_billing_details: details::load(&portal.db, customer_id)
             .await
@@ -387,7 +459,12 @@ pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
                 && portal.clock.now_ms() - p.at < crate::forms::PlanPreview::LIFETIME_MS
         })
         .map(|p| (p.plan, p.amount));
+    let overview = domain::homeservers::lifecycle::overview(&portal, sub.homeserver_id)
+        .await
+        .map_err(ServerFnError::new)?
+        .ok_or_else(|| ServerFnError::new("not found"))?;
     Ok(ManageView {
+        host: server::host(overview),
         plan_id: sub.plan_id.clone(),
         row: server::row(&portal, sub),
         plans,

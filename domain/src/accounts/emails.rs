@@ -58,6 +58,7 @@ pub enum Kind {
     PaymentActionRequired,
     InvoiceIssued,
     PaymentReceived,
+    HomeserverDown,
 }
 
 impl Kind {
@@ -80,6 +81,7 @@ impl Kind {
             Kind::PaymentActionRequired => "payment_action_required",
             Kind::InvoiceIssued => "invoice_issued",
             Kind::PaymentReceived => "payment_received",
+            Kind::HomeserverDown => "homeserver_down",
         }
     }
 }
@@ -184,7 +186,8 @@ pub fn compose_with_buttons(
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 17] = [
+    const KINDS: [Kind; 18] = [
+        Kind::HomeserverDown,
         Kind::InvoiceIssued,
         Kind::PaymentReceived,
         Kind::PaymentActionRequired,

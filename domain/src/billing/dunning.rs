@@ -98,9 +98,10 @@ pub async fn notify(
     if let Some(link) = &invoice_link {
         buttons.push(("invoice_button", link.as_str()));
     }
-    let (suspend, cancel) = (
+    let (suspend, cancel, retention) = (
         policy.suspend_after_days.to_string(),
         policy.cancel_after_days.to_string(),
+        portal.hosting.retention_days.to_string(),
     );
     let message = emails::compose_with_buttons(
         kind,
@@ -113,6 +114,7 @@ pub async fn notify(
             ("server", server_name),
             ("suspend_days", &suspend),
             ("cancel_days", &cancel),
+            ("retention_days", &retention),
         ],
     );
     mail::enqueue(tx, &message, &*portal.clock, &*portal.random).await?;
@@ -179,6 +181,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
             )
             .await?;
             report.marked += 1;
+            crate::homeservers::lifecycle::enqueue_follow_billing(&mut tx, portal).await?;
         }
         tx.commit().await?;
     }
@@ -224,6 +227,7 @@ pub async fn run(portal: &Portal) -> Result<Report, super::sync::SyncError> {
             &o.server_name,
         )
         .await?;
+        crate::homeservers::lifecycle::enqueue_follow_billing(&mut tx, portal).await?;
         tx.commit().await?;
         report.canceled += 1;
     }

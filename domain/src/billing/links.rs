@@ -4,7 +4,6 @@
 //! by whom, last opened, how often) and revokes any; a revoked or expired link is the same as
 //! one that never existed.
 
-use super::documents::{self, CustomerInvoice};
 use crate::{
     audit::{self, Actor, AuditEvent, RequestMeta},
     db::Db,
@@ -159,13 +158,15 @@ pub async fn revoke(
     Ok(revoked)
 }
 
-/// The links of one of the customer's invoices, newest first.
+/// The links of one of the customer's invoices, newest first. The opens this replica has
+/// buffered are written first, so the owner sees every open of their own links so far.
 pub async fn list(
-    db: &Db,
+    portal: &Portal,
     customer_id: Uuid,
     invoice_id: Uuid,
 ) -> Result<Vec<LinkRecord>, sqlx::Error> {
-    on_db!(db, pool => sqlx::query_as(
+    portal.link_opens.flush(&portal.db).await?;
+    on_db!(&portal.db, pool => sqlx::query_as(
         "SELECT l.id, l.created_at, u.display_name AS created_by, l.expires_at, l.revoked_at, \
          l.last_opened_at, l.open_count FROM invoice_links l JOIN invoices i ON i.id = l.invoice_id \
          LEFT JOIN users u ON u.id = l.created_by \
@@ -177,26 +178,109 @@ pub async fn list(
     .await)
 }
 
-/// Opens a link: the invoice it leads to, and the visit recorded ("last opened", the count:
-/// an access record a page load may write). None for a malformed, unknown, revoked or expired
-/// token, all alike.
-pub async fn open(portal: &Portal, token: &str) -> Result<Option<CustomerInvoice>, sqlx::Error> {
+/// What a link opened: its invoice and the invoice's payment state (the document itself is
+/// frozen, so a caller may keep it once read).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::FromRow)]
+pub struct Opened {
+    pub link_id: Uuid,
+    pub invoice_id: Uuid,
+    pub status: super::InvoiceStatus,
+    pub amount_paid: i64,
+    pub paid_at: Option<i64>,
+    pub card_last4: Option<String>,
+}
+
+/// Opens a link: the invoice it leads to, with the visit recorded ("last opened", the count:
+/// an access record a page load may write) in [`OpenLog`]. None for a malformed, unknown,
+/// revoked or expired token, all alike. One read, no write: a link can be opened as often as
+/// a cached page is served.
+pub async fn open(portal: &Portal, token: &str) -> Result<Option<Opened>, sqlx::Error> {
     if !well_formed(token) {
         return Ok(None);
     }
     let now = portal.clock.now_ms();
-    let invoice: Option<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
-        "UPDATE invoice_links SET last_opened_at = $2, open_count = open_count + 1 \
-         WHERE token_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) \
-         RETURNING invoice_id",
+    let opened: Option<Opened> = on_db!(&portal.db, pool => sqlx::query_as(
+        "SELECT l.id AS link_id, i.id AS invoice_id, i.status, i.amount_paid, i.paid_at, i.card_last4 \
+         FROM invoice_links l JOIN invoices i ON i.id = l.invoice_id \
+         WHERE l.token_sha256 = $1 AND l.revoked_at IS NULL AND (l.expires_at IS NULL OR l.expires_at > $2) \
+         AND i.document IS NOT NULL",
     )
     .bind(digest(token))
     .bind(now)
     .fetch_optional(pool)
     .await)?;
-    match invoice {
-        Some(id) => documents::by_id(&portal.db, id).await,
-        None => Ok(None),
+    if let Some(opened) = &opened {
+        portal.link_opens.record(opened.link_id, now);
+    }
+    Ok(opened)
+}
+
+/// Opens of links not yet written: each replica counts them in memory and writes them every
+/// few seconds ([`OpenLog::flush`], from the server's loop, at shutdown, and before an owner
+/// reads the links), so opening a link costs no database write. A replica that dies loses at
+/// most the opens since its last flush.
+#[derive(Debug, Default)]
+pub struct OpenLog(std::sync::Mutex<std::collections::HashMap<Uuid, PendingOpens>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingOpens {
+    count: i64,
+    last_at: i64,
+}
+
+impl OpenLog {
+    pub fn record(&self, link_id: Uuid, at: i64) {
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = pending.entry(link_id).or_insert(PendingOpens {
+            count: 0,
+            last_at: at,
+        });
+        entry.count += 1;
+        entry.last_at = entry.last_at.max(at);
+    }
+
+    /// Writes the buffered opens; returns how many links were updated. Opens that could not
+    /// be written are kept for the next flush.
+    pub async fn flush(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let pending: Vec<(Uuid, PendingOpens)> = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if map.is_empty() {
+                return Ok(0);
+            }
+            std::mem::take(&mut *map).into_iter().collect()
+        };
+        let written = Self::write(db, &pending).await;
+        if written.is_err() {
+            for (link, opens) in pending {
+                let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = map.entry(link).or_insert(PendingOpens {
+                    count: 0,
+                    last_at: opens.last_at,
+                });
+                entry.count += opens.count;
+                entry.last_at = entry.last_at.max(opens.last_at);
+            }
+        }
+        written
+    }
+
+    async fn write(db: &Db, pending: &[(Uuid, PendingOpens)]) -> Result<usize, sqlx::Error> {
+        let mut tx = db.begin().await?;
+        for (link, opens) in pending {
+            on_tx!(&mut tx, conn => sqlx::query(
+                "UPDATE invoice_links SET open_count = open_count + $2, \
+                 last_opened_at = CASE WHEN last_opened_at IS NULL OR last_opened_at < $3 THEN $3 ELSE last_opened_at END \
+                 WHERE id = $1",
+            )
+            .bind(link)
+            .bind(opens.count)
+            .bind(opens.last_at)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
+        }
+        tx.commit().await?;
+        Ok(pending.len())
     }
 }
 

@@ -434,16 +434,19 @@ pub async fn mark_paid(
         .execute(conn)
         .await
         .map(|_| ()))?;
-        on_tx!(&mut tx, conn => sqlx::query(
+        let homeserver: (Uuid, String) = on_tx!(&mut tx, conn => sqlx::query_as(
             "UPDATE homeservers SET state = CASE WHEN state = 'waiting_for_payment' THEN 'waiting_for_provisioning' \
              ELSE state END, suspension_marked_at = NULL, updated_at = $2 \
-             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1)",
+             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) RETURNING id, state",
         )
         .bind(sub)
         .bind(now)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
+        .fetch_one(conn)
+        .await)?;
+        if homeserver.1 == "waiting_for_provisioning" {
+            crate::homeservers::lifecycle::enqueue_provision(&mut tx, portal, homeserver.0).await?;
+        }
+        crate::homeservers::lifecycle::enqueue_follow_billing(&mut tx, portal).await?;
     }
     let mut event = AuditEvent::new(actor, "invoice.marked_paid")
         .target("invoice", id)

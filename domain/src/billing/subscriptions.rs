@@ -102,10 +102,15 @@ impl SubscriptionStatus {
 }
 
 crate::text_enum! {
-    /// Where a homeserver is in its life (provisioning adds the later states).
+    /// Where a homeserver is in its life (see `homeservers::lifecycle`).
     pub enum HomeserverState {
         WaitingForPayment = "waiting_for_payment",
         WaitingForProvisioning = "waiting_for_provisioning",
+        Provisioning = "provisioning",
+        Running = "running",
+        Suspended = "suspended",
+        Terminating = "terminating",
+        Terminated = "terminated",
     }
 }
 
@@ -837,17 +842,22 @@ pub async fn record_state(
         .map(|_| ()))?;
     }
     if state.status.live() {
-        on_tx!(&mut tx, conn => sqlx::query(
+        let paid: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
             "UPDATE homeservers SET state = $3, updated_at = $2 \
-             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) AND state = $4",
+             WHERE id = (SELECT homeserver_id FROM subscriptions WHERE id = $1) AND state = $4 \
+             RETURNING id",
         )
         .bind(subscription_id)
         .bind(now)
         .bind(HomeserverState::WaitingForProvisioning)
         .bind(HomeserverState::WaitingForPayment)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
+        .fetch_optional(conn)
+        .await)?;
+        if let Some(homeserver) = paid {
+            crate::homeservers::lifecycle::enqueue_provision(&mut tx, portal, homeserver).await?;
+        }
     }
+    // Suspension lifted, or the subscription ended: the homeserver follows.
+    crate::homeservers::lifecycle::enqueue_follow_billing(&mut tx, portal).await?;
     tx.commit().await
 }

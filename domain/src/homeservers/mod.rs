@@ -1,4 +1,11 @@
-//! Homeservers: the regions they run in and their names (orders and provisioning come later).
+//! Homeservers: the regions they run in, their names, and their life after payment
+//! (provisioners, the lifecycle jobs, the supervisor of the processes).
 
+pub mod health;
+pub mod lifecycle;
+pub mod local;
 pub mod names;
+pub mod provisioner;
 pub mod regions;
+pub mod supervisor;
+pub mod synapse;

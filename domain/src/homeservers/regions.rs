@@ -14,6 +14,18 @@ pub struct Region {
     /// False: kept for the homeservers already there, not offered for new orders.
     #[serde(default = "yes")]
     pub available: bool,
+    /// What runs the region's homeservers.
+    #[serde(default)]
+    pub driver: Driver,
+}
+
+/// A region's provisioner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// Synapse processes on the portal's own machine: every local region is this machine.
+    #[default]
+    Local,
 }
 
 fn yes() -> bool {
@@ -81,6 +93,11 @@ impl RegionCatalog {
         self.regions.iter().find(|r| r.id == id)
     }
 
+    /// Whether every region runs on the portal's own machine (the local driver).
+    pub fn all_local(&self) -> bool {
+        self.regions.iter().all(|r| r.driver == Driver::Local)
+    }
+
     /// The regions new orders may choose.
     pub fn available(&self) -> impl Iterator<Item = &Region> {
         self.regions.iter().filter(|r| r.available)
@@ -119,6 +136,13 @@ mod tests {
         assert!(RegionCatalog::from_toml(&twice)
             .unwrap_err()
             .contains("twice"));
+        assert!(
+            RegionCatalog::from_toml(&format!("{}driver = \"moon\"\n", region("eu", "DE")))
+                .unwrap_err()
+                .contains("unknown variant"),
+            "an unknown driver is refused"
+        );
+        assert!(RegionCatalog::sample().all_local());
         let closed = format!("{}available = false\n", region("old", "DE"));
         let catalog = RegionCatalog::from_toml(&closed).unwrap();
         assert_eq!(catalog.available().count(), 0);

@@ -80,7 +80,7 @@ pub fn has_session_cookie(request: &Request, session_cookie: &str) -> bool {
         })
 }
 
-fn accepts_gzip(request: &Request) -> bool {
+pub(super) fn accepts_gzip(request: &Request) -> bool {
     request
         .headers()
         .get_all(header::ACCEPT_ENCODING)

@@ -22,6 +22,39 @@ pub struct TestApp {
     /// The database, for a second portal process on the same data (a replica).
     pub database_url: String,
     cleanup: Option<test_support::Cleanup>,
+    /// The homeserver supervisor of a portal that runs Synapse: how to stop it (which stops
+    /// its Synapse processes), and its task.
+    supervisor: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+/// The Synapse the homeserver tests run (scripts/setup.sh installs it; scripts/env.sh names it).
+pub fn synapse_python() -> String {
+    match std::env::var("PORTAL_SYNAPSE_PYTHON") {
+        Ok(python) if std::path::Path::new(&python).exists() => python,
+        _ => panic!(
+            "the homeserver tests run real Synapse: set PORTAL_SYNAPSE_PYTHON \
+             (scripts/setup.sh installs it, scripts/env.sh sets it)"
+        ),
+    }
+}
+
+/// A portal whose homeservers really run: Synapse from PORTAL_SYNAPSE_PYTHON, the supervisor
+/// running, ports from a window of its own (tests run in parallel).
+pub async fn spawn_app_with_homeservers(backend: Backend, extra: &[&str]) -> TestApp {
+    let first = 21000 + 50 * (domain::random::Random::below(&domain::OsRandom, 600) as u16);
+    let ports = format!("{first}-{}", first + 49);
+    let python = synapse_python();
+    let mut args = vec![
+        "--synapse-python",
+        python.as_str(),
+        "--homeserver-ports",
+        ports.as_str(),
+    ];
+    args.extend(extra);
+    spawn(backend, None, &args, true).await
 }
 
 /// A site root with a manifest and the stylesheet, so the server starts without a WASM build.
@@ -110,6 +143,15 @@ pub async fn spawn_app_with(backend: Backend, public_url: Option<&str>) -> TestA
 
 /// As [`spawn_app_with`], with more command-line settings.
 pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &[&str]) -> TestApp {
+    spawn(backend, public_url, extra, false).await
+}
+
+async fn spawn(
+    backend: Backend,
+    public_url: Option<&str>,
+    extra: &[&str],
+    supervise: bool,
+) -> TestApp {
     init_logs();
     let (url, cleanup) = TestDb::fresh_url(backend).await;
     let data_dir = std::env::temp_dir().join(format!(
@@ -142,11 +184,25 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
     if !extra.contains(&"--vies-url") {
         args.extend(["--vies-url".into(), "http://127.0.0.1:9".into()]);
     }
+    // Homeservers run only in the tests made for them (spawn_app_with_homeservers): at most a
+    // few Synapse processes at once. Elsewhere a paid homeserver's provisioning fails at once,
+    // as on a machine without Synapse, and it stays waiting.
+    if !extra.contains(&"--synapse-python") {
+        args.extend([
+            "--synapse-python".into(),
+            data_dir
+                .join("no-synapse-here/python")
+                .to_str()
+                .unwrap()
+                .into(),
+        ]);
+    }
     args.extend(extra.iter().map(|a| a.to_string()));
     let cli = server::config::Cli::try_parse_from(args).unwrap();
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
     let server_clock = clock.clone();
-    let (state, runner) = server_runtime()
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (state, runner, supervisor) = server_runtime()
         .spawn(async move {
             let built = server::build(
                 cli.config,
@@ -160,7 +216,13 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
                 .into_make_service_with_connect_info::<SocketAddr>();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            (built.state, built.runner)
+            let supervisor = supervise.then(|| {
+                let mut stop = stop_rx;
+                tokio::spawn(built.supervisor.run_until(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                }))
+            });
+            (built.state, built.runner, supervisor)
         })
         .await
         .unwrap();
@@ -176,6 +238,7 @@ pub async fn spawn_app_args(backend: Backend, public_url: Option<&str>, extra: &
         data_dir,
         database_url: url,
         cleanup: Some(cleanup),
+        supervisor: supervisor.map(|task| (stop_tx, task)),
     }
 }
 
@@ -300,7 +363,16 @@ impl TestApp {
         subjects
     }
 
+    /// Stops the supervisor, which stops the Synapse processes it started.
+    pub async fn stop_homeservers(&mut self) {
+        if let Some((stop, task)) = self.supervisor.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+    }
+
     pub async fn cleanup(mut self) {
+        self.stop_homeservers().await;
         self.state.portal.db.close().await;
         if let Some(c) = self.cleanup.take() {
             c.run().await;

@@ -7,6 +7,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod external;
+pub mod homeservers;
 pub mod invoices;
 pub mod orders;
 pub mod payments;
@@ -70,6 +71,10 @@ pub fn routes() -> Router<AppState> {
         .route("/homeservers/{id}/preview", post(orders::preview_plan))
         .route("/homeservers/{id}/cancel", post(orders::cancel))
         .route("/homeservers/{id}/resume", post(orders::resume))
+        .route(
+            "/homeservers/{id}/reveal-password",
+            post(homeservers::reveal_password),
+        )
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))

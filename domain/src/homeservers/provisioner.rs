@@ -1,0 +1,86 @@
+//! Provisioners: what makes and runs a region's homeservers. Each region names its driver in
+//! the regions file; a homeserver's data stays with its region's provisioner (P11). The portal
+//! asks a provisioner to create, start, stop and destroy a homeserver, reads its status, and
+//! reaches its admin API at the address the provisioner gives.
+
+use async_trait::async_trait;
+use std::{collections::HashMap, sync::Arc};
+use uuid::Uuid;
+
+/// What a provisioner needs to know about one homeserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: Uuid,
+    /// `<name>.<PORTAL_HOMESERVER_DOMAIN>`.
+    pub server_name: String,
+    /// The loopback port it listens on (the local driver; None elsewhere).
+    pub port: Option<u16>,
+}
+
+/// A homeserver as its provisioner finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing of it exists (never created, or destroyed).
+    Absent,
+    /// Created, no process runs.
+    Stopped,
+    /// The process runs and does not answer its health check yet.
+    Starting,
+    /// The process answers `/health`.
+    Ready,
+    /// The process ended by itself: how, in words.
+    Exited(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("Synapse is not installed here: {0}")]
+    NotInstalled(String),
+    #[error("the homeserver has no port")]
+    NoPort,
+    #[error("the port is taken by another program")]
+    PortTaken,
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// Makes the homeserver's configuration and storage. Safe to call again: what exists is
+    /// kept (generated secrets are never rewritten), the portal's settings are written anew.
+    async fn create(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
+    /// Starts it (nothing when it runs already).
+    async fn start(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
+    /// Stops it (nothing when it is stopped); its data stays.
+    async fn stop(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
+    /// Stops it and removes all its data.
+    async fn destroy(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
+    async fn status(&self, deployment: &Deployment) -> Status;
+    /// Where the portal reaches the homeserver's client and admin APIs.
+    fn admin_url(&self, deployment: &Deployment) -> Option<String>;
+    /// The secret of Synapse's shared-secret registration.
+    async fn registration_secret(&self, deployment: &Deployment) -> Result<String, ProvisionError>;
+    /// Whether homeservers of this driver need a port of the portal's range.
+    fn needs_port(&self) -> bool;
+}
+
+/// The provisioner of each region.
+#[derive(Clone, Default)]
+pub struct Provisioners {
+    by_region: HashMap<String, Arc<dyn Provisioner>>,
+}
+
+impl Provisioners {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, region: &str, provisioner: Arc<dyn Provisioner>) -> Self {
+        self.by_region.insert(region.to_string(), provisioner);
+        self
+    }
+
+    pub fn for_region(&self, region: &str) -> Option<&Arc<dyn Provisioner>> {
+        self.by_region.get(region)
+    }
+}

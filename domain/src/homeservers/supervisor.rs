@@ -1,0 +1,234 @@
+//! The supervisor: makes the processes match the homeservers' states. One portal replica
+//! holds its lease (a row in `leases`, renewed every tick, lapsing after
+//! [`LEASE_SECONDS`] without renewal); the others wait. The holder starts the homeservers that
+//! are provisioning or running, restarts one that exits (after a backoff that doubles up to a
+//! minute, each exit and restart recorded as a homeserver event), and stops the others. A
+//! replica that loses the lease stops what it started.
+//!
+//! Leases and backoff are in wall-clock time, not the portal's clock: they are about real
+//! processes and real replicas.
+
+use super::{
+    lifecycle::{self, Homeserver},
+    provisioner::Status,
+};
+use crate::{billing::subscriptions::HomeserverState, on_db, portal::Portal};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+use uuid::Uuid;
+
+pub const LEASE: &str = "homeserver-supervisor";
+pub const LEASE_SECONDS: i64 = 15;
+/// How often the holder looks at every homeserver.
+pub const TICK: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub struct Supervisor {
+    portal: Portal,
+    holder: String,
+    holding: AtomicBool,
+    /// Homeservers whose process exited: restarts so far, and when the next may start.
+    restarts: Mutex<HashMap<Uuid, Restart>>,
+}
+
+struct Restart {
+    count: u32,
+    /// A restart is pending from this instant.
+    next_at: Option<Instant>,
+    last_start: Instant,
+}
+
+impl Supervisor {
+    pub fn new(portal: Portal) -> Self {
+        let holder = format!(
+            "{}-{}",
+            std::process::id(),
+            crate::random::token(&*portal.random, 6)
+        );
+        Self {
+            portal,
+            holder,
+            holding: AtomicBool::new(false),
+            restarts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes or renews the lease; true while this replica holds it.
+    async fn lease(&self) -> Result<bool, sqlx::Error> {
+        crate::leases::take(&self.portal.db, LEASE, &self.holder, LEASE_SECONDS).await
+    }
+
+    async fn supervised(&self) -> Result<Vec<Homeserver>, sqlx::Error> {
+        let ids: Vec<Uuid> = on_db!(&self.portal.db, pool => sqlx::query_scalar(
+            "SELECT id FROM homeservers WHERE state IN ($1, $2, $3, $4)",
+        )
+        .bind(HomeserverState::Provisioning)
+        .bind(HomeserverState::Running)
+        .bind(HomeserverState::Suspended)
+        .bind(HomeserverState::Terminating)
+        .fetch_all(pool)
+        .await)?;
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(h) = lifecycle::load(&self.portal.db, id).await? {
+                found.push(h);
+            }
+        }
+        Ok(found)
+    }
+
+    /// One look at every homeserver (only while holding the lease).
+    pub async fn tick(&self) -> Result<(), sqlx::Error> {
+        let holding = self.lease().await?;
+        let was_holding = self.holding.swap(holding, Ordering::SeqCst);
+        if !holding {
+            if was_holding {
+                tracing::warn!("the homeserver supervisor lease went to another replica; stopping this replica's homeservers");
+                self.stop_all().await?;
+            }
+            return Ok(());
+        }
+        for homeserver in self.supervised().await? {
+            let hosting = &self.portal.hosting;
+            let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) else {
+                continue;
+            };
+            let deployment = homeserver.deployment(hosting);
+            if provisioner.needs_port() && deployment.port.is_none() {
+                continue; // provisioning has not given it a port yet
+            }
+            let wanted_up = matches!(
+                homeserver.state,
+                HomeserverState::Provisioning | HomeserverState::Running
+            );
+            if !wanted_up {
+                if let Err(error) = provisioner.stop(&deployment).await {
+                    tracing::warn!(homeserver = %homeserver.id, %error, "could not stop a homeserver");
+                }
+                continue;
+            }
+            match provisioner.status(&deployment).await {
+                Status::Ready | Status::Starting => {}
+                // Provisioning makes its configuration first.
+                Status::Absent => {}
+                Status::Stopped => self.start(&homeserver, false).await?,
+                Status::Exited(how) => {
+                    if self.pending(homeserver.id).is_none() {
+                        lifecycle::record_event(&self.portal, homeserver.id, "exited", Some(&how))
+                            .await?;
+                        self.schedule_restart(homeserver.id);
+                    }
+                    if self
+                        .pending(homeserver.id)
+                        .is_some_and(|at| Instant::now() >= at)
+                    {
+                        self.start(&homeserver, true).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When the homeserver's scheduled restart is due (None: none is pending).
+    fn pending(&self, id: Uuid) -> Option<Instant> {
+        self.restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .and_then(|r| r.next_at)
+    }
+
+    /// Schedules a restart after a backoff that doubles with each restart (1 s up to a
+    /// minute), starting again from one second once a process stayed up ten minutes.
+    fn schedule_restart(&self, id: Uuid) {
+        let mut restarts = self.restarts.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let entry = restarts.entry(id).or_insert(Restart {
+            count: 0,
+            next_at: None,
+            last_start: now,
+        });
+        if now.duration_since(entry.last_start) > Duration::from_secs(600) {
+            entry.count = 0;
+        }
+        let wait = Duration::from_secs(1u64 << entry.count.min(6)).min(MAX_BACKOFF);
+        entry.count += 1;
+        entry.next_at = Some(now + wait);
+    }
+
+    async fn start(&self, homeserver: &Homeserver, restart: bool) -> Result<(), sqlx::Error> {
+        let hosting = &self.portal.hosting;
+        let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) else {
+            return Ok(());
+        };
+        let deployment = homeserver.deployment(hosting);
+        match provisioner.start(&deployment).await {
+            Ok(()) => {
+                if let Some(entry) = self
+                    .restarts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(&homeserver.id)
+                {
+                    // Started: the next exit is a new one.
+                    entry.next_at = None;
+                    entry.last_start = Instant::now();
+                }
+                let kind = if restart { "restarted" } else { "started" };
+                lifecycle::record_event(&self.portal, homeserver.id, kind, None).await
+            }
+            Err(error) => {
+                tracing::warn!(homeserver = %homeserver.id, %error, "could not start a homeserver");
+                self.schedule_restart(homeserver.id);
+                lifecycle::record_event(
+                    &self.portal,
+                    homeserver.id,
+                    "start_failed",
+                    Some(&error.to_string()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Stops every homeserver this replica runs (at shutdown, or when the lease is lost).
+    pub async fn stop_all(&self) -> Result<(), sqlx::Error> {
+        for homeserver in self.supervised().await? {
+            let hosting = &self.portal.hosting;
+            if let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) {
+                let _ = provisioner.stop(&homeserver.deployment(hosting)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticks until `shutdown`, then stops this replica's homeservers and lets the lease go.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let wake = self.portal.hosting.wake.clone();
+        loop {
+            if let Err(error) = self.tick().await {
+                tracing::warn!(%error, "the homeserver supervisor could not reach the database");
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+        if self.holding.load(Ordering::SeqCst) {
+            if let Err(error) = self.stop_all().await {
+                tracing::warn!(%error, "could not stop the homeservers at shutdown");
+            }
+            let _ = crate::leases::release(&self.portal.db, LEASE, &self.holder).await;
+        }
+    }
+}
