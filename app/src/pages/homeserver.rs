@@ -2,7 +2,7 @@
 //! invoiced now, and cancelling at the end of the period or resuming before it.
 
 use crate::{
-    components::form::FlashMessages,
+    components::{form::FlashMessages, host_watch::HostWatch},
     i18n::tr,
     server_fns::{
         account::take_flash,
@@ -42,15 +42,16 @@ pub fn HomeserverPage() -> impl IntoView {
     }
 }
 
-/// The homeserver itself: state and steps (the page refreshes itself while it is being set up,
-/// with or without JavaScript), server name, URL, and the first admin's password to reveal.
+/// The homeserver itself: state and steps (while it is being set up, the page reloads itself
+/// when the state changes, or offers "Refresh" without JavaScript), server name, URL, health,
+/// and the first admin's password to reveal.
 #[component]
-fn Host(host: HostView, base: String) -> impl IntoView {
+fn Host(host: HostView, base: String, subscription: String) -> impl IntoView {
     let settling = host.steps.iter().any(|(_, mark)| mark == "current")
         && !host.state_key.ends_with("waiting_for_payment");
     view! {
         <section class="card host" aria-labelledby="host-title">
-            {settling.then(|| view! { <Meta http_equiv="refresh" content="5"/> })}
+            {settling.then(|| view! { <HostWatch subscription=subscription.clone() state_key=host.state_key.clone()/> })}
             <h2 id="host-title">{tr("homeserver.title")}</h2>
             <dl class="facts">
                 <dt>{tr("homeserver.col_state")}</dt>
@@ -92,7 +93,7 @@ fn Host(host: HostView, base: String) -> impl IntoView {
                 </ol>
                 <p><a href="">{tr("homeserver.refresh")}</a></p>
             })}
-            {host.retrying.then(|| view! { <p class="alert" role="status">{tr("homeserver.retrying")}</p> })}
+            {host.retrying.then(|| view! { <p class="alert retrying">{tr("homeserver.retrying")}</p> })}
             {host.password_to_reveal.then(|| view! {
                 <h3>{tr("homeserver.password_title")}</h3>
                 <p>{tr("homeserver.password_note")}</p>
@@ -116,7 +117,7 @@ fn Manage(view: ManageView) -> impl IntoView {
     let host = view.host.clone();
     view! {
         <h1>{row.server_name.clone()}</h1>
-        <Host host base=base.clone()/>
+        <Host host base=base.clone() subscription=row.id.clone()/>
         <dl class="facts">
             <dt>{tr("dashboard.col_plan")}</dt>
             <dd class="plan">{row.plan.clone()}" · "{tr(&format!("order.interval_{}", row.interval))}</dd>

@@ -414,6 +414,23 @@ pub async fn load_dashboard() -> Result<DashboardView, ServerFnError> {
     })
 }
 
+/// The homeserver's state, as the key its page shows (read by the page's watcher while the
+/// homeserver is being set up).
+#[server(endpoint = "homeserver_state")]
+pub async fn homeserver_state(id: String) -> Result<String, ServerFnError> {
+    let (_, _, customer_id) = crate::server_fns::account::require_customer().await?;
+    let portal = super::portal()?;
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| ServerFnError::new("not found"))?;
+    let sub = domain::billing::subscriptions::get(&portal.db, customer_id, id)
+        .await
+        .map_err(ServerFnError::new)?
+        .ok_or_else(|| ServerFnError::new("not found"))?;
+    Ok(format!(
+        "homeserver.state_{}",
+        sub.homeserver_state.as_str()
+    ))
+}
+
 #[server(endpoint = "manage")]
 pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
     use domain::{billing::subscriptions, i18n::Locale, money::format};
