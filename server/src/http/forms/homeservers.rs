@@ -1,11 +1,11 @@
 //! The homeserver's own actions. "Show the password once": the first admin's generated
 //! password is shown in the answer to the POST and erased from the portal in the same step.
 
-use super::{failure, signed_in_customer, tr, FormContext};
-use crate::http::plain_page::{escape, page};
+use super::{failure, shown_once, signed_in_customer, tr, FormContext};
+use crate::http::plain_page::escape;
 use axum::{
     extract::Path,
-    http::{header, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use domain::{
@@ -70,18 +70,5 @@ pub async fn reveal_password(ctx: FormContext, Path(id): Path<String>) -> Respon
             text = escape(&tr("homeserver.already_revealed")),
         ),
     };
-    let body = page(
-        &tr("homeserver.revealed_title"),
-        "container narrow account-page",
-        &main,
-    );
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store, private"),
-        ],
-        body,
-    )
-        .into_response()
+    shown_once(&tr("homeserver.revealed_title"), &main)
 }

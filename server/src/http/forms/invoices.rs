@@ -1,12 +1,12 @@
 //! Invoice links: "Create a link" (the new link is shown once, in the answer to the POST; only
 //! its hash is kept) and "Revoke".
 
-use super::{failure, signed_in_customer, tr, FormContext};
-use crate::http::plain_page::{escape, page};
+use super::{failure, shown_once, signed_in_customer, tr, FormContext};
+use crate::http::plain_page::escape;
 use app::forms::Flash;
 use axum::{
     extract::Path,
-    http::{header, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use domain::{accounts::profile::MemberRole, audit::Actor, billing::links};
@@ -77,20 +77,7 @@ pub async fn create_link(ctx: FormContext, Path(id): Path<String>) -> Response {
         url = escape(&url),
         back_text = escape(&tr("invoice.back_to_invoice")),
     );
-    let body = page(
-        &tr("invoice.link_created_title"),
-        "container narrow account-page",
-        &main,
-    );
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store, private"),
-        ],
-        body,
-    )
-        .into_response()
+    shown_once(&tr("invoice.link_created_title"), &main)
 }
 
 /// "Revoke": the link answers as an unknown one from now on.

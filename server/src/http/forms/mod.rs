@@ -218,3 +218,18 @@ pub fn wait_message(wait: Duration) -> String {
 }
 
 pub use app::forms::{local_path, return_path};
+
+/// A page that shows a secret once (a new invoice link, a generated password), in the answer
+/// to the POST that made or released it: never stored by a cache.
+pub fn shown_once(title: &str, main: &str) -> Response {
+    let body = crate::http::plain_page::page(title, "container narrow account-page", main);
+    (
+        axum::http::StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store, private"),
+        ],
+        body,
+    )
+        .into_response()
+}
