@@ -45,20 +45,7 @@ post() { # path [curl args…]
   curl -fsS -H "Cookie: $cookie" -H "Origin: $base" "$@" "$base$path"
 }
 # Verify the address by the link in the outbox's email (the portal writes .eml files there).
-verify=$("$PORTAL_TOOLS/venv/bin/python" - "$data/run/outbox" <<'PY'
-import email, pathlib, re, sys, time
-for _ in range(100):  # the mail job delivers within a few seconds
-    for path in sorted(pathlib.Path(sys.argv[1]).glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes())
-        for part in message.walk():
-            if part.get_content_type() == "text/plain":
-                found = re.search(r"/verify-email/[A-Za-z0-9_-]+", part.get_payload(decode=True).decode())
-                if found:
-                    print(found.group(0)); sys.exit(0)
-    time.sleep(0.1)
-sys.exit("bench: no verification email")
-PY
-)
+verify=$(verification_path "$data/run/outbox")
 post "$verify" -o /dev/null -X POST
 post /billing -o /dev/null -d name=Bench -d address_line1='Mannerheimintie 1' -d postal_code=00100 \
   -d city=Helsinki -d country=FI -d billing_email=bench@example.com

@@ -22,3 +22,19 @@ signed_in_cookie() { # base url
   [ "$code" = 200 ] || { echo "bench: signing in failed (dashboard answered $code)" >&2; exit 1; }
   echo "$cookie"
 }
+# The path of the verification link in the email the portal wrote to its outbox (one customer).
+verification_path() { # outbox dir
+  "$PORTAL_TOOLS/venv/bin/python" - "$1" <<'PY'
+import email, pathlib, re, sys, time
+for _ in range(100):  # the mail job delivers within a few seconds
+    for path in sorted(pathlib.Path(sys.argv[1]).glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes())
+        for part in message.walk():
+            if part.get_content_type() == "text/plain":
+                found = re.search(r"/verify-email/[A-Za-z0-9_-]+", part.get_payload(decode=True).decode())
+                if found:
+                    print(found.group(0)); sys.exit(0)
+    time.sleep(0.1)
+sys.exit("bench: no verification email")
+PY
+}
