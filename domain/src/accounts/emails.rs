@@ -182,6 +182,22 @@ pub fn compose_with_buttons(
     }
 }
 
+/// The customer's owner as a recipient: user id, email address and name (None when the owner
+/// has no address, or there is no owner).
+pub async fn owner_recipient(
+    tx: &mut crate::db::Tx,
+    customer_id: Uuid,
+) -> Result<Option<(Uuid, String, String)>, sqlx::Error> {
+    let owner: Option<(Uuid, Option<String>, String)> = crate::on_tx!(tx, conn => sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.customer_id = $1 AND m.role = 'owner' ORDER BY m.created_at LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await)?;
+    Ok(owner.and_then(|(id, email, name)| Some((id, email?, name))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

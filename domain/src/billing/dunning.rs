@@ -62,14 +62,7 @@ pub async fn notify(
     server_name: &str,
 ) -> Result<(), sqlx::Error> {
     let policy = portal.dunning;
-    let owner: Option<(Uuid, Option<String>, String)> = on_tx!(tx, conn => sqlx::query_as(
-        "SELECT u.id, u.email, u.display_name FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.customer_id = $1 AND m.role = 'owner' ORDER BY m.created_at LIMIT 1",
-    )
-    .bind(customer_id)
-    .fetch_optional(conn)
-    .await)?;
-    let Some((user_id, Some(email), name)) = owner else {
+    let Some((user_id, email, name)) = emails::owner_recipient(tx, customer_id).await? else {
         return Ok(());
     };
     // Where the customer acts: the card page, or the dashboard's "Confirm the payment" button

@@ -27,17 +27,8 @@ pub struct Checked {
 /// Checks every running homeserver once, records the answers, alerts, prunes old checks.
 pub async fn check(portal: &Portal) -> Result<Checked, sqlx::Error> {
     let now = portal.clock.now_ms();
-    let ids: Vec<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
-        "SELECT id FROM homeservers WHERE state = $1",
-    )
-    .bind(HomeserverState::Running)
-    .fetch_all(pool)
-    .await)?;
     let mut checked = Checked::default();
-    for id in ids {
-        let Some(homeserver) = lifecycle::load(&portal.db, id).await? else {
-            continue;
-        };
+    for homeserver in lifecycle::in_states(&portal.db, &[HomeserverState::Running]).await? {
         let hosting = &portal.hosting;
         let url = hosting
             .provisioners
@@ -110,14 +101,9 @@ async fn record(
     .map(|r| r.rows_affected() == 1))?;
     if alert {
         checked.alerted += 1;
-        let owner: Option<(Uuid, Option<String>, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
-            "SELECT u.id, u.email, u.display_name FROM memberships m JOIN users u ON u.id = m.user_id \
-             WHERE m.customer_id = $1 AND m.role = 'owner' ORDER BY m.created_at LIMIT 1",
-        )
-        .bind(homeserver.customer_id)
-        .fetch_optional(conn)
-        .await)?;
-        if let Some((user_id, Some(email), name)) = owner {
+        if let Some((user_id, email, name)) =
+            emails::owner_recipient(&mut tx, homeserver.customer_id).await?
+        {
             let server = portal.hosting.server_name(&homeserver.name);
             let minutes = ALERT_AFTER_MINUTES.to_string();
             let message = emails::compose_with_buttons(

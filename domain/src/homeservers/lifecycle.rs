@@ -112,14 +112,33 @@ pub struct Homeserver {
     pub service_token: Option<String>,
     pub admin_user: Option<String>,
     pub admin_password: Option<String>,
+    pub last_error: Option<String>,
+    pub running_since: Option<i64>,
+    pub down_since: Option<i64>,
 }
 
 const SELECT: &str = "SELECT id, customer_id, name, region, state, port, service_password, \
-     service_token, admin_user, admin_password FROM homeservers";
+     service_token, admin_user, admin_password, last_error, running_since, down_since FROM homeservers";
 
 pub async fn load(db: &Db, id: Uuid) -> Result<Option<Homeserver>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE id = $1");
     on_db!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// Every homeserver in one of `states`, in one query.
+pub async fn in_states(
+    db: &Db,
+    states: &[HomeserverState],
+) -> Result<Vec<Homeserver>, sqlx::Error> {
+    let placeholders: Vec<String> = (1..=states.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("{SELECT} WHERE state IN ({})", placeholders.join(", "));
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as(&sql);
+        for state in states {
+            query = query.bind(*state);
+        }
+        query.fetch_all(pool).await
+    })
 }
 
 impl Homeserver {
@@ -518,21 +537,9 @@ pub struct Overview {
 
 /// The homeserver's page data (reads only).
 pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        last_error: Option<String>,
-        running_since: Option<i64>,
-        down_since: Option<i64>,
-    }
     let Some(homeserver) = load(&portal.db, id).await? else {
         return Ok(None);
     };
-    let row: Row = on_db!(&portal.db, pool => sqlx::query_as(
-        "SELECT last_error, running_since, down_since FROM homeservers WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await)?;
     let hosting = &portal.hosting;
     let deployment = homeserver.deployment(hosting);
     let provisioned = matches!(
@@ -566,15 +573,15 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         version,
         uptime_per_mille,
         last_check,
-        down_since: row.down_since,
+        down_since: homeserver.down_since,
         state: homeserver.state,
         server_name: deployment.server_name,
         url,
         admin_user: homeserver.admin_user,
         password_to_reveal: homeserver.admin_password.is_some()
             && homeserver.state == HomeserverState::Running,
-        last_error: row.last_error,
-        running_since: row.running_since,
+        last_error: homeserver.last_error,
+        running_since: homeserver.running_since,
     }))
 }
 
@@ -642,13 +649,15 @@ async fn transition(
 pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError> {
     let now = portal.clock.now_ms();
     let mut followed = Followed::default();
-    // Homeservers (id, customer) that `sql` picks; its $1, if any, is now.
-    let select = |sql: &'static str| async move {
-        let rows: Vec<(Uuid, Uuid)> = if sql.contains("$1") {
-            on_db!(&portal.db, pool => sqlx::query_as(sql).bind(now).fetch_all(pool).await)?
-        } else {
-            on_db!(&portal.db, pool => sqlx::query_as(sql).fetch_all(pool).await)?
-        };
+    // Homeservers (id, customer) that `sql` picks; `at` binds its $1.
+    let select = |sql: &'static str, at: Option<i64>| async move {
+        let rows: Vec<(Uuid, Uuid)> = on_db!(&portal.db, pool => {
+            let query = sqlx::query_as(sql);
+            match at {
+                Some(at) => query.bind(at).fetch_all(pool).await,
+                None => query.fetch_all(pool).await,
+            }
+        })?;
         Ok::<_, sqlx::Error>(rows)
     };
 
@@ -656,6 +665,7 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
     for (id, customer) in select(
         "SELECT id, customer_id FROM homeservers WHERE state = 'running' \
          AND suspension_marked_at IS NOT NULL AND suspension_marked_at <= $1",
+        Some(now),
     )
     .await?
     {
@@ -678,6 +688,7 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
         "SELECT h.id, h.customer_id FROM homeservers h JOIN subscriptions s ON s.homeserver_id = h.id \
          WHERE h.state = 'suspended' AND h.suspension_marked_at IS NULL \
          AND s.status IN ('active', 'trialing')",
+        None,
     )
     .await?
     {
@@ -692,6 +703,7 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
         "SELECT h.id, h.customer_id FROM homeservers h JOIN subscriptions s ON s.homeserver_id = h.id \
          WHERE s.status IN ('canceled', 'incomplete_expired') \
          AND h.state NOT IN ('terminating', 'terminated')",
+        None,
     )
     .await?
     {
@@ -708,6 +720,7 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
     }
     for (id, customer) in select(
         "SELECT id, customer_id FROM homeservers WHERE state = 'terminating' AND terminate_after <= $1",
+        Some(now),
     )
     .await?
     {

@@ -12,7 +12,7 @@ use super::{
     lifecycle::{self, Homeserver},
     provisioner::Status,
 };
-use crate::{billing::subscriptions::HomeserverState, on_db, portal::Portal};
+use crate::{billing::subscriptions::HomeserverState, portal::Portal};
 use std::{
     collections::HashMap,
     future::Future,
@@ -66,22 +66,12 @@ impl Supervisor {
     }
 
     async fn supervised(&self) -> Result<Vec<Homeserver>, sqlx::Error> {
-        let ids: Vec<Uuid> = on_db!(&self.portal.db, pool => sqlx::query_scalar(
-            "SELECT id FROM homeservers WHERE state IN ($1, $2, $3, $4)",
+        use HomeserverState::*;
+        lifecycle::in_states(
+            &self.portal.db,
+            &[Provisioning, Running, Suspended, Terminating],
         )
-        .bind(HomeserverState::Provisioning)
-        .bind(HomeserverState::Running)
-        .bind(HomeserverState::Suspended)
-        .bind(HomeserverState::Terminating)
-        .fetch_all(pool)
-        .await)?;
-        let mut found = Vec::new();
-        for id in ids {
-            if let Some(h) = lifecycle::load(&self.portal.db, id).await? {
-                found.push(h);
-            }
-        }
-        Ok(found)
+        .await
     }
 
     /// One look at every homeserver (only while holding the lease).
