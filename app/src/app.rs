@@ -9,6 +9,7 @@ use crate::{
         dashboard::DashboardPage,
         email_links::{ConfirmEmailPage, ReauthLinkPage, VerifyEmailPage},
         homeserver::HomeserverPage,
+        homeserver_admin::{HomeserverSettingsPage, HomeserverUsersPage},
         invoices::{InvoicePage, InvoicesPage},
         landing::LandingPage,
         legal::{PrivacyPage, TermsPage},
@@ -58,6 +59,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/order") view=OrderPage ssr=ssr.clone()/>
                     <Route path=path!("/dashboard") view=DashboardPage ssr=ssr.clone()/>
                     <Route path=path!("/homeservers/:id") view=HomeserverPage ssr=ssr.clone()/>
+                    <Route path=path!("/homeservers/:id/settings") view=HomeserverSettingsPage ssr=ssr.clone()/>
+                    <Route path=path!("/homeservers/:id/users") view=HomeserverUsersPage ssr=ssr.clone()/>
                     <Route path=path!("/terms") view=TermsPage ssr=ssr.clone()/>
                     <Route path=path!("/privacy") view=PrivacyPage ssr=ssr/>
                 </Routes>

@@ -181,6 +181,27 @@ pub static PERSONAL_TABLES: &[Table] = &[
             col("terminate_after", true, NotPersonal),
             col("down_since", true, NotPersonal),
             col("down_alerted_at", true, NotPersonal),
+            col("registration", true, NotPersonal),
+            col("federation", true, NotPersonal),
+            col("guest_access", true, NotPersonal),
+            col("settings_version", false, NotPersonal),
+            col("settings_applied", false, NotPersonal),
+            col("restore_backup_id", false, NotPersonal),
+            col("staff_suspended_at", true, NotPersonal),
+        ],
+    },
+    Table {
+        // The homeserver's backups (the files are its data, kept by its provisioner and
+        // deleted with it).
+        name: "homeserver_backups",
+        owner_column: "homeserver_id",
+        columns: &[
+            col("id", true, NotPersonal),
+            col("homeserver_id", true, NotPersonal),
+            col("created_at", true, NotPersonal),
+            col("state", true, NotPersonal),
+            col("size_bytes", true, NotPersonal),
+            col("error", false, NotPersonal),
         ],
     },
     Table {

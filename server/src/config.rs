@@ -30,6 +30,30 @@ pub enum Command {
         #[command(subcommand)]
         action: BillingCommand,
     },
+    /// Staff actions on a homeserver, until the staff console exists.
+    Homeservers {
+        #[command(subcommand)]
+        action: HomeserverCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HomeserverCommand {
+    /// Try provisioning again now (after its job gave up, or its cause was fixed).
+    Retry {
+        #[arg(long)]
+        homeserver: uuid::Uuid,
+    },
+    /// Stop a homeserver whatever billing does, until `resume`.
+    Suspend {
+        #[arg(long)]
+        homeserver: uuid::Uuid,
+    },
+    /// Lift staff's suspension (it runs again when its billing allows).
+    Resume {
+        #[arg(long)]
+        homeserver: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,6 +353,9 @@ pub struct Config {
     /// Days a homeserver's data is kept after its subscription ended, then deleted.
     #[arg(long, env = "PORTAL_HOMESERVER_RETENTION_DAYS", default_value_t = 30)]
     pub homeserver_retention_days: u32,
+    /// Finished backups kept per homeserver (one is made each day while it runs).
+    #[arg(long, env = "PORTAL_HOMESERVER_BACKUPS_KEPT", default_value_t = 7)]
+    pub homeserver_backups_kept: u32,
     /// The EU's VIES REST API, which confirms VAT numbers before a sale is invoiced without VAT
     /// (reverse charge). Empty: no number is ever confirmed and VAT is always charged.
     #[arg(

@@ -23,6 +23,7 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
     let sweep_portal = portal.clone();
     let follow_portal = portal.clone();
     let health_portal = portal.clone();
+    let backup_portal = portal.clone();
     Runner::new(
         portal.db.clone(),
         portal.clock.clone(),
@@ -215,9 +216,25 @@ pub fn runner(portal: &Portal, mailer: Mailer, session_absolute_hours: i64) -> R
             Ok(())
         }
     })
+    .handle(domain::homeservers::backups::BACKUP_JOB, move |_| {
+        let portal = backup_portal.clone();
+        async move {
+            let made = domain::homeservers::backups::run(&portal)
+                .await
+                .map_err(|e| e.to_string())?;
+            if made > 0 {
+                tracing::info!(made, "homeservers backed up");
+            }
+            Ok(())
+        }
+    })
     .every(
         domain::homeservers::health::CHECK_JOB,
         time::Duration::minutes(1),
+    )
+    .every(
+        domain::homeservers::backups::BACKUP_JOB,
+        time::Duration::hours(1),
     )
     .every(lifecycle::SWEEP_JOB, time::Duration::minutes(1))
     .every(lifecycle::FOLLOW_BILLING_JOB, time::Duration::minutes(1))

@@ -98,7 +98,8 @@ fn hosting(
         &config.homeserver_domain,
         config.homeserver_ports()?,
     )
-    .retention_days(config.homeserver_retention_days))
+    .retention_days(config.homeserver_retention_days)
+    .backups_kept(config.homeserver_backups_kept))
 }
 
 fn seller(config: &Config) -> Result<domain::billing::Seller, String> {

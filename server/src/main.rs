@@ -1,4 +1,4 @@
-use server::config::{BillingCommand, Cli, Command};
+use server::config::{BillingCommand, Cli, Command, HomeserverCommand};
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
 
 #[global_allocator]
@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config, started).await,
         Command::Billing { action } => billing(cli.config, action).await,
+        Command::Homeservers { action } => homeservers(cli.config, action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +82,53 @@ async fn billing(config: server::config::Config, action: BillingCommand) -> Resu
     };
     built.state.portal.db.close().await;
     result.map_err(|e: manual::ManualError| e.to_string())
+}
+
+/// The operator's staff actions on a homeserver, recorded in the audit log as the system.
+async fn homeservers(
+    config: server::config::Config,
+    action: HomeserverCommand,
+) -> Result<(), String> {
+    use domain::{
+        audit::{Actor, RequestMeta},
+        homeservers::lifecycle::{self, StaffAction},
+    };
+    let built = server::build(
+        config,
+        Arc::new(domain::SystemClock),
+        Arc::new(domain::OsRandom),
+    )
+    .await?;
+    let portal = &built.state.portal;
+    let meta = RequestMeta {
+        request_id: Some("cli".into()),
+        client_ip: None,
+    };
+    let (id, action, done) = match action {
+        HomeserverCommand::Retry { homeserver } => (
+            homeserver,
+            StaffAction::RetryProvisioning,
+            "provisioning queued again",
+        ),
+        HomeserverCommand::Suspend { homeserver } => {
+            (homeserver, StaffAction::Suspend, "suspended by staff")
+        }
+        HomeserverCommand::Resume { homeserver } => {
+            (homeserver, StaffAction::Resume, "staff's suspension lifted")
+        }
+    };
+    let result = lifecycle::staff(portal, &meta, Actor::System, id, action).await;
+    built.state.portal.db.close().await;
+    match result {
+        Ok(true) => {
+            println!("homeserver {id}: {done}");
+            Ok(())
+        }
+        Ok(false) => Err(format!(
+            "homeserver {id}: nothing to do (no such homeserver, or its state does not allow it)"
+        )),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 async fn serve(mut config: server::config::Config, started: Instant) -> Result<(), String> {

@@ -94,6 +94,14 @@ fn Host(host: HostView, base: String, subscription: String) -> impl IntoView {
                 <p><a href="">{tr("homeserver.refresh")}</a></p>
             })}
             {host.retrying.then(|| view! { <p class="alert retrying">{tr("homeserver.retrying")}</p> })}
+            {(host.state_key == "homeserver.state_running").then(|| view! {
+                <p class="host-links">
+                    <a class="button" href=format!("{base}/settings")>{tr("homeserver.settings_link")}</a>
+                    " "
+                    <a class="button" href=format!("{base}/users")>{tr("homeserver.users_link")}</a>
+                </p>
+            })}
+            <Backups host=host.clone() base=base.clone()/>
             {host.password_to_reveal.then(|| view! {
                 <h3>{tr("homeserver.password_title")}</h3>
                 <p>{tr("homeserver.password_note")}</p>
@@ -103,6 +111,55 @@ fn Host(host: HostView, base: String, subscription: String) -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// The homeserver's backups, each with "Restore" (behind a confirmation box).
+#[component]
+fn Backups(host: HostView, base: String) -> impl IntoView {
+    let running = host.state_key == "homeserver.state_running";
+    (host.url.is_some() || !host.backups.is_empty()).then(|| view! {
+        <h3 id="backups-title">{tr("backups.title")}</h3>
+        <p>{tr("backups.intro")}</p>
+        {if host.backups.is_empty() {
+            view! { <p class="backups-empty">{tr("backups.none")}</p> }.into_any()
+        } else {
+            view! {
+                <table class="table backups" aria-labelledby="backups-title">
+                    <thead><tr>
+                        <th scope="col">{tr("backups.col_made")}</th>
+                        <th scope="col">{tr("backups.col_size")}</th>
+                        <th scope="col">{tr("backups.col_state")}</th>
+                        <th scope="col">{tr("backups.col_actions")}</th>
+                    </tr></thead>
+                    <tbody>
+                        {host.backups.iter().map(|backup| {
+                            let confirm = format!("restore-{}", backup.id);
+                            view! {
+                                <tr>
+                                    <td>{backup.created.clone()}</td>
+                                    <td>{backup.size.clone().unwrap_or_default()}</td>
+                                    <td>{tr(&backup.state_key)}</td>
+                                    <td>
+                                        {(running && backup.restorable).then(|| view! {
+                                            <form method="post" action=format!("{base}/backups/restore") class="inline-confirm">
+                                                <input type="hidden" name="backup" value=backup.id.clone()/>
+                                                <input type="checkbox" name="confirm" id=confirm.clone() value="yes" required=true/>
+                                                <label for=confirm>{tr("backups.confirm")}</label>
+                                                <button class="button small" type="submit"
+                                                    aria-label=tr("backups.restore_label").replace("%{time}", &backup.created)>
+                                                    {tr("backups.restore")}
+                                                </button>
+                                            </form>
+                                        })}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+    })
 }
 
 #[component]

@@ -5,6 +5,7 @@ pub mod confirm_payment;
 pub mod dashboard;
 pub mod email_links;
 pub mod homeserver;
+pub mod homeserver_admin;
 pub mod invoices;
 pub mod landing;
 pub mod legal;

@@ -9,6 +9,7 @@ pub(crate) fn portal() -> Result<domain::Portal, leptos::prelude::ServerFnError>
 
 pub mod account;
 pub mod billing;
+pub mod homeservers;
 pub mod invoices;
 pub mod orders;
 

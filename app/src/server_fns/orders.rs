@@ -100,6 +100,20 @@ pub struct HostView {
     pub last_check: Option<String>,
     /// It does not answer its health check, since this time.
     pub down_since: Option<String>,
+    /// Its backups, newest first.
+    pub backups: Vec<BackupView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupView {
+    pub id: String,
+    pub created: String,
+    /// "12.3 MB"
+    pub size: Option<String>,
+    /// A translation key of its state.
+    pub state_key: String,
+    /// Finished: it can be restored.
+    pub restorable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +140,32 @@ mod server {
         domain::clock::long_date(ms)
     }
 
-    pub fn host(o: domain::homeservers::lifecycle::Overview) -> HostView {
+    /// "12.3 MB" (decimal units, as storage is sold).
+    pub fn size(bytes: i64) -> String {
+        let bytes = bytes.max(0) as f64;
+        if bytes < 1e6 {
+            format!("{:.1} kB", bytes / 1e3)
+        } else if bytes < 1e9 {
+            format!("{:.1} MB", bytes / 1e6)
+        } else {
+            format!("{:.2} GB", bytes / 1e9)
+        }
+    }
+
+    pub fn backup_view(b: domain::homeservers::backups::Backup) -> BackupView {
+        BackupView {
+            id: b.id.to_string(),
+            created: domain::clock::long_date_time(b.created_at),
+            size: b.size_bytes.map(size),
+            state_key: format!("backups.state_{}", b.state.as_str()),
+            restorable: b.state == domain::homeservers::backups::BackupState::Done,
+        }
+    }
+
+    pub fn host(
+        o: domain::homeservers::lifecycle::Overview,
+        backups: Vec<domain::homeservers::backups::Backup>,
+    ) -> HostView {
         use domain::billing::subscriptions::HomeserverState as State;
         let reached = match o.state {
             State::WaitingForPayment => 0,
@@ -167,6 +206,7 @@ mod server {
                 .map(|m| format!("{}.{} %", m / 10, m % 10)),
             last_check: o.last_check.map(domain::clock::long_date_time),
             down_since: o.down_since.map(domain::clock::long_date_time),
+            backups: backups.into_iter().map(backup_view).collect(),
         }
     }
 
@@ -480,8 +520,11 @@ pub async fn load_manage(id: String) -> Result<ManageView, ServerFnError> {
         .await
         .map_err(ServerFnError::new)?
         .ok_or_else(|| ServerFnError::new("not found"))?;
+    let backups = domain::homeservers::backups::list(&portal, sub.homeserver_id)
+        .await
+        .map_err(ServerFnError::new)?;
     Ok(ManageView {
-        host: server::host(overview),
+        host: server::host(overview, backups),
         plan_id: sub.plan_id.clone(),
         row: server::row(&portal, sub),
         plans,

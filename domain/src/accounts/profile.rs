@@ -24,6 +24,12 @@ crate::text_enum! {
 }
 
 impl MemberRole {
+    /// Who changes a homeserver's settings, registration tokens and users: the owner and the
+    /// technical role.
+    pub fn manages_homeservers(self) -> bool {
+        matches!(self, MemberRole::Owner | MemberRole::Technical)
+    }
+
     /// Who reads the customer's invoices and manages their links: the owner (later also the
     /// billing role).
     pub fn reads_invoices(self) -> bool {

@@ -109,6 +109,8 @@ crate::text_enum! {
         Provisioning = "provisioning",
         Running = "running",
         Suspended = "suspended",
+        /// A backup is being put back; then it runs again.
+        Restoring = "restoring",
         Terminating = "terminating",
         Terminated = "terminated",
     }

@@ -33,7 +33,7 @@ pub async fn check(portal: &Portal) -> Result<Checked, sqlx::Error> {
         let url = hosting
             .provisioners
             .for_region(&homeserver.region)
-            .and_then(|p| p.admin_url(&homeserver.deployment(hosting)));
+            .and_then(|p| p.admin_url(&homeserver.deployment(portal)));
         let healthy = match &url {
             Some(url) => super::synapse::healthy(&hosting.http, url).await,
             None => false,

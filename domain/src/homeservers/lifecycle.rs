@@ -52,6 +52,8 @@ pub struct Hosting {
     /// Days a homeserver's data is kept after its subscription ended
     /// (PORTAL_HOMESERVER_RETENTION_DAYS).
     pub retention_days: u32,
+    /// How many finished backups are kept per homeserver (PORTAL_HOMESERVER_BACKUPS_KEPT).
+    pub backups_kept: u32,
 }
 
 impl Hosting {
@@ -63,7 +65,13 @@ impl Hosting {
             http: synapse::client(),
             wake: Arc::new(tokio::sync::Notify::new()),
             retention_days: 30,
+            backups_kept: 7,
         }
+    }
+
+    pub fn backups_kept(mut self, kept: u32) -> Self {
+        self.backups_kept = kept.max(1);
+        self
     }
 
     pub fn retention_days(mut self, days: u32) -> Self {
@@ -115,10 +123,20 @@ pub struct Homeserver {
     pub last_error: Option<String>,
     pub running_since: Option<i64>,
     pub down_since: Option<i64>,
+    pub registration: super::settings::Registration,
+    pub federation: bool,
+    pub guest_access: bool,
+    pub settings_version: i64,
+    pub settings_applied: i64,
+    /// Its subscription's plan (the plan's limits apply to it).
+    pub plan_id: Option<String>,
 }
 
 const SELECT: &str = "SELECT id, customer_id, name, region, state, port, service_password, \
-     service_token, admin_user, admin_password, last_error, running_since, down_since FROM homeservers";
+     service_token, admin_user, admin_password, last_error, running_since, down_since, \
+     registration, federation, guest_access, settings_version, settings_applied, \
+     (SELECT plan_id FROM subscriptions s WHERE s.homeserver_id = homeservers.id) AS plan_id \
+     FROM homeservers";
 
 pub async fn load(db: &Db, id: Uuid) -> Result<Option<Homeserver>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE id = $1");
@@ -142,11 +160,12 @@ pub async fn in_states(
 }
 
 impl Homeserver {
-    pub fn deployment(&self, hosting: &Hosting) -> Deployment {
+    pub fn deployment(&self, portal: &Portal) -> Deployment {
         Deployment {
             id: self.id,
-            server_name: hosting.server_name(&self.name),
+            server_name: portal.hosting.server_name(&self.name),
             port: self.port.and_then(|p| u16::try_from(p).ok()),
+            settings: super::settings::of(portal, self),
         }
     }
 }
@@ -271,7 +290,7 @@ async fn steps(
     if provisioner.needs_port() && homeserver.port.is_none() {
         homeserver.port = Some(i32::from(assign_port(portal, homeserver.id).await?));
     }
-    let deployment = homeserver.deployment(hosting);
+    let deployment = homeserver.deployment(portal);
     provisioner.create(&deployment).await?;
     // The supervisor starts homeservers that are provisioning; tell it not to wait.
     hosting.wake.notify_one();
@@ -541,7 +560,7 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         return Ok(None);
     };
     let hosting = &portal.hosting;
-    let deployment = homeserver.deployment(hosting);
+    let deployment = homeserver.deployment(portal);
     let provisioned = matches!(
         homeserver.state,
         HomeserverState::Running | HomeserverState::Suspended
@@ -661,10 +680,11 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
         Ok::<_, sqlx::Error>(rows)
     };
 
-    // Dunning's mark stops a running homeserver.
+    // Dunning's mark, or staff, stop a running homeserver.
     for (id, customer) in select(
         "SELECT id, customer_id FROM homeservers WHERE state = 'running' \
-         AND suspension_marked_at IS NOT NULL AND suspension_marked_at <= $1",
+         AND ((suspension_marked_at IS NOT NULL AND suspension_marked_at <= $1) \
+              OR staff_suspended_at IS NOT NULL)",
         Some(now),
     )
     .await?
@@ -687,7 +707,7 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
     for (id, customer) in select(
         "SELECT h.id, h.customer_id FROM homeservers h JOIN subscriptions s ON s.homeserver_id = h.id \
          WHERE h.state = 'suspended' AND h.suspension_marked_at IS NULL \
-         AND s.status IN ('active', 'trialing')",
+         AND h.staff_suspended_at IS NULL AND s.status IN ('active', 'trialing')",
         None,
     )
     .await?
@@ -727,7 +747,7 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
         let Some(homeserver) = load(&portal.db, id).await? else { continue };
         if let Some(provisioner) = portal.hosting.provisioners.for_region(&homeserver.region) {
             provisioner
-                .destroy(&homeserver.deployment(&portal.hosting))
+                .destroy(&homeserver.deployment(portal))
                 .await?;
         }
         // Its data is gone: so are the credentials to it, and its port is free again.
@@ -737,4 +757,82 @@ pub async fn follow_billing(portal: &Portal) -> Result<Followed, LifecycleError>
         }
     }
     Ok(followed)
+}
+
+/// What staff do to a homeserver (the operator's `server homeservers …` commands until the
+/// staff console exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffAction {
+    /// Provisioning failed (its job gave up, or staff fixed the cause): try again now.
+    RetryProvisioning,
+    /// Stop it, whatever billing does, until staff resume it.
+    Suspend,
+    /// Lift staff's suspension; it runs again when billing allows.
+    Resume,
+}
+
+/// Carries out a staff action; false when it does not apply to the homeserver's state.
+pub async fn staff(
+    portal: &Portal,
+    meta: &crate::audit::RequestMeta,
+    actor: Actor,
+    id: Uuid,
+    action: StaffAction,
+) -> Result<bool, sqlx::Error> {
+    let now = portal.clock.now_ms();
+    let Some(homeserver) = load(&portal.db, id).await? else {
+        return Ok(false);
+    };
+    let mut tx = portal.db.begin().await?;
+    let (applies, name) = match action {
+        StaffAction::RetryProvisioning => {
+            let applies = matches!(
+                homeserver.state,
+                HomeserverState::WaitingForProvisioning | HomeserverState::Provisioning
+            );
+            if applies {
+                enqueue_provision(&mut tx, portal, id).await?;
+            }
+            (applies, "homeserver.provisioning_retried")
+        }
+        StaffAction::Suspend | StaffAction::Resume => {
+            // Suspending sets the time; resuming empties it. Each only where it changes.
+            let (sql, at) = if action == StaffAction::Suspend {
+                (
+                    "UPDATE homeservers SET staff_suspended_at = $2 WHERE id = $1 \
+                     AND staff_suspended_at IS NULL AND state NOT IN ('terminating', 'terminated')",
+                    Some(now),
+                )
+            } else {
+                (
+                    "UPDATE homeservers SET staff_suspended_at = $2 WHERE id = $1 \
+                     AND staff_suspended_at IS NOT NULL",
+                    None,
+                )
+            };
+            let applies = on_tx!(&mut tx, conn => sqlx::query(sql)
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected() == 1))?;
+            if applies {
+                enqueue_follow_billing(&mut tx, portal).await?;
+            }
+            let name = if action == StaffAction::Suspend {
+                "homeserver.staff_suspended"
+            } else {
+                "homeserver.staff_resumed"
+            };
+            (applies, name)
+        }
+    };
+    if applies {
+        let event = AuditEvent::new(actor, name)
+            .customer(homeserver.customer_id)
+            .target("homeserver", id);
+        audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
+    }
+    tx.commit().await?;
+    Ok(applies)
 }

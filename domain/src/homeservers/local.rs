@@ -10,7 +10,10 @@
 //! and get SIGTERM when it dies; one left behind anyway is found by the pid file the portal
 //! writes (`process.pid`) and stopped before its homeserver starts again.
 
-use super::provisioner::{Deployment, ProvisionError, Provisioner, Status};
+use super::{
+    provisioner::{Deployment, ProvisionError, Provisioner, Status},
+    settings::Registration,
+};
 use async_trait::async_trait;
 use std::{
     collections::HashMap,
@@ -37,7 +40,13 @@ pub struct LocalDriver {
     /// `PORTAL_DATA_DIR/homeservers`.
     root: PathBuf,
     http: reqwest::Client,
-    processes: Mutex<HashMap<Uuid, Child>>,
+    processes: Mutex<HashMap<Uuid, Running>>,
+}
+
+/// A process this driver started, and the portal settings it was started with.
+struct Running {
+    child: Child,
+    settings: String,
 }
 
 impl LocalDriver {
@@ -52,6 +61,11 @@ impl LocalDriver {
 
     pub fn dir(&self, id: Uuid) -> PathBuf {
         self.root.join(id.to_string())
+    }
+
+    /// Backups live with the homeserver's data (and are deleted with it).
+    fn backup_dir(&self, id: Uuid, backup: Uuid) -> PathBuf {
+        self.dir(id).join("backups").join(backup.to_string())
     }
 
     fn python(&self) -> Result<&Path, ProvisionError> {
@@ -132,8 +146,31 @@ impl LocalDriver {
         signal(pid, libc::SIGKILL);
     }
 
-    /// The portal's settings for the homeserver (the second `-c` file).
+    /// The portal's settings for the homeserver (the second `-c` file): the listener, and
+    /// the customer's settings with the plan's limits.
     fn portal_settings(deployment: &Deployment, port: u16) -> String {
+        let settings = &deployment.settings;
+        // Federation off: no federation listener, and no server allowed to federate either way.
+        let (resources, federation) = if settings.federation {
+            ("[client, federation]", "")
+        } else {
+            ("[client]", "federation_domain_whitelist: []\n")
+        };
+        let registration = match settings.registration {
+            Registration::Closed => {
+                "enable_registration: false\nregistration_requires_token: false\n"
+            }
+            Registration::Token => "enable_registration: true\nregistration_requires_token: true\n",
+            // Synapse refuses open registration without this explicit acknowledgement.
+            Registration::Open => {
+                "enable_registration: true\nregistration_requires_token: false\n\
+                 enable_registration_without_verification: true\n"
+            }
+        };
+        let mau = match settings.max_monthly_active_users {
+            Some(limit) => format!("limit_usage_by_mau: true\nmax_mau_value: {limit}\n"),
+            None => "limit_usage_by_mau: false\n".to_string(),
+        };
         format!(
             "# Written by the portal before each start; homeserver.yaml (generated) is never changed.\n\
              listeners:\n\
@@ -143,17 +180,37 @@ impl LocalDriver {
              \x20   tls: false\n\
              \x20   x_forwarded: true\n\
              \x20   resources:\n\
-             \x20     - names: [client, federation]\n\
+             \x20     - names: {resources}\n\
              \x20       compress: false\n\
              public_baseurl: \"http://127.0.0.1:{port}/\"\n\
-             enable_registration: false\n\
+             {registration}\
+             allow_guest_access: {guests}\n\
+             {federation}\
+             {mau}\
              report_stats: false\n\
              # No key server is reachable from here; servers' keys are fetched from them directly.\n\
              trusted_key_servers: []\n\
              suppress_key_server_warning: true\n\
              # {name}\n",
+            guests = settings.guest_access,
             name = deployment.server_name,
         )
+    }
+
+    /// Writes `portal.yaml` (atomically) and returns what it wrote.
+    async fn write_settings(&self, deployment: &Deployment) -> Result<String, ProvisionError> {
+        let port = deployment.port.ok_or(ProvisionError::NoPort)?;
+        let dir = self.dir(deployment.id);
+        let settings = Self::portal_settings(deployment, port);
+        // A name of its own per write: the supervisor and a provisioning job may write at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = dir.join(format!("portal.yaml.{}-{n}.new", std::process::id()));
+        tokio::fs::write(&temporary, &settings).await.map_err(io)?;
+        tokio::fs::rename(&temporary, dir.join("portal.yaml"))
+            .await
+            .map_err(io)?;
+        Ok(settings)
     }
 }
 
@@ -177,26 +234,17 @@ fn tail(text: &str) -> String {
 #[async_trait]
 impl Provisioner for LocalDriver {
     async fn create(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
-        let port = deployment.port.ok_or(ProvisionError::NoPort)?;
-        let dir = self.dir(deployment.id);
-        self.generate(deployment, &dir).await?;
-        let settings = Self::portal_settings(deployment, port);
-        // A name of its own per write: the supervisor and a provisioning job may write at once.
-        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temporary = dir.join(format!("portal.yaml.{}-{n}.new", std::process::id()));
-        tokio::fs::write(&temporary, settings).await.map_err(io)?;
-        tokio::fs::rename(&temporary, dir.join("portal.yaml"))
-            .await
-            .map_err(io)
+        deployment.port.ok_or(ProvisionError::NoPort)?;
+        self.generate(deployment, &self.dir(deployment.id)).await?;
+        self.write_settings(deployment).await.map(|_| ())
     }
 
     async fn start(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
         let port = deployment.port.ok_or(ProvisionError::NoPort)?;
         {
             let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(child) = processes.get_mut(&deployment.id) {
-                if matches!(child.try_wait(), Ok(None)) {
+            if let Some(running) = processes.get_mut(&deployment.id) {
+                if matches!(running.child.try_wait(), Ok(None)) {
                     return Ok(());
                 }
                 processes.remove(&deployment.id);
@@ -204,7 +252,8 @@ impl Provisioner for LocalDriver {
         }
         let python = self.python()?.to_path_buf();
         let dir = self.dir(deployment.id);
-        self.create(deployment).await?;
+        self.generate(deployment, &dir).await?;
+        let settings = self.write_settings(deployment).await?;
         self.stop_stray(&dir).await;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             return Err(ProvisionError::PortTaken);
@@ -235,8 +284,28 @@ impl Provisioner for LocalDriver {
         self.processes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(deployment.id, child);
+            .insert(deployment.id, Running { child, settings });
         Ok(())
+    }
+
+    async fn reconfigure(&self, deployment: &Deployment) -> Result<bool, ProvisionError> {
+        let port = deployment.port.ok_or(ProvisionError::NoPort)?;
+        let wanted = Self::portal_settings(deployment, port);
+        let differs = {
+            let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
+            match processes.get_mut(&deployment.id) {
+                Some(running) => {
+                    matches!(running.child.try_wait(), Ok(None)) && running.settings != wanted
+                }
+                None => false,
+            }
+        };
+        if !differs {
+            return Ok(false);
+        }
+        self.stop(deployment).await?;
+        self.start(deployment).await?;
+        Ok(true)
     }
 
     async fn stop(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
@@ -245,7 +314,7 @@ impl Provisioner for LocalDriver {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&deployment.id);
-        if let Some(mut child) = child {
+        if let Some(Running { mut child, .. }) = child {
             signal(child.id() as i32, libc::SIGTERM);
             let mut exited = false;
             for _ in 0..150 {
@@ -275,7 +344,10 @@ impl Provisioner for LocalDriver {
     async fn status(&self, deployment: &Deployment) -> Status {
         let exited = {
             let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
-            match processes.get_mut(&deployment.id).map(|c| c.try_wait()) {
+            match processes
+                .get_mut(&deployment.id)
+                .map(|r| r.child.try_wait())
+            {
                 None => None,
                 Some(Ok(None)) => Some(None),
                 Some(Ok(Some(status))) => Some(Some(status.to_string())),
@@ -308,9 +380,146 @@ impl Provisioner for LocalDriver {
         })
     }
 
+    async fn backup(&self, deployment: &Deployment, backup: Uuid) -> Result<u64, ProvisionError> {
+        let python = self.python()?.to_path_buf();
+        let dir = self.dir(deployment.id);
+        let into = self.backup_dir(deployment.id, backup);
+        if into.exists() {
+            tokio::fs::remove_dir_all(&into).await.map_err(io)?;
+        }
+        tokio::fs::create_dir_all(&into).await.map_err(io)?;
+        // The database through SQLite's online backup (consistent while Synapse writes), by the
+        // Python that runs Synapse, whose sqlite3 module has it.
+        let mut command = Command::new(python);
+        command
+            .args(["-c", SQLITE_BACKUP])
+            .arg(dir.join(DATABASE))
+            .arg(into.join(DATABASE))
+            .stdin(Stdio::null());
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .map_err(|e| ProvisionError::Failed(e.to_string()))?
+            .map_err(io)?;
+        if !output.status.success() {
+            return Err(ProvisionError::Failed(format!(
+                "the database could not be backed up: {}",
+                tail(&String::from_utf8_lossy(&output.stderr))
+            )));
+        }
+        let key = signing_key(deployment);
+        let (from, to) = (dir.clone(), into.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::copy(from.join(&key), to.join(&key))?;
+            copy_tree(&from.join(MEDIA), &to.join(MEDIA))?;
+            std::fs::write(to.join(GENERATED), b"")
+        })
+        .await
+        .map_err(|e| ProvisionError::Failed(e.to_string()))?
+        .map_err(io)?;
+        let size = tokio::task::spawn_blocking(move || tree_size(&into))
+            .await
+            .map_err(|e| ProvisionError::Failed(e.to_string()))?
+            .map_err(io)?;
+        Ok(size)
+    }
+
+    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<(), ProvisionError> {
+        let dir = self.dir(deployment.id);
+        let from = self.backup_dir(deployment.id, backup);
+        if !from.join(GENERATED).exists() {
+            return Err(ProvisionError::Failed(
+                "the backup is incomplete or gone".into(),
+            ));
+        }
+        let key = signing_key(deployment);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // The database's journal files belong to the database they replace.
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                match std::fs::remove_file(dir.join(format!("{DATABASE}{suffix}"))) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::copy(from.join(DATABASE), dir.join(DATABASE))?;
+            match std::fs::remove_dir_all(dir.join(MEDIA)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            copy_tree(&from.join(MEDIA), &dir.join(MEDIA))?;
+            std::fs::copy(from.join(&key), dir.join(&key)).map(|_| ())
+        })
+        .await
+        .map_err(|e| ProvisionError::Failed(e.to_string()))?
+        .map_err(io)
+    }
+
+    async fn delete_backup(
+        &self,
+        deployment: &Deployment,
+        backup: Uuid,
+    ) -> Result<(), ProvisionError> {
+        match tokio::fs::remove_dir_all(self.backup_dir(deployment.id, backup)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+            _ => Ok(()),
+        }
+    }
+
     fn needs_port(&self) -> bool {
         true
     }
+}
+
+/// Synapse's database, in the homeserver's directory (`--data-directory`).
+const DATABASE: &str = "homeserver.db";
+/// Synapse's media store, in the homeserver's directory.
+const MEDIA: &str = "media_store";
+/// Copies a SQLite database with SQLite's online backup API: `python -c … source target`.
+const SQLITE_BACKUP: &str = "import sqlite3, sys\n\
+source = sqlite3.connect(sys.argv[1])\n\
+target = sqlite3.connect(sys.argv[2])\n\
+source.backup(target)\n\
+target.close()\n\
+source.close()\n";
+
+/// The signing key's file name, as `--generate-config` names it.
+fn signing_key(deployment: &Deployment) -> String {
+    format!("{}.signing.key", deployment.server_name)
+}
+
+/// Copies a directory tree (a missing source is an empty tree).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let entries = match std::fs::read_dir(from) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the files in a tree.
+fn tree_size(dir: &Path) -> std::io::Result<u64> {
+    let mut size = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            size += tree_size(&entry.path())?;
+        } else if kind.is_file() {
+            size += entry.metadata()?.len();
+        }
+    }
+    Ok(size)
 }
 
 /// `registration_shared_secret` of a generated homeserver.yaml (a double-quoted string of
@@ -328,6 +537,7 @@ fn registration_secret(config: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::settings::Settings;
     use super::*;
 
     #[test]
@@ -348,10 +558,46 @@ mod tests {
             id: Uuid::nil(),
             server_name: "alpha.localhost".into(),
             port: Some(20001),
+            settings: Settings::default(),
         };
         let settings = LocalDriver::portal_settings(&deployment, 20001);
         assert!(settings.contains("listeners:\n  - port: 20001\n    bind_addresses: ['127.0.0.1']"));
         assert!(settings.contains("public_baseurl: \"http://127.0.0.1:20001/\""));
         assert!(settings.contains("enable_registration: false"));
+        assert!(settings.contains("- names: [client, federation]"));
+        assert!(!settings.contains("federation_domain_whitelist"));
+        assert!(settings.contains("allow_guest_access: false"));
+    }
+
+    #[test]
+    fn the_customers_settings_and_the_plans_limit_are_written() {
+        let deployment = Deployment {
+            id: Uuid::nil(),
+            server_name: "alpha.localhost".into(),
+            port: Some(20001),
+            settings: Settings {
+                registration: Registration::Open,
+                federation: false,
+                guest_access: true,
+                max_monthly_active_users: Some(25),
+            },
+        };
+        let settings = LocalDriver::portal_settings(&deployment, 20001);
+        assert!(settings.contains("- names: [client]\n"));
+        assert!(settings.contains("federation_domain_whitelist: []"));
+        assert!(settings.contains("enable_registration: true"));
+        assert!(settings.contains("enable_registration_without_verification: true"));
+        assert!(settings.contains("allow_guest_access: true"));
+        assert!(settings.contains("limit_usage_by_mau: true\nmax_mau_value: 25\n"));
+        let token = Deployment {
+            settings: Settings {
+                registration: Registration::Token,
+                ..Settings::default()
+            },
+            ..deployment
+        };
+        let settings = LocalDriver::portal_settings(&token, 20001);
+        assert!(settings.contains("registration_requires_token: true"));
+        assert!(!settings.contains("enable_registration_without_verification"));
     }
 }

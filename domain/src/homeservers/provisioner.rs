@@ -15,6 +15,8 @@ pub struct Deployment {
     pub server_name: String,
     /// The loopback port it listens on (the local driver; None elsewhere).
     pub port: Option<u16>,
+    /// What it runs with (the customer's settings and the plan's limits).
+    pub settings: super::settings::Settings,
 }
 
 /// A homeserver as its provisioner finds it.
@@ -51,6 +53,10 @@ pub trait Provisioner: Send + Sync {
     async fn create(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
     /// Starts it (nothing when it runs already).
     async fn start(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
+    /// Brings a homeserver that runs to the deployment's settings: where they differ from
+    /// those it was started with, its configuration is rewritten and it is restarted. Returns
+    /// whether it was restarted (false: it runs with them already, or does not run here).
+    async fn reconfigure(&self, deployment: &Deployment) -> Result<bool, ProvisionError>;
     /// Stops it (nothing when it is stopped); its data stays.
     async fn stop(&self, deployment: &Deployment) -> Result<(), ProvisionError>;
     /// Stops it and removes all its data.
@@ -60,6 +66,17 @@ pub trait Provisioner: Send + Sync {
     fn admin_url(&self, deployment: &Deployment) -> Option<String>;
     /// The secret of Synapse's shared-secret registration.
     async fn registration_secret(&self, deployment: &Deployment) -> Result<String, ProvisionError>;
+    /// Makes backup `backup` of the homeserver's data (database, media, signing key) while it
+    /// may run; returns its size in bytes.
+    async fn backup(&self, deployment: &Deployment, backup: Uuid) -> Result<u64, ProvisionError>;
+    /// Replaces the data of the stopped homeserver by backup `backup`'s.
+    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<(), ProvisionError>;
+    /// Deletes backup `backup` (nothing when it is gone already).
+    async fn delete_backup(
+        &self,
+        deployment: &Deployment,
+        backup: Uuid,
+    ) -> Result<(), ProvisionError>;
     /// Whether homeservers of this driver need a port of the portal's range.
     fn needs_port(&self) -> bool;
 }

@@ -9,8 +9,10 @@
 //! processes and real replicas.
 
 use super::{
+    backups,
     lifecycle::{self, Homeserver},
-    provisioner::Status,
+    provisioner::{Deployment, Provisioner, Status},
+    settings,
 };
 use crate::{billing::subscriptions::HomeserverState, portal::Portal};
 use std::{
@@ -69,7 +71,7 @@ impl Supervisor {
         use HomeserverState::*;
         lifecycle::in_states(
             &self.portal.db,
-            &[Provisioning, Running, Suspended, Terminating],
+            &[Provisioning, Running, Suspended, Restoring, Terminating],
         )
         .await
     }
@@ -90,9 +92,13 @@ impl Supervisor {
             let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) else {
                 continue;
             };
-            let deployment = homeserver.deployment(hosting);
+            let deployment = homeserver.deployment(&self.portal);
             if provisioner.needs_port() && deployment.port.is_none() {
                 continue; // provisioning has not given it a port yet
+            }
+            if homeserver.state == HomeserverState::Restoring {
+                self.restore(provisioner.as_ref(), &homeserver).await?;
+                continue;
             }
             let wanted_up = matches!(
                 homeserver.state,
@@ -105,6 +111,11 @@ impl Supervisor {
                 continue;
             }
             match provisioner.status(&deployment).await {
+                // A settings change is applied once it runs (not while provisioning waits).
+                Status::Ready if homeserver.state == HomeserverState::Running => {
+                    self.reconfigure(provisioner.as_ref(), &homeserver, &deployment)
+                        .await?
+                }
                 Status::Ready | Status::Starting => {}
                 // Provisioning makes its configuration first.
                 Status::Absent => {}
@@ -125,6 +136,82 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Brings a running homeserver to its settings, and records which change is in effect.
+    async fn reconfigure(
+        &self,
+        provisioner: &dyn Provisioner,
+        homeserver: &Homeserver,
+        deployment: &Deployment,
+    ) -> Result<(), sqlx::Error> {
+        match provisioner.reconfigure(deployment).await {
+            Ok(restarted) => {
+                if restarted {
+                    lifecycle::record_event(&self.portal, homeserver.id, "reconfigured", None)
+                        .await?;
+                }
+                if homeserver.settings_applied < homeserver.settings_version {
+                    settings::mark_applied(
+                        &self.portal,
+                        homeserver.id,
+                        homeserver.settings_version,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // The next tick finds it stopped or exited and starts it again.
+                tracing::warn!(homeserver = %homeserver.id, %error, "could not apply a homeserver's settings");
+                lifecycle::record_event(
+                    &self.portal,
+                    homeserver.id,
+                    "reconfigure_failed",
+                    Some(&error.to_string()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Puts a backup back (stopped, data replaced, running again); a failure is recorded and
+    /// tried again after the restart backoff.
+    async fn restore(
+        &self,
+        provisioner: &dyn Provisioner,
+        homeserver: &Homeserver,
+    ) -> Result<(), sqlx::Error> {
+        if self
+            .pending(homeserver.id)
+            .is_some_and(|at| Instant::now() < at)
+        {
+            return Ok(());
+        }
+        match backups::restore(&self.portal, provisioner, homeserver).await {
+            Ok(()) => {
+                if let Some(entry) = self
+                    .restarts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(&homeserver.id)
+                {
+                    entry.next_at = None;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(homeserver = %homeserver.id, %error, "could not restore a backup");
+                self.schedule_restart(homeserver.id);
+                lifecycle::record_event(
+                    &self.portal,
+                    homeserver.id,
+                    "restore_failed",
+                    Some(&error.to_string()),
+                )
+                .await
+            }
+        }
     }
 
     /// When the homeserver's scheduled restart is due (None: none is pending).
@@ -159,7 +246,7 @@ impl Supervisor {
         let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) else {
             return Ok(());
         };
-        let deployment = homeserver.deployment(hosting);
+        let deployment = homeserver.deployment(&self.portal);
         match provisioner.start(&deployment).await {
             Ok(()) => {
                 if let Some(entry) = self
@@ -173,7 +260,10 @@ impl Supervisor {
                     entry.last_start = Instant::now();
                 }
                 let kind = if restart { "restarted" } else { "started" };
-                lifecycle::record_event(&self.portal, homeserver.id, kind, None).await
+                lifecycle::record_event(&self.portal, homeserver.id, kind, None).await?;
+                // It was started with the settings of the version read with it.
+                settings::mark_applied(&self.portal, homeserver.id, homeserver.settings_version)
+                    .await
             }
             Err(error) => {
                 tracing::warn!(homeserver = %homeserver.id, %error, "could not start a homeserver");
@@ -194,7 +284,7 @@ impl Supervisor {
         for homeserver in self.supervised().await? {
             let hosting = &self.portal.hosting;
             if let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) {
-                let _ = provisioner.stop(&homeserver.deployment(hosting)).await;
+                let _ = provisioner.stop(&homeserver.deployment(&self.portal)).await;
             }
         }
         Ok(())

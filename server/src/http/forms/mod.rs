@@ -75,6 +75,31 @@ pub fn routes() -> Router<AppState> {
             "/homeservers/{id}/reveal-password",
             post(homeservers::reveal_password),
         )
+        .route(
+            "/homeservers/{id}/settings",
+            post(homeservers::save_settings),
+        )
+        .route(
+            "/homeservers/{id}/registration-tokens",
+            post(homeservers::create_token),
+        )
+        .route(
+            "/homeservers/{id}/registration-tokens/delete",
+            post(homeservers::delete_token),
+        )
+        .route(
+            "/homeservers/{id}/backups/restore",
+            post(homeservers::restore_backup),
+        )
+        .route("/homeservers/{id}/users", post(homeservers::add_user))
+        .route(
+            "/homeservers/{id}/users/reset-password",
+            post(homeservers::reset_user_password),
+        )
+        .route(
+            "/homeservers/{id}/users/deactivate",
+            post(homeservers::deactivate_user),
+        )
         .route("/account/name", post(account::rename))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::change_email))
