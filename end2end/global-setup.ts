@@ -9,6 +9,7 @@ import { spawn, ChildProcess } from 'node:child_process';
 import * as readline from 'node:readline';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
 
 const children: ChildProcess[] = [];
 
@@ -45,6 +46,25 @@ function start<T>(what: string, command: string, args: string[], env: NodeJS.Pro
 }
 
 const listening = (line: string) => /listening on (127\.0\.0\.1:\d+)/.exec(line)?.[1];
+
+/** The address in the portal's "portal ready" log line. */
+function portalReady(line: string): string | undefined {
+  try {
+    const json = JSON.parse(line);
+    return json.fields?.message === 'portal ready' ? json.fields.addr as string : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits until the portal at `url` answers /readyz. */
+async function ready(url: string) {
+  for (let tries = 0; ; tries++) {
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return;
+    if (tries > 100) throw new Error(`the portal at ${url} is not ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 export default async function globalSetup() {
   const dataDir = process.env.PORTAL_E2E_DATA_DIR!;
@@ -86,24 +106,40 @@ export default async function globalSetup() {
       PORTAL_SELLER_BIC: 'NDEAFIHH',
       // The EU's VIES service is played by the project's stand-in (no test reaches the EU).
       PORTAL_VIES_URL: `http://${vies}`,
-      // Paid homeservers of these tests are not provisioned (provisioning finds no Synapse and
-      // they stay waiting): real Synapse runs in server/tests/homeservers.rs, a few at a time.
+      // Paid homeservers of this portal are not provisioned (provisioning finds no Synapse and
+      // they stay waiting): real Synapse runs in the hosting portal below and in
+      // server/tests/homeservers.rs, a few at a time.
       PORTAL_SYNAPSE_PYTHON: `${dataDir}/no-synapse-here/python`,
-    }, (line) => {
-      try {
-        const json = JSON.parse(line);
-        return json.fields?.message === 'portal ready' ? json.fields.addr as string : undefined;
-      } catch {
-        return undefined;
-      }
-    });
+    }, portalReady);
     const baseURL = `http://${portal}`;
-    for (let tries = 0; ; tries++) {
-      const ready = await fetch(`${baseURL}/readyz`).then((r) => r.ok, () => false);
-      if (ready) break;
-      if (tries > 100) throw new Error(`the portal at ${baseURL} is not ready`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await ready(baseURL);
+
+    // A second portal whose homeservers really run (real Synapse, PORTAL_SYNAPSE_PYTHON from
+    // scripts/env.sh), for tests/homeservers.spec.ts only, so the few Synapse processes are
+    // those of that test. Without Stripe keys its orders are paid by bank transfer, marked paid
+    // by the operator's command (HOSTING_ENV is its environment for that command).
+    const hostingEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      LEPTOS_SITE_ADDR: '127.0.0.1:0',
+      PORTAL_DATA_DIR: path.join(dataDir, 'hosting'),
+      LEPTOS_SITE_ROOT: process.env.LEPTOS_SITE_ROOT ?? '../target/site',
+      RUST_LOG: 'warn,server=info',
+      PORTAL_LOG_FORMAT: 'json',
+      PORTAL_SMTP_URL: `smtp://${smtp}`,
+      PORTAL_JOB_POLL_SECONDS: '1',
+      PORTAL_AUTH_ATTEMPTS_PER_MINUTE: '1000',
+      PORTAL_SELLER_NAME: 'Example Hosting Oy',
+      PORTAL_SELLER_ADDRESS: 'Mannerheimintie 1; 00100 Helsinki; Finland',
+      PORTAL_SELLER_IBAN: 'FI2112345600000785',
+      PORTAL_SELLER_BIC: 'NDEAFIHH',
+      PORTAL_VIES_URL: `http://${vies}`,
+      PORTAL_HOMESERVER_PORTS: '23000-23099',
+    };
+    for (const key of Object.keys(hostingEnv)) if (key.startsWith('STRIPE_')) delete hostingEnv[key];
+    fs.mkdirSync(hostingEnv.PORTAL_DATA_DIR!, { recursive: true });
+    const hosting = await start('the hosting portal', serverBin, [], hostingEnv, portalReady);
+    const hostingURL = `http://${hosting}`;
+    await ready(hostingURL);
     // Stripe's webhook events reach the portal, as from a Stripe account's endpoint.
     const registered = await fetch(`${stripeBase}/_config/webhooks/portal`, {
       method: 'POST',
@@ -113,6 +149,8 @@ export default async function globalSetup() {
     // The test workers, which load playwright.config.ts again, inherit these.
     process.env.PORTAL_E2E_BASE_URL = baseURL;
     process.env.PORTAL_E2E_MAILDIR = maildir;
+    process.env.PORTAL_E2E_HOSTING_URL = hostingURL;
+    process.env.PORTAL_E2E_HOSTING_ENV = JSON.stringify(hostingEnv);
   } catch (e) {
     stopAll();
     throw e;
