@@ -441,13 +441,13 @@ async fn federation_answers(url: &str) -> bool {
         .is_ok_and(|r| r.status().is_success())
 }
 
-/// A customer who ordered and paid: their browser, subscription id, homeserver id and URL,
-/// once the homeserver runs.
-async fn running_homeserver<'a>(
+/// A customer who ordered and paid (by bank transfer, marked paid): their browser,
+/// subscription id and homeserver id. Nothing is provisioned until the jobs run.
+async fn ordered_and_paid<'a>(
     app: &'a TestApp,
     email: &str,
     name: &str,
-) -> (Browser<'a>, String, uuid::Uuid, String) {
+) -> (Browser<'a>, String, uuid::Uuid) {
     let mut browser = Browser::new(app);
     browser.sign_up_verified(email, PASSWORD, "Dana").await;
     browser.billing_details("FI").await;
@@ -471,6 +471,16 @@ async fn running_homeserver<'a>(
     )
     .await
     .unwrap();
+    (browser, sub, homeserver)
+}
+
+/// [`ordered_and_paid`], once the homeserver runs; with its URL.
+async fn running_homeserver<'a>(
+    app: &'a TestApp,
+    email: &str,
+    name: &str,
+) -> (Browser<'a>, String, uuid::Uuid, String) {
+    let (mut browser, sub, homeserver) = ordered_and_paid(app, email, name).await;
     app.run_jobs().await;
     let running = host(&mut browser, &sub).await;
     assert_eq!(
@@ -991,30 +1001,7 @@ async fn app_customer(app: &TestApp, sub: &str) -> uuid::Uuid {
 /// directory, the same port, one service user and one first admin.
 async fn a_provisioning_cut_short_finishes_once(backend: Backend) {
     let app = common::spawn_app_with_homeservers(backend, &SELLER).await;
-    let mut hana = Browser::new(&app);
-    hana.sign_up_verified("hana@example.com", PASSWORD, "Hana")
-        .await;
-    hana.billing_details("FI").await;
-    order(&mut hana, "starter", "hana-home", "eur").await;
-    let sub = api(&mut hana, "dashboard").await["rows"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (homeserver, invoice): (uuid::Uuid, uuid::Uuid) = domain::on_db!(&app.state.portal.db, pool => sqlx::query_as(
-        "SELECT s.homeserver_id, i.id FROM subscriptions s JOIN invoices i ON i.subscription_id = s.id WHERE s.id = $1"
-    )
-    .bind(uuid::Uuid::parse_str(&sub).unwrap())
-    .fetch_one(pool)
-    .await
-    .unwrap());
-    domain::billing::manual::mark_paid(
-        &app.state.portal,
-        &domain::audit::RequestMeta::default(),
-        domain::audit::Actor::System,
-        invoice,
-    )
-    .await
-    .unwrap();
+    let (mut hana, sub, homeserver) = ordered_and_paid(&app, "hana@example.com", "hana-home").await;
     let data = app
         .data_dir
         .join("homeservers")

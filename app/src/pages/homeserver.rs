@@ -124,7 +124,7 @@ fn Backups(host: HostView, base: String) -> impl IntoView {
             view! { <p class="backups-empty">{tr("backups.none")}</p> }.into_any()
         } else {
             view! {
-                <table class="table backups" aria-labelledby="backups-title">
+                <div class="table-scroll"><table class="admin-table backups" aria-labelledby="backups-title">
                     <thead><tr>
                         <th scope="col">{tr("backups.col_made")}</th>
                         <th scope="col">{tr("backups.col_size")}</th>
@@ -156,7 +156,7 @@ fn Backups(host: HostView, base: String) -> impl IntoView {
                             }
                         }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
             }.into_any()
         }}
     })

@@ -114,7 +114,7 @@ fn Settings(view: HostSettingsView, flash: Flash) -> impl IntoView {
                     </form>
                 }.into_any()
             }}
-            <dl class="facts">
+            <dl class="facts plan-limit">
                 <dt>{tr("host_settings.mau_limit")}</dt>
                 <dd class="mau-limit">{match view.max_monthly_active_users {
                     Some(limit) => tr("host_settings.mau_value").replace("%{limit}", &limit.to_string()),
@@ -138,7 +138,7 @@ fn Tokens(view: HostSettingsView, flash: Flash) -> impl IntoView {
                     view! { <p class="tokens-empty">{tr("tokens.none")}</p> }.into_any()
                 } else {
                     view! {
-                        <table class="table tokens">
+                        <div class="table-scroll"><table class="admin-table tokens">
                             <thead><tr>
                                 <th scope="col">{tr("tokens.col_token")}</th>
                                 <th scope="col">{tr("tokens.col_used")}</th>
@@ -165,7 +165,7 @@ fn Tokens(view: HostSettingsView, flash: Flash) -> impl IntoView {
                                     </tr>
                                 }.into_any()).collect_view()}
                             </tbody>
-                        </table>
+                        </table></div>
                     }.into_any()
                 }
             })}
@@ -232,7 +232,7 @@ fn Users(view: HostUsersView, flash: Flash) -> impl IntoView {
             <section class="card" aria-labelledby="users-list">
                 <h2 id="users-list">{tr("users.list_title")}</h2>
                 <p class="users-showing">{view.showing.clone()}</p>
-                <table class="table users">
+                <div class="table-scroll"><table class="admin-table users">
                     <thead><tr>
                         <th scope="col">{tr("users.col_user")}</th>
                         <th scope="col">{tr("users.col_role")}</th>
@@ -260,7 +260,7 @@ fn Users(view: HostUsersView, flash: Flash) -> impl IntoView {
                                     </td>
                                     <td class="role">{role}</td>
                                     <td>{user.created.clone().unwrap_or_default()}</td>
-                                    <td>
+                                    <td><div class="row-actions">
                                         {changeable.then(|| view! {
                                             <form method="post" action=format!("{base}/users/reset-password")>
                                                 <input type="hidden" name="user" value=user.id.clone()/>
@@ -279,12 +279,13 @@ fn Users(view: HostUsersView, flash: Flash) -> impl IntoView {
                                                 </button>
                                             </form>
                                         })}
-                                    </td>
+                                    </div></td>
                                 </tr>
                             }.into_any()
                         }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
+                <p class="hint">{tr("users.portal_note")}</p>
                 <nav class="pager" aria-label=tr("users.pages")>
                     {view.previous.map(|from| view! { <a href=page(from) rel="prev">{tr("users.previous")}</a> })}
                     " "

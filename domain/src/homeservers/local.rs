@@ -104,16 +104,7 @@ impl LocalDriver {
             .arg(dir)
             .current_dir(dir)
             .stdin(Stdio::null());
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .map_err(|e| ProvisionError::Failed(e.to_string()))?
-            .map_err(io)?;
-        if !output.status.success() {
-            return Err(ProvisionError::Failed(format!(
-                "Synapse could not generate its configuration: {}",
-                tail(&String::from_utf8_lossy(&output.stderr))
-            )));
-        }
+        run(command, "Synapse could not generate its configuration").await?;
         tokio::fs::write(dir.join(GENERATED), b"").await.map_err(io)
     }
 
@@ -223,6 +214,21 @@ fn signal(pid: i32, signal: i32) {
     unsafe {
         libc::kill(pid, signal);
     }
+}
+
+/// Runs a command to its end; a failure says `what` with the end of its error output.
+async fn run(mut command: Command, what: &str) -> Result<(), ProvisionError> {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .map_err(|e| ProvisionError::Failed(e.to_string()))?
+        .map_err(io)?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ProvisionError::Failed(format!(
+        "{what}: {}",
+        tail(&String::from_utf8_lossy(&output.stderr))
+    )))
 }
 
 /// The last lines of a process's output, for an error message.
@@ -396,16 +402,7 @@ impl Provisioner for LocalDriver {
             .arg(dir.join(DATABASE))
             .arg(into.join(DATABASE))
             .stdin(Stdio::null());
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .map_err(|e| ProvisionError::Failed(e.to_string()))?
-            .map_err(io)?;
-        if !output.status.success() {
-            return Err(ProvisionError::Failed(format!(
-                "the database could not be backed up: {}",
-                tail(&String::from_utf8_lossy(&output.stderr))
-            )));
-        }
+        run(command, "the database could not be backed up").await?;
         let key = signing_key(deployment);
         let (from, to) = (dir.clone(), into.clone());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {

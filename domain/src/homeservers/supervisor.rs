@@ -202,16 +202,21 @@ impl Supervisor {
             }
             Err(error) => {
                 tracing::warn!(homeserver = %homeserver.id, %error, "could not restore a backup");
-                self.schedule_restart(homeserver.id);
-                lifecycle::record_event(
-                    &self.portal,
-                    homeserver.id,
-                    "restore_failed",
-                    Some(&error.to_string()),
-                )
-                .await
+                self.failed(homeserver, "restore_failed", &error.to_string())
+                    .await
             }
         }
+    }
+
+    /// A step that failed: tried again after the restart backoff, and recorded.
+    async fn failed(
+        &self,
+        homeserver: &Homeserver,
+        kind: &str,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.schedule_restart(homeserver.id);
+        lifecycle::record_event(&self.portal, homeserver.id, kind, Some(error)).await
     }
 
     /// When the homeserver's scheduled restart is due (None: none is pending).
@@ -267,14 +272,8 @@ impl Supervisor {
             }
             Err(error) => {
                 tracing::warn!(homeserver = %homeserver.id, %error, "could not start a homeserver");
-                self.schedule_restart(homeserver.id);
-                lifecycle::record_event(
-                    &self.portal,
-                    homeserver.id,
-                    "start_failed",
-                    Some(&error.to_string()),
-                )
-                .await
+                self.failed(homeserver, "start_failed", &error.to_string())
+                    .await
             }
         }
     }

@@ -115,6 +115,18 @@ async fn admin_access(
     }
 }
 
+/// [`manager`] and [`admin_access`] in one: the signed-in user and the homeserver's admin API.
+async fn managed(
+    ctx: &FormContext,
+    id: &str,
+    back: &str,
+    form: &str,
+) -> Result<(Uuid, Admin), Response> {
+    let (user, customer_id, homeserver_id) = manager(ctx, id).await?;
+    let admin = admin_access(ctx, customer_id, homeserver_id, back, form).await?;
+    Ok((user, admin))
+}
+
 /// The answer to a refused or failed change: a message on the page for what the person can
 /// act on, the error page for the rest.
 async fn refused(ctx: &FormContext, back: &str, form: &str, error: ManageError) -> Response {
@@ -298,13 +310,9 @@ pub async fn delete_token(
     Path(id): Path<String>,
     Form(fields): Form<TokenDeleteFields>,
 ) -> Response {
-    let (user, customer_id, homeserver_id) = match manager(&ctx, &id).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
     let back = format!("/homeservers/{id}/settings");
-    let admin = match admin_access(&ctx, customer_id, homeserver_id, &back, "tokens").await {
-        Ok(admin) => admin,
+    let (user, admin) = match managed(&ctx, &id, &back, "tokens").await {
+        Ok(v) => v,
         Err(response) => return response,
     };
     let portal = &ctx.state.portal;
@@ -399,13 +407,9 @@ pub async fn reset_user_password(
     Path(id): Path<String>,
     Form(fields): Form<UserFields>,
 ) -> Response {
-    let (user, customer_id, homeserver_id) = match manager(&ctx, &id).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
     let back = format!("/homeservers/{id}/users");
-    let admin = match admin_access(&ctx, customer_id, homeserver_id, &back, "users").await {
-        Ok(admin) => admin,
+    let (user, admin) = match managed(&ctx, &id, &back, "users").await {
+        Ok(v) => v,
         Err(response) => return response,
     };
     let portal = &ctx.state.portal;
@@ -421,20 +425,16 @@ pub async fn deactivate_user(
     Path(id): Path<String>,
     Form(fields): Form<UserFields>,
 ) -> Response {
-    let (user, customer_id, homeserver_id) = match manager(&ctx, &id).await {
+    let back = format!("/homeservers/{id}/users");
+    let (user, admin) = match managed(&ctx, &id, &back, "users").await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    let back = format!("/homeservers/{id}/users");
     if fields.confirm.is_none() {
         let mut flash = Flash::for_form("users");
         flash.alert = Some(tr("users.confirm_missing"));
         return ctx.back(&back, flash).await;
     }
-    let admin = match admin_access(&ctx, customer_id, homeserver_id, &back, "users").await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let portal = &ctx.state.portal;
     match manage::deactivate(portal, &ctx.meta, Actor::User(user), &admin, &fields.user).await {
         Ok(()) => {
