@@ -346,6 +346,10 @@ pub struct Config {
     /// Homeservers are named `<name>.<this domain>`.
     #[arg(long, env = "PORTAL_HOMESERVER_DOMAIN", default_value = "localhost")]
     pub homeserver_domain: String,
+    /// Where Matrix clients reach a homeserver behind a reverse proxy, with `{server_name}` in
+    /// it (e.g. `https://{server_name}`). Empty: the loopback URL of the local driver.
+    #[arg(long, env = "PORTAL_HOMESERVER_URL", default_value = "")]
+    pub homeserver_url: String,
     /// Loopback ports for homeservers on the local driver, `first-last`; each keeps its port
     /// for life.
     #[arg(long, env = "PORTAL_HOMESERVER_PORTS", default_value = "20000-20999")]
@@ -586,6 +590,22 @@ impl Config {
 
     /// Checks values clap cannot: URLs and the contact.
     /// PORTAL_HOMESERVER_PORTS as a range.
+    /// The homeserver URL pattern (None: the loopback URL).
+    pub fn homeserver_url_pattern(&self) -> Result<Option<String>, String> {
+        let pattern = self.homeserver_url.trim().trim_end_matches('/');
+        if pattern.is_empty() {
+            return Ok(None);
+        }
+        if !(pattern.starts_with("https://") || pattern.starts_with("http://"))
+            || !pattern.contains("{server_name}")
+        {
+            return Err(format!(
+                "PORTAL_HOMESERVER_URL must start with https:// and contain {{server_name}}, got {pattern:?}"
+            ));
+        }
+        Ok(Some(pattern.to_string()))
+    }
+
     pub fn homeserver_ports(&self) -> Result<std::ops::RangeInclusive<u16>, String> {
         let bad = || {
             format!(
@@ -788,6 +808,20 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.public_url(), "https://portal.example");
         assert_eq!(c.security_contact(), "mailto:security@portal.example");
+    }
+
+    #[test]
+    fn the_homeserver_url_pattern_names_the_server() {
+        assert_eq!(parse(&[]).homeserver_url_pattern(), Ok(None));
+        let c = parse(&["--homeserver-url", "https://{server_name}/"]);
+        assert_eq!(
+            c.homeserver_url_pattern(),
+            Ok(Some("https://{server_name}".into()))
+        );
+        for bad in ["https://matrix.example", "ftp://{server_name}"] {
+            let c = parse(&["--homeserver-url", bad]);
+            assert!(c.homeserver_url_pattern().is_err(), "{bad}");
+        }
     }
 
     fn config_file(name: &str, text: &str) -> PathBuf {

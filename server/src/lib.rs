@@ -78,6 +78,9 @@ pub fn load_regions(
 /// The seller, checked against the VAT rates (an EU member state, a well-formed VAT number).
 /// Each region's provisioner: every local region shares one local driver, which keeps the
 /// homeservers' data under PORTAL_DATA_DIR/homeservers.
+/// The reverse proxy's map of server names to loopback addresses (see the README).
+const PROXY_MAP: &str = "proxy.map";
+
 fn hosting(
     config: &Config,
     regions: &domain::homeservers::regions::RegionCatalog,
@@ -99,7 +102,11 @@ fn hosting(
         config.homeserver_ports()?,
     )
     .retention_days(config.homeserver_retention_days)
-    .backups_kept(config.homeserver_backups_kept))
+    .backups_kept(config.homeserver_backups_kept)
+    .public_urls(
+        config.homeserver_url_pattern()?,
+        config.data_dir.join("homeservers").join(PROXY_MAP),
+    ))
 }
 
 fn seller(config: &Config) -> Result<domain::billing::Seller, String> {

@@ -1000,7 +1000,10 @@ async fn app_customer(app: &TestApp, sub: &str) -> uuid::Uuid {
 /// lapse, as a dead replica's does) finishes it once when the job runs again: one data
 /// directory, the same port, one service user and one first admin.
 async fn a_provisioning_cut_short_finishes_once(backend: Backend) {
-    let app = common::spawn_app_with_homeservers(backend, &SELLER).await;
+    // Behind a reverse proxy: clients reach each homeserver at https://<server name>.
+    let mut args = SELLER.to_vec();
+    args.extend(["--homeserver-url", "https://{server_name}"]);
+    let app = common::spawn_app_with_homeservers(backend, &args).await;
     let (mut hana, sub, homeserver) = ordered_and_paid(&app, "hana@example.com", "hana-home").await;
     let data = app
         .data_dir
@@ -1050,8 +1053,24 @@ async fn a_provisioning_cut_short_finishes_once(backend: Backend) {
     .await
     .unwrap());
     assert_eq!(port, cut.1, "the same port");
+    let port = port.unwrap();
+
+    // The page and Synapse give the public URL; the proxy's map routes it to the port.
+    assert_eq!(running["url"], "https://hana-home.localhost");
+    let config = std::fs::read_to_string(data.join("portal.yaml")).unwrap();
+    assert!(
+        config.contains("public_baseurl: \"https://hana-home.localhost/\""),
+        "{config}"
+    );
+    let map_path = app.data_dir.join("homeservers").join("proxy.map");
+    let line = format!("hana-home.localhost 127.0.0.1:{port};");
+    eventually("the proxy's map", || async {
+        std::fs::read_to_string(&map_path).is_ok_and(|map| map.contains(&line))
+    })
+    .await;
     let directories = std::fs::read_dir(app.data_dir.join("homeservers"))
         .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().is_dir())
         .count();
     assert_eq!(directories, 1, "one data directory");
     let customer = app_customer(&app, &sub).await;
@@ -1106,8 +1125,12 @@ async fn a_provisioning_cut_short_finishes_once(backend: Backend) {
         host(&mut hana, &sub).await["state_key"],
         "homeserver.state_suspended"
     );
-    let url = running["url"].as_str().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}");
     let http = domain::homeservers::synapse::client();
+    eventually("the stop by staff", || async {
+        !std::fs::read_to_string(&map_path).unwrap().contains(&line)
+    })
+    .await;
     eventually("the stop by staff", || async {
         !domain::homeservers::synapse::healthy(&http, &url).await
     })

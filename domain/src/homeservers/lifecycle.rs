@@ -54,6 +54,12 @@ pub struct Hosting {
     pub retention_days: u32,
     /// How many finished backups are kept per homeserver (PORTAL_HOMESERVER_BACKUPS_KEPT).
     pub backups_kept: u32,
+    /// Where clients reach a homeserver behind a reverse proxy, with `{server_name}` in it
+    /// (PORTAL_HOMESERVER_URL); None: the provisioner's own address.
+    pub url_pattern: Option<String>,
+    /// The file the supervisor keeps for the reverse proxy: each server name's loopback
+    /// address (homeservers of drivers with ports).
+    pub proxy_map: Option<std::path::PathBuf>,
 }
 
 impl Hosting {
@@ -66,7 +72,22 @@ impl Hosting {
             wake: Arc::new(tokio::sync::Notify::new()),
             retention_days: 30,
             backups_kept: 7,
+            url_pattern: None,
+            proxy_map: None,
         }
+    }
+
+    pub fn public_urls(mut self, pattern: Option<String>, proxy_map: std::path::PathBuf) -> Self {
+        self.url_pattern = pattern;
+        self.proxy_map = Some(proxy_map);
+        self
+    }
+
+    /// Where Matrix clients reach the homeserver `server_name` (None: no pattern is set).
+    pub fn public_url(&self, server_name: &str) -> Option<String> {
+        self.url_pattern
+            .as_ref()
+            .map(|pattern| pattern.replace("{server_name}", server_name))
     }
 
     pub fn backups_kept(mut self, kept: u32) -> Self {
@@ -164,6 +185,9 @@ impl Homeserver {
         Deployment {
             id: self.id,
             server_name: portal.hosting.server_name(&self.name),
+            public_url: portal
+                .hosting
+                .public_url(&portal.hosting.server_name(&self.name)),
             port: self.port.and_then(|p| u16::try_from(p).ok()),
             settings: super::settings::of(portal, self),
         }
@@ -565,7 +589,7 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         homeserver.state,
         HomeserverState::Running | HomeserverState::Suspended
     );
-    let url = provisioned
+    let admin_url = provisioned
         .then(|| {
             hosting
                 .provisioners
@@ -574,7 +598,7 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         })
         .flatten();
     // Asked of the homeserver with the portal's own admin token (a read; nothing changes).
-    let version = match (&url, &homeserver.service_token) {
+    let version = match (&admin_url, &homeserver.service_token) {
         (Some(url), Some(sealed)) if homeserver.state == HomeserverState::Running => {
             match portal.secret_box.open(sealed) {
                 Ok((token, _)) => {
@@ -594,8 +618,8 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         last_check,
         down_since: homeserver.down_since,
         state: homeserver.state,
+        url: admin_url.map(|own| deployment.public_url.clone().unwrap_or(own)),
         server_name: deployment.server_name,
-        url,
         admin_user: homeserver.admin_user,
         password_to_reveal: homeserver.admin_password.is_some()
             && homeserver.state == HomeserverState::Running,

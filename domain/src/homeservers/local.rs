@@ -158,6 +158,10 @@ impl LocalDriver {
                  enable_registration_without_verification: true\n"
             }
         };
+        let public = deployment
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
         let mau = match settings.max_monthly_active_users {
             Some(limit) => format!("limit_usage_by_mau: true\nmax_mau_value: {limit}\n"),
             None => "limit_usage_by_mau: false\n".to_string(),
@@ -173,7 +177,7 @@ impl LocalDriver {
              \x20   resources:\n\
              \x20     - names: {resources}\n\
              \x20       compress: false\n\
-             public_baseurl: \"http://127.0.0.1:{port}/\"\n\
+             public_baseurl: \"{public}/\"\n\
              {registration}\
              allow_guest_access: {guests}\n\
              {federation}\
@@ -554,6 +558,7 @@ mod tests {
         let deployment = Deployment {
             id: Uuid::nil(),
             server_name: "alpha.localhost".into(),
+            public_url: None,
             port: Some(20001),
             settings: Settings::default(),
         };
@@ -571,6 +576,7 @@ mod tests {
         let deployment = Deployment {
             id: Uuid::nil(),
             server_name: "alpha.localhost".into(),
+            public_url: None,
             port: Some(20001),
             settings: Settings {
                 registration: Registration::Open,

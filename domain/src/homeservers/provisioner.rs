@@ -13,6 +13,8 @@ pub struct Deployment {
     pub id: Uuid,
     /// `<name>.<PORTAL_HOMESERVER_DOMAIN>`.
     pub server_name: String,
+    /// Where Matrix clients reach it, from PORTAL_HOMESERVER_URL (None: its own address).
+    pub public_url: Option<String>,
     /// The loopback port it listens on (the local driver; None elsewhere).
     pub port: Option<u16>,
     /// What it runs with (the customer's settings and the plan's limits).

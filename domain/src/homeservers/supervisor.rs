@@ -38,6 +38,8 @@ pub struct Supervisor {
     holding: AtomicBool,
     /// Homeservers whose process exited: restarts so far, and when the next may start.
     restarts: Mutex<HashMap<Uuid, Restart>>,
+    /// What this replica last wrote to the reverse proxy's map.
+    proxy_map: Mutex<String>,
 }
 
 struct Restart {
@@ -59,6 +61,7 @@ impl Supervisor {
             holder,
             holding: AtomicBool::new(false),
             restarts: Mutex::new(HashMap::new()),
+            proxy_map: Mutex::new(String::new()),
         }
     }
 
@@ -87,7 +90,9 @@ impl Supervisor {
             }
             return Ok(());
         }
-        for homeserver in self.supervised().await? {
+        let homeservers = self.supervised().await?;
+        self.write_proxy_map(&homeservers);
+        for homeserver in &homeservers {
             let hosting = &self.portal.hosting;
             let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) else {
                 continue;
@@ -97,7 +102,7 @@ impl Supervisor {
                 continue; // provisioning has not given it a port yet
             }
             if homeserver.state == HomeserverState::Restoring {
-                self.restore(provisioner.as_ref(), &homeserver).await?;
+                self.restore(provisioner.as_ref(), homeserver).await?;
                 continue;
             }
             let wanted_up = matches!(
@@ -113,13 +118,13 @@ impl Supervisor {
             match provisioner.status(&deployment).await {
                 // A settings change is applied once it runs (not while provisioning waits).
                 Status::Ready if homeserver.state == HomeserverState::Running => {
-                    self.reconfigure(provisioner.as_ref(), &homeserver, &deployment)
+                    self.reconfigure(provisioner.as_ref(), homeserver, &deployment)
                         .await?
                 }
                 Status::Ready | Status::Starting => {}
                 // Provisioning makes its configuration first.
                 Status::Absent => {}
-                Status::Stopped => self.start(&homeserver, false).await?,
+                Status::Stopped => self.start(homeserver, false).await?,
                 Status::Exited(how) => {
                     if self.pending(homeserver.id).is_none() {
                         lifecycle::record_event(&self.portal, homeserver.id, "exited", Some(&how))
@@ -130,12 +135,55 @@ impl Supervisor {
                         .pending(homeserver.id)
                         .is_some_and(|at| Instant::now() >= at)
                     {
-                        self.start(&homeserver, true).await?;
+                        self.start(homeserver, true).await?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Keeps the reverse proxy's map (nginx `map` syntax): one `<server name> <address>;` line
+    /// per running homeserver of a driver with ports, rewritten atomically when it changes.
+    fn write_proxy_map(&self, homeservers: &[Homeserver]) {
+        let hosting = &self.portal.hosting;
+        let Some(path) = &hosting.proxy_map else {
+            return;
+        };
+        let mut lines: Vec<String> = homeservers
+            .iter()
+            .filter(|h| h.state == HomeserverState::Running)
+            .filter_map(|h| {
+                let provisioner = hosting.provisioners.for_region(&h.region)?;
+                let deployment = h.deployment(&self.portal);
+                let address = provisioner
+                    .needs_port()
+                    .then(|| provisioner.admin_url(&deployment))??;
+                let address = address.trim_start_matches("http://").to_string();
+                Some(format!("{} {address};", deployment.server_name))
+            })
+            .collect();
+        lines.sort();
+        let text = format!(
+            "# Written by the portal: each running homeserver's server name and loopback address.\n{}\n",
+            lines.join("\n")
+        );
+        let mut written = self.proxy_map.lock().unwrap_or_else(|e| e.into_inner());
+        if *written == text {
+            return;
+        }
+        let temporary = path.with_extension(format!("{}.new", std::process::id()));
+        let outcome = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&temporary, &text))
+            .and_then(|()| std::fs::rename(&temporary, path));
+        match outcome {
+            Ok(()) => *written = text,
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "could not write the reverse proxy's map")
+            }
+        }
     }
 
     /// Brings a running homeserver to its settings, and records which change is in effect.
