@@ -281,6 +281,20 @@ pub async fn add_user(
     Ok((user_id, password))
 }
 
+/// Checks that `user_id` is an active user of this homeserver that the customer may change.
+async fn active_user(
+    http: &reqwest::Client,
+    admin: &Admin,
+    user_id: &str,
+) -> Result<(), ManageError> {
+    admin.changeable(user_id)?;
+    match synapse::user(http, &admin.base, &admin.token, user_id).await? {
+        None => Err(ManageError::Invalid("users.not_ours")),
+        Some(user) if user.deactivated => Err(ManageError::Invalid("users.deactivated")),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Gives a user a new generated password, returned once; all their devices are signed out.
 pub async fn reset_password(
     portal: &Portal,
@@ -289,13 +303,8 @@ pub async fn reset_password(
     admin: &Admin,
     user_id: &str,
 ) -> Result<String, ManageError> {
-    admin.changeable(user_id)?;
     let http = &portal.hosting.http;
-    match synapse::user(http, &admin.base, &admin.token, user_id).await? {
-        None => return Err(ManageError::Invalid("users.not_ours")),
-        Some(user) if user.deactivated => return Err(ManageError::Invalid("users.deactivated")),
-        Some(_) => {}
-    }
+    active_user(http, admin, user_id).await?;
     let password = crate::random::token(&*portal.random, 18);
     synapse::reset_password(http, &admin.base, &admin.token, user_id, &password).await?;
     let event = admin.audit(
@@ -315,13 +324,8 @@ pub async fn deactivate(
     admin: &Admin,
     user_id: &str,
 ) -> Result<(), ManageError> {
-    admin.changeable(user_id)?;
     let http = &portal.hosting.http;
-    match synapse::user(http, &admin.base, &admin.token, user_id).await? {
-        None => return Err(ManageError::Invalid("users.not_ours")),
-        Some(user) if user.deactivated => return Err(ManageError::Invalid("users.deactivated")),
-        Some(_) => {}
-    }
+    active_user(http, admin, user_id).await?;
     synapse::deactivate(http, &admin.base, &admin.token, user_id).await?;
     let event = admin.audit(
         actor,

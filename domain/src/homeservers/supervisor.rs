@@ -238,20 +238,29 @@ impl Supervisor {
         }
         match backups::restore(&self.portal, provisioner, homeserver).await {
             Ok(()) => {
-                if let Some(entry) = self
-                    .restarts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_mut(&homeserver.id)
-                {
-                    entry.next_at = None;
-                }
+                self.settled(homeserver.id, false);
                 Ok(())
             }
             Err(error) => {
                 tracing::warn!(homeserver = %homeserver.id, %error, "could not restore a backup");
                 self.failed(homeserver, "restore_failed", &error.to_string())
                     .await
+            }
+        }
+    }
+
+    /// A step succeeded: no retry is pending (and, when it `started` a process, its backoff
+    /// counts from now).
+    fn settled(&self, id: Uuid, started: bool) {
+        if let Some(entry) = self
+            .restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&id)
+        {
+            entry.next_at = None;
+            if started {
+                entry.last_start = Instant::now();
             }
         }
     }
@@ -302,16 +311,8 @@ impl Supervisor {
         let deployment = homeserver.deployment(&self.portal);
         match provisioner.start(&deployment).await {
             Ok(()) => {
-                if let Some(entry) = self
-                    .restarts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_mut(&homeserver.id)
-                {
-                    // Started: the next exit is a new one.
-                    entry.next_at = None;
-                    entry.last_start = Instant::now();
-                }
+                // Started: the next exit is a new one.
+                self.settled(homeserver.id, true);
                 let kind = if restart { "restarted" } else { "started" };
                 lifecycle::record_event(&self.portal, homeserver.id, kind, None).await?;
                 // It was started with the settings of the version read with it.
