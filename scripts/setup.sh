@@ -48,12 +48,13 @@ if [ "${1:-}" = "--test" ]; then
   apt_install chromium postgresql-client poppler-utils
 fi
 
-# 3a. With --test: Python test servers in a virtualenv: aiosmtpd (a real SMTP server) and
-#     localstripe (a stateful Stripe-compatible server, run behind end2end/stripe-compat.py).
-if [ "${1:-}" = "--test" ] && ! "$PORTAL_TOOLS/venv/bin/python" -c 'import aiosmtpd, localstripe' 2>/dev/null; then
+# 3a. With --test: Python test servers in a virtualenv: aiosmtpd (a real SMTP server),
+#     localstripe (a stateful Stripe-compatible server, run behind end2end/stripe-compat.py),
+#     and kubernetes-validate (Kubernetes' own schemas, for the Kubernetes driver's objects).
+if [ "${1:-}" = "--test" ] && ! "$PORTAL_TOOLS/venv/bin/python" -c 'import aiosmtpd, localstripe, kubernetes_validate' 2>/dev/null; then
   [ -x "$PORTAL_TOOLS/venv/bin/python" ] || python3 -m venv "$PORTAL_TOOLS/venv" 2>/dev/null \
     || { apt_install python3-venv; python3 -m venv "$PORTAL_TOOLS/venv"; }
-  "$PORTAL_TOOLS/venv/bin/pip" install -q aiosmtpd==1.4.6 localstripe==1.15.10
+  "$PORTAL_TOOLS/venv/bin/pip" install -q aiosmtpd==1.4.6 localstripe==1.15.10 kubernetes-validate==1.37.0
 fi
 
 # 3b. Synapse (pinned), which the local driver runs for every homeserver, in a virtualenv of

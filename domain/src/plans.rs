@@ -41,6 +41,26 @@ pub struct Limits {
     pub bridges: u32,
 }
 
+/// The compute a homeserver of a plan is given (its storage is `limits.storage_gb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU it is guaranteed, in thousandths of a core.
+    pub cpu_millicores: u32,
+    /// Memory it is guaranteed and may not exceed, in MiB.
+    pub memory_mib: u32,
+}
+
+impl Default for Resources {
+    /// An idle Synapse uses about 120 MiB; a small team's stays well under 1 GiB.
+    fn default() -> Self {
+        Self {
+            cpu_millicores: 500,
+            memory_mib: 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
@@ -83,6 +103,9 @@ pub struct Plan {
     #[serde(default)]
     pub trial_days: Option<u32>,
     pub limits: Limits,
+    /// What one homeserver of the plan may use, where its driver enforces it (Kubernetes).
+    #[serde(default)]
+    pub resources: Resources,
     /// Keyed by lower-case ISO currency code.
     pub prices: BTreeMap<String, Price>,
 }
@@ -172,6 +195,15 @@ impl PlanCatalog {
             }
             if plan.name.trim().is_empty() {
                 return invalid(format!("plan {}: name is empty", plan.id));
+            }
+            if plan.resources.cpu_millicores == 0
+                || plan.resources.memory_mib < 256
+                || plan.limits.storage_gb == 0
+            {
+                return invalid(format!(
+                    "plan {}: resources need some CPU, at least 256 MiB of memory, and storage_gb at least 1",
+                    plan.id
+                ));
             }
             if !plan
                 .prices

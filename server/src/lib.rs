@@ -75,13 +75,13 @@ pub fn load_regions(
     )
 }
 
-/// The seller, checked against the VAT rates (an EU member state, a well-formed VAT number).
-/// Each region's provisioner: every local region shares one local driver, which keeps the
-/// homeservers' data under PORTAL_DATA_DIR/homeservers.
 /// The reverse proxy's map of server names to loopback addresses (see the README).
 const PROXY_MAP: &str = "proxy.map";
 
-fn hosting(
+/// Each region's provisioner: every local region shares one local driver, which keeps the
+/// homeservers' data under PORTAL_DATA_DIR/homeservers; each Kubernetes region has a client
+/// of its own cluster, and the server names of its `base_domain`.
+async fn hosting(
     config: &Config,
     regions: &domain::homeservers::regions::RegionCatalog,
 ) -> Result<domain::homeservers::lifecycle::Hosting, String> {
@@ -91,24 +91,37 @@ fn hosting(
         config.data_dir.join("homeservers"),
     ));
     let mut provisioners = Provisioners::new();
+    let mut region_domains = Vec::new();
     for region in &regions.regions {
-        provisioners = match region.driver {
-            Driver::Local => provisioners.with(&region.id, local.clone()),
+        provisioners = match (region.driver, &region.kubernetes) {
+            (Driver::Kubernetes, Some(cluster)) => {
+                let driver = kubernetes_driver::KubernetesDriver::connect(cluster.clone())
+                    .await
+                    .map_err(|e| format!("region {}: {e}", region.id))?;
+                region_domains.push((region.id.clone(), cluster.base_domain.clone()));
+                provisioners.with(&region.id, Arc::new(driver))
+            }
+            _ => provisioners.with(&region.id, local.clone()),
         };
     }
-    Ok(domain::homeservers::lifecycle::Hosting::new(
+    let mut hosting = domain::homeservers::lifecycle::Hosting::new(
         provisioners,
         &config.homeserver_domain,
         config.homeserver_ports()?,
-    )
-    .retention_days(config.homeserver_retention_days)
-    .backups_kept(config.homeserver_backups_kept)
-    .public_urls(
-        config.homeserver_url_pattern()?,
-        config.data_dir.join("homeservers").join(PROXY_MAP),
-    ))
+    );
+    for (region, domain) in region_domains {
+        hosting = hosting.region_domain(&region, &domain);
+    }
+    Ok(hosting
+        .retention_days(config.homeserver_retention_days)
+        .backups_kept(config.homeserver_backups_kept)
+        .public_urls(
+            config.homeserver_url_pattern()?,
+            config.data_dir.join("homeservers").join(PROXY_MAP),
+        ))
 }
 
+/// The seller, checked against the VAT rates (an EU member state, a well-formed VAT number).
 fn seller(config: &Config) -> Result<domain::billing::Seller, String> {
     use domain::billing::{tax::VatRates, vat_number};
     let country = config.seller_country.trim().to_ascii_uppercase();
@@ -226,7 +239,7 @@ pub async fn build(
         },
         invoice_link_days: config.invoice_link_days,
         manual_invoice_lead_days: config.manual_invoice_lead_days,
-        hosting: Arc::new(hosting(&config, &regions_for_hosting)?),
+        hosting: Arc::new(hosting(&config, &regions_for_hosting).await?),
         link_opens: Default::default(),
     };
     let leptos_options = LeptosOptions::builder()

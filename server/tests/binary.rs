@@ -309,3 +309,59 @@ fn manual_billing_commands_explain_what_is_wrong() {
         .contains("no invoice 0190a0a0-0000-7000-8000-000000000000"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_kubernetes_region_starts_only_with_a_kubeconfig_it_can_read() {
+    let dir = temp_dir("kubernetes");
+    let kubeconfig = dir.join("eu.kubeconfig");
+    let regions = dir.join("regions.toml");
+    std::fs::write(
+        &regions,
+        format!(
+            "[[region]]\nid = \"eu-central\"\nname = \"Central Europe\"\ncity = \"Frankfurt\"\n\
+             country = \"DE\"\ndriver = \"kubernetes\"\n\n[region.kubernetes]\n\
+             kubeconfig = \"{}\"\nstorage_class = \"fast\"\ningress_class = \"nginx\"\n\
+             base_domain = \"eu.matrix.example\"\nimage = \"ghcr.io/element-hq/synapse:v1.163.2\"\n\
+             cluster_issuer = \"letsencrypt\"\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    // The billing command builds the whole portal, as serving does, and then ends.
+    let billing = ["billing", "manual", "--customer", "nobody@example.com"];
+    let out = server(&dir)
+        .env("PORTAL_REGIONS_FILE", &regions)
+        .args(billing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("region eu-central: the kubeconfig")
+            && stderr.contains("could not be read"),
+        "{stderr}"
+    );
+
+    // A kubeconfig as kubectl writes one: read, and no request is made at start.
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: eu\n\
+         clusters:\n- name: eu\n  cluster:\n    server: https://127.0.0.1:9\n\
+         contexts:\n- name: eu\n  context:\n    cluster: eu\n    user: portal\n\
+         users:\n- name: portal\n  user:\n    token: not-a-real-token\n",
+    )
+    .unwrap();
+    let out = server(&dir)
+        .env("PORTAL_REGIONS_FILE", &regions)
+        .args(billing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("kubeconfig"), "{stderr}");
+    assert!(stderr.contains("no customer whose owner"), "{stderr}");
+    assert!(
+        !stderr.contains("not-a-real-token"),
+        "no secret in the output"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

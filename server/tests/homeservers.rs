@@ -1062,6 +1062,14 @@ async fn a_provisioning_cut_short_finishes_once(backend: Backend) {
         config.contains("public_baseurl: \"https://hana-home.localhost/\""),
         "{config}"
     );
+    // Behind the proxy, Synapse tells other servers to federate on port 443.
+    let well_known = reqwest::get(format!("http://127.0.0.1:{port}/.well-known/matrix/server"))
+        .await
+        .unwrap();
+    assert_eq!(well_known.status(), 200);
+    let well_known: serde_json::Value =
+        serde_json::from_str(&well_known.text().await.unwrap()).unwrap();
+    assert_eq!(well_known["m.server"], "hana-home.localhost:443");
     let map_path = app.data_dir.join("homeservers").join("proxy.map");
     let line = format!("hana-home.localhost 127.0.0.1:{port};");
     eventually("the proxy's map", || async {

@@ -165,7 +165,9 @@ pub async fn load_host_settings(id: String) -> Result<HostSettingsView, ServerFn
     };
     Ok(HostSettingsView {
         subscription: id,
-        server_name: portal.hosting.server_name(&homeserver.name),
+        server_name: portal
+            .hosting
+            .server_name(&homeserver.name, &homeserver.region),
         state_key: format!("homeserver.state_{}", homeserver.state.as_str()),
         running,
         ended: server::ended(homeserver.state),
@@ -185,7 +187,9 @@ pub async fn load_host_users(id: String, from: u64) -> Result<HostUsersView, Ser
     use domain::{billing::subscriptions::HomeserverState, homeservers::manage};
     let portal = super::portal()?;
     let (customer_id, homeserver) = server::homeserver(&portal, &id).await?;
-    let server_name = portal.hosting.server_name(&homeserver.name);
+    let server_name = portal
+        .hosting
+        .server_name(&homeserver.name, &homeserver.region);
     let running = homeserver.state == HomeserverState::Running;
     let listed = match manage::access(&portal, customer_id, homeserver.id).await {
         Ok(admin) => manage::users(&portal, &admin, from)

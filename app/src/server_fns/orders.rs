@@ -428,7 +428,21 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
             .regions
             .iter()
             .filter(|r| r.available)
-            .map(|r| (r.id.clone(), r.label()))
+            .map(|r| {
+                // Where only some regions are local, those say so by their name.
+                let local = r.driver == domain::homeservers::regions::Driver::Local
+                    && !portal.regions.all_local();
+                let label = if local {
+                    format!(
+                        "{} ({})",
+                        r.label(),
+                        crate::i18n::tr("order.region_local_machine")
+                    )
+                } else {
+                    r.label()
+                };
+                (r.id.clone(), label)
+            })
             .collect(),
     })
 }

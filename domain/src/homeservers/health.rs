@@ -104,7 +104,9 @@ async fn record(
         if let Some((user_id, email, name)) =
             emails::owner_recipient(&mut tx, homeserver.customer_id).await?
         {
-            let server = portal.hosting.server_name(&homeserver.name);
+            let server = portal
+                .hosting
+                .server_name(&homeserver.name, &homeserver.region);
             let minutes = ALERT_AFTER_MINUTES.to_string();
             let message = emails::compose_with_buttons(
                 Kind::HomeserverDown,

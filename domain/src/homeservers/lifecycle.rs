@@ -8,7 +8,7 @@
 //! (`last_error`) and the job retries with backoff.
 
 use super::{
-    provisioner::{Deployment, ProvisionError, Provisioner, Provisioners},
+    provisioner::{Deployment, ProvisionError, Provisioner, Provisioners, Size},
     synapse::{self, SynapseError},
 };
 use crate::{
@@ -42,8 +42,10 @@ const PROVISION_LEASE_SECONDS: i64 = 300;
 /// Where homeservers run and how they are named.
 pub struct Hosting {
     pub provisioners: Provisioners,
-    /// Server names are `<name>.<domain>` (PORTAL_HOMESERVER_DOMAIN).
+    /// Server names are `<name>.<domain>` (PORTAL_HOMESERVER_DOMAIN)...
     pub domain: String,
+    /// ...or `<name>.<the region's base_domain>`, where the region sets one.
+    pub region_domains: std::collections::HashMap<String, String>,
     /// Loopback ports for homeservers on the local driver (PORTAL_HOMESERVER_PORTS).
     pub ports: RangeInclusive<u16>,
     pub http: reqwest::Client,
@@ -67,6 +69,7 @@ impl Hosting {
         Self {
             provisioners,
             domain: domain.to_string(),
+            region_domains: std::collections::HashMap::new(),
             ports,
             http: synapse::client(),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -100,8 +103,18 @@ impl Hosting {
         self
     }
 
-    pub fn server_name(&self, name: &str) -> String {
-        format!("{name}.{}", self.domain)
+    /// Server names of a region's homeservers end in `domain`, instead of
+    /// PORTAL_HOMESERVER_DOMAIN (a region's `base_domain`).
+    pub fn region_domain(mut self, region: &str, domain: &str) -> Self {
+        self.region_domains
+            .insert(region.to_string(), domain.to_string());
+        self
+    }
+
+    /// The server name of homeserver `name` of `region`.
+    pub fn server_name(&self, name: &str, region: &str) -> String {
+        let domain = self.region_domains.get(region).unwrap_or(&self.domain);
+        format!("{name}.{domain}")
     }
 }
 
@@ -182,15 +195,30 @@ pub async fn in_states(
 
 impl Homeserver {
     pub fn deployment(&self, portal: &Portal) -> Deployment {
+        let server_name = portal.hosting.server_name(&self.name, &self.region);
+        let size = self
+            .plan(portal)
+            .map(|plan| Size {
+                resources: plan.resources,
+                storage_gb: plan.limits.storage_gb,
+            })
+            .unwrap_or_default();
         Deployment {
             id: self.id,
-            server_name: portal.hosting.server_name(&self.name),
-            public_url: portal
-                .hosting
-                .public_url(&portal.hosting.server_name(&self.name)),
+            customer_id: self.customer_id,
+            region: self.region.clone(),
+            public_url: portal.hosting.public_url(&server_name),
+            server_name,
             port: self.port.and_then(|p| u16::try_from(p).ok()),
             settings: super::settings::of(portal, self),
+            size,
         }
+    }
+
+    /// Its subscription's plan, where the catalogue still has it.
+    pub fn plan<'a>(&self, portal: &'a Portal) -> Option<&'a crate::plans::Plan> {
+        let id = self.plan_id.as_deref()?;
+        portal.plans.plans.iter().find(|p| p.id == id)
     }
 }
 
@@ -589,14 +617,16 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         homeserver.state,
         HomeserverState::Running | HomeserverState::Suspended
     );
-    let admin_url = provisioned
-        .then(|| {
-            hosting
-                .provisioners
-                .for_region(&homeserver.region)
-                .and_then(|p| p.admin_url(&deployment))
-        })
+    let provisioner = provisioned
+        .then(|| hosting.provisioners.for_region(&homeserver.region))
         .flatten();
+    let admin_url = provisioner.and_then(|p| p.admin_url(&deployment));
+    let client_url = provisioner.and_then(|p| {
+        deployment
+            .public_url
+            .clone()
+            .or_else(|| p.client_url(&deployment))
+    });
     // Asked of the homeserver with the portal's own admin token (a read; nothing changes).
     let version = match (&admin_url, &homeserver.service_token) {
         (Some(url), Some(sealed)) if homeserver.state == HomeserverState::Running => {
@@ -618,7 +648,7 @@ pub async fn overview(portal: &Portal, id: Uuid) -> Result<Option<Overview>, sql
         last_check,
         down_since: homeserver.down_since,
         state: homeserver.state,
-        url: admin_url.map(|own| deployment.public_url.clone().unwrap_or(own)),
+        url: client_url,
         server_name: deployment.server_name,
         admin_user: homeserver.admin_user,
         password_to_reveal: homeserver.admin_password.is_some()

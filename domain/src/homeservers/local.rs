@@ -12,7 +12,7 @@
 
 use super::{
     provisioner::{Deployment, ProvisionError, Provisioner, Status},
-    settings::Registration,
+    synapse_config::{self, registration_secret, Listener},
 };
 use async_trait::async_trait;
 use std::{
@@ -137,58 +137,23 @@ impl LocalDriver {
         signal(pid, libc::SIGKILL);
     }
 
-    /// The portal's settings for the homeserver (the second `-c` file): the listener, and
-    /// the customer's settings with the plan's limits.
+    /// The portal's settings for the homeserver (the second `-c` file): a loopback listener,
+    /// and the customer's settings with the plan's limits.
     fn portal_settings(deployment: &Deployment, port: u16) -> String {
-        let settings = &deployment.settings;
-        // Federation off: no federation listener, and no server allowed to federate either way.
-        let (resources, federation) = if settings.federation {
-            ("[client, federation]", "")
-        } else {
-            ("[client]", "federation_domain_whitelist: []\n")
-        };
-        let registration = match settings.registration {
-            Registration::Closed => {
-                "enable_registration: false\nregistration_requires_token: false\n"
-            }
-            Registration::Token => "enable_registration: true\nregistration_requires_token: true\n",
-            // Synapse refuses open registration without this explicit acknowledgement.
-            Registration::Open => {
-                "enable_registration: true\nregistration_requires_token: false\n\
-                 enable_registration_without_verification: true\n"
-            }
-        };
         let public = deployment
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
-        let mau = match settings.max_monthly_active_users {
-            Some(limit) => format!("limit_usage_by_mau: true\nmax_mau_value: {limit}\n"),
-            None => "limit_usage_by_mau: false\n".to_string(),
-        };
         format!(
-            "# Written by the portal before each start; homeserver.yaml (generated) is never changed.\n\
-             listeners:\n\
-             \x20 - port: {port}\n\
-             \x20   bind_addresses: ['127.0.0.1']\n\
-             \x20   type: http\n\
-             \x20   tls: false\n\
-             \x20   x_forwarded: true\n\
-             \x20   resources:\n\
-             \x20     - names: {resources}\n\
-             \x20       compress: false\n\
-             public_baseurl: \"{public}/\"\n\
-             {registration}\
-             allow_guest_access: {guests}\n\
-             {federation}\
-             {mau}\
-             report_stats: false\n\
-             # No key server is reachable from here; servers' keys are fetched from them directly.\n\
-             trusted_key_servers: []\n\
-             suppress_key_server_warning: true\n\
-             # {name}\n",
-            guests = settings.guest_access,
-            name = deployment.server_name,
+            "# Written by the portal before each start; homeserver.yaml (generated) is never changed.\n{}",
+            synapse_config::portal_settings(
+                deployment,
+                &Listener {
+                    port,
+                    bind: "127.0.0.1",
+                    public_url: &public,
+                }
+            )
         )
     }
 
@@ -523,84 +488,23 @@ fn tree_size(dir: &Path) -> std::io::Result<u64> {
     Ok(size)
 }
 
-/// `registration_shared_secret` of a generated homeserver.yaml (a double-quoted string of
-/// letters, digits and symbols that need no escaping).
-fn registration_secret(config: &str) -> Option<String> {
-    config.lines().find_map(|line| {
-        let value = line.strip_prefix("registration_shared_secret:")?.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        (!value.is_empty()).then(|| value.to_string())
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::settings::Settings;
     use super::*;
 
     #[test]
-    fn the_registration_secret_is_read_from_the_generated_configuration() {
-        let config = "server_name: \"a.localhost\"\n\
-                      registration_shared_secret: \"0cA.0VtB^=sQ*2I~#@&\"\n\
-                      report_stats: false\n";
-        assert_eq!(
-            registration_secret(config).as_deref(),
-            Some("0cA.0VtB^=sQ*2I~#@&")
-        );
-        assert_eq!(registration_secret("report_stats: false\n"), None);
-    }
-
-    #[test]
-    fn the_portal_settings_hold_the_whole_listener_list_on_loopback() {
-        let deployment = Deployment {
-            id: Uuid::nil(),
-            server_name: "alpha.localhost".into(),
-            public_url: None,
-            port: Some(20001),
-            settings: Settings::default(),
-        };
+    fn the_local_listener_is_on_loopback_and_is_the_public_url_without_a_pattern() {
+        let deployment = Deployment::example("alpha.localhost", Some(20001));
         let settings = LocalDriver::portal_settings(&deployment, 20001);
         assert!(settings.contains("listeners:\n  - port: 20001\n    bind_addresses: ['127.0.0.1']"));
         assert!(settings.contains("public_baseurl: \"http://127.0.0.1:20001/\""));
-        assert!(settings.contains("enable_registration: false"));
-        assert!(settings.contains("- names: [client, federation]"));
-        assert!(!settings.contains("federation_domain_whitelist"));
-        assert!(settings.contains("allow_guest_access: false"));
-    }
-
-    #[test]
-    fn the_customers_settings_and_the_plans_limit_are_written() {
-        let deployment = Deployment {
-            id: Uuid::nil(),
-            server_name: "alpha.localhost".into(),
-            public_url: None,
-            port: Some(20001),
-            settings: Settings {
-                registration: Registration::Open,
-                federation: false,
-                guest_access: true,
-                max_monthly_active_users: Some(25),
-            },
-        };
-        let settings = LocalDriver::portal_settings(&deployment, 20001);
-        assert!(settings.contains("- names: [client]\n"));
-        assert!(settings.contains("federation_domain_whitelist: []"));
-        assert!(settings.contains("enable_registration: true"));
-        assert!(settings.contains("enable_registration_without_verification: true"));
-        assert!(settings.contains("allow_guest_access: true"));
-        assert!(settings.contains("limit_usage_by_mau: true\nmax_mau_value: 25\n"));
-        let token = Deployment {
-            settings: Settings {
-                registration: Registration::Token,
-                ..Settings::default()
-            },
+        assert!(!settings.contains("serve_server_wellknown"));
+        let proxied = Deployment {
+            public_url: Some("https://alpha.localhost".into()),
             ..deployment
         };
-        let settings = LocalDriver::portal_settings(&token, 20001);
-        assert!(settings.contains("registration_requires_token: true"));
-        assert!(!settings.contains("enable_registration_without_verification"));
+        let settings = LocalDriver::portal_settings(&proxied, 20001);
+        assert!(settings.contains("public_baseurl: \"https://alpha.localhost/\""));
+        assert!(settings.contains("serve_server_wellknown: true"));
     }
 }

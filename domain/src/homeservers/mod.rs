@@ -12,3 +12,4 @@ pub mod regions;
 pub mod settings;
 pub mod supervisor;
 pub mod synapse;
+pub mod synapse_config;

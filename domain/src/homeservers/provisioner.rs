@@ -11,7 +11,11 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
     pub id: Uuid,
-    /// `<name>.<PORTAL_HOMESERVER_DOMAIN>`.
+    /// The customer it belongs to.
+    pub customer_id: Uuid,
+    /// The region it runs in.
+    pub region: String,
+    /// `<name>.<PORTAL_HOMESERVER_DOMAIN>`, or `<name>.<the region's base_domain>`.
     pub server_name: String,
     /// Where Matrix clients reach it, from PORTAL_HOMESERVER_URL (None: its own address).
     pub public_url: Option<String>,
@@ -19,6 +23,40 @@ pub struct Deployment {
     pub port: Option<u16>,
     /// What it runs with (the customer's settings and the plan's limits).
     pub settings: super::settings::Settings,
+    /// What its plan gives it (the defaults when it has no plan any more).
+    pub size: Size,
+}
+
+/// The compute and storage a homeserver is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub resources: crate::plans::Resources,
+    pub storage_gb: u32,
+}
+
+impl Default for Size {
+    fn default() -> Self {
+        Self {
+            resources: crate::plans::Resources::default(),
+            storage_gb: 10,
+        }
+    }
+}
+
+impl Deployment {
+    /// A homeserver with the default settings and size, for tests of what drivers make.
+    pub fn example(server_name: &str, port: Option<u16>) -> Self {
+        Self {
+            id: Uuid::nil(),
+            customer_id: Uuid::nil(),
+            region: "eu-central".into(),
+            server_name: server_name.into(),
+            public_url: None,
+            port,
+            settings: super::settings::Settings::default(),
+            size: Size::default(),
+        }
+    }
 }
 
 /// A homeserver as its provisioner finds it.
@@ -66,6 +104,10 @@ pub trait Provisioner: Send + Sync {
     async fn status(&self, deployment: &Deployment) -> Status;
     /// Where the portal reaches the homeserver's client and admin APIs.
     fn admin_url(&self, deployment: &Deployment) -> Option<String>;
+    /// Where Matrix clients reach it when PORTAL_HOMESERVER_URL sets no pattern.
+    fn client_url(&self, deployment: &Deployment) -> Option<String> {
+        self.admin_url(deployment)
+    }
     /// The secret of Synapse's shared-secret registration.
     async fn registration_secret(&self, deployment: &Deployment) -> Result<String, ProvisionError>;
     /// Makes backup `backup` of the homeserver's data (database, media, signing key) while it

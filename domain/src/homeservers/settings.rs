@@ -143,9 +143,7 @@ pub async fn mark_applied(portal: &Portal, id: Uuid, version: i64) -> Result<(),
 /// The settings of a loaded homeserver, with its plan's limit.
 pub fn of(portal: &Portal, homeserver: &lifecycle::Homeserver) -> Settings {
     let max_monthly_active_users = homeserver
-        .plan_id
-        .as_deref()
-        .and_then(|plan| portal.plans.plans.iter().find(|p| p.id == plan))
+        .plan(portal)
         .map(|plan| plan.limits.monthly_active_users);
     Settings {
         registration: homeserver.registration,

@@ -73,7 +73,7 @@ pub async fn reveal_password(ctx: FormContext, Path(id): Path<String>) -> Respon
             password_label = escape(&tr("homeserver.password_label")),
             user = escape(&format!(
                 "@{user}:{}",
-                portal.hosting.server_name(&sub.server_name)
+                portal.hosting.server_name(&sub.server_name, &sub.region)
             )),
             password = escape(&password),
         ),

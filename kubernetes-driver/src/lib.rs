@@ -1,0 +1,628 @@
+//! The Kubernetes driver: each homeserver of a region is a namespace in the region's cluster
+//! (see [`objects`] for what it holds), kept by server-side apply with one field manager.
+//!
+//! - create: the namespace and its objects, with the StatefulSet at the replicas it has (0
+//!   for a new one); the Secret is made once and never rewritten.
+//! - start and stop: the same apply with one replica or none (suspension scales to zero).
+//!   The supervisor asks each homeserver's status every tick (2 s): one read of its
+//!   StatefulSet (and of its pod while it is not ready); a suspended one costs one read.
+//! - reconfigure: where the configuration or the image differs from the StatefulSet's, the
+//!   apply again; the configuration's hash in the pod template makes Kubernetes replace the
+//!   pod, and a changed image tag in the regions file upgrades every homeserver this way.
+//! - destroy: deletes the namespace (the lifecycle calls it after the retention period).
+//! - backups: CSI volume snapshots of the data volume (the region's `snapshot_class`), and a
+//!   restore makes the volume anew from one.
+//!
+//! It has not been run against a real cluster: its objects are checked against golden files
+//! and Kubernetes' schemas, and its requests against kube's mock client.
+
+pub mod objects;
+
+use async_trait::async_trait;
+use domain::homeservers::{
+    provisioner::{Deployment, ProvisionError, Provisioner, Status},
+    regions::KubernetesRegion,
+    synapse_config::registration_secret,
+};
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service},
+    networking::v1::Ingress,
+};
+use kube::{
+    api::{
+        Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+        PostParams,
+    },
+    Client,
+};
+use objects::{Generated, FIELD_MANAGER};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a backup may take to be ready, or an old volume to be gone before a restore.
+const WAIT: Duration = Duration::from_secs(600);
+/// How often the driver looks again while it waits.
+const POLL: Duration = Duration::from_secs(2);
+
+pub struct KubernetesDriver {
+    client: Client,
+    region: KubernetesRegion,
+    poll: Duration,
+}
+
+impl KubernetesDriver {
+    /// A driver for the cluster the region names: its kubeconfig (and context), or the
+    /// cluster the portal runs in.
+    pub async fn connect(region: KubernetesRegion) -> Result<Self, String> {
+        let config = match &region.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| format!("the kubeconfig {path} could not be read: {e}"))?;
+                let options = kube::config::KubeConfigOptions {
+                    context: region.context.clone(),
+                    ..Default::default()
+                };
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| format!("the kubeconfig {path} is not usable: {e}"))?
+            }
+            None => kube::Config::incluster().map_err(|e| {
+                format!("no kubeconfig is set and the portal does not run in a cluster: {e}")
+            })?,
+        };
+        let client = Client::try_from(config)
+            .map_err(|e| format!("the Kubernetes client could not be made: {e}"))?;
+        Ok(Self::with_client(client, region))
+    }
+
+    /// A driver that talks through `client` (kube's mock client in tests).
+    pub fn with_client(client: Client, region: KubernetesRegion) -> Self {
+        Self {
+            client,
+            region,
+            poll: POLL,
+        }
+    }
+
+    /// Looks again every `poll` while it waits (tests wait less).
+    pub fn poll_every(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    fn namespace(&self, deployment: &Deployment) -> String {
+        objects::namespace_name(&self.region, deployment.id)
+    }
+
+    fn api<K>(&self, deployment: &Deployment) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace(deployment))
+    }
+
+    fn snapshots(&self, deployment: &Deployment) -> (Api<DynamicObject>, ApiResource) {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(objects::SNAPSHOT_GROUP, "v1", "VolumeSnapshot"),
+            "volumesnapshots",
+        );
+        let api = Api::namespaced_with(self.client.clone(), &self.namespace(deployment), &resource);
+        (api, resource)
+    }
+
+    fn snapshot_class(&self) -> Result<&str, ProvisionError> {
+        self.region.snapshot_class.as_deref().ok_or_else(|| {
+            ProvisionError::Failed(
+                "this region makes no backups: its [region.kubernetes] sets no snapshot_class \
+                 (a VolumeSnapshotClass of the cluster)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Applies every object of the homeserver. `replicas`: None keeps what the StatefulSet
+    /// has (0 for a new one).
+    async fn apply(
+        &self,
+        deployment: &Deployment,
+        replicas: Option<i32>,
+    ) -> Result<(), ProvisionError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let namespace = objects::namespace(&self.region, deployment);
+        Api::<Namespace>::all(self.client.clone())
+            .patch(
+                &self.namespace(deployment),
+                &params,
+                &Patch::Apply(&namespace),
+            )
+            .await
+            .map_err(failed("the namespace could not be applied"))?;
+        self.ensure_secret(deployment).await?;
+        self.api::<ConfigMap>(deployment)
+            .patch(
+                objects::CONFIG_MAP,
+                &params,
+                &Patch::Apply(&objects::config_map(&self.region, deployment)),
+            )
+            .await
+            .map_err(failed("the configuration could not be applied"))?;
+        let sets = self.api::<StatefulSet>(deployment);
+        let existing = sets
+            .get_opt(objects::SYNAPSE)
+            .await
+            .map_err(failed("the StatefulSet could not be read"))?;
+        let replicas = replicas
+            .or_else(|| existing.as_ref().and_then(|s| s.spec.as_ref()?.replicas))
+            .unwrap_or(0);
+        // The volume template cannot change once the StatefulSet exists; a bigger plan grows
+        // the claim itself.
+        let claim_gb = match existing.as_ref().and_then(template_gb) {
+            Some(gb) => {
+                self.grow_claim(deployment).await?;
+                gb
+            }
+            None => deployment.size.storage_gb,
+        };
+        let set = objects::stateful_set(&self.region, deployment, replicas, claim_gb);
+        sets.patch(objects::SYNAPSE, &params, &Patch::Apply(&set))
+            .await
+            .map_err(failed("the StatefulSet could not be applied"))?;
+        self.api::<Service>(deployment)
+            .patch(
+                objects::SYNAPSE,
+                &params,
+                &Patch::Apply(&objects::service(&self.region, deployment)),
+            )
+            .await
+            .map_err(failed("the Service could not be applied"))?;
+        self.api::<Ingress>(deployment)
+            .patch(
+                objects::SYNAPSE,
+                &params,
+                &Patch::Apply(&objects::ingress(&self.region, deployment)),
+            )
+            .await
+            .map_err(failed("the Ingress could not be applied"))?;
+        Ok(())
+    }
+
+    /// Makes the Secret when it does not exist; an existing one is never rewritten.
+    async fn ensure_secret(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
+        let secrets = self.api::<Secret>(deployment);
+        let existing = secrets
+            .get_opt(objects::SECRET)
+            .await
+            .map_err(failed("the Secret could not be read"))?;
+        if existing.is_some() {
+            return Ok(());
+        }
+        let secret = objects::secret(&self.region, deployment, &Generated::new());
+        match secrets.create(&PostParams::default(), &secret).await {
+            // Made by another portal replica in the meantime: theirs is kept.
+            Err(error) if code(&error) == Some(409) => Ok(()),
+            other => other
+                .map(|_| ())
+                .map_err(failed("the Secret could not be made")),
+        }
+    }
+
+    /// Grows the data claim to the plan's storage where it is smaller (a claim never shrinks).
+    async fn grow_claim(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
+        let claims = self.api::<PersistentVolumeClaim>(deployment);
+        let Some(claim) = claims
+            .get_opt(objects::DATA_CLAIM)
+            .await
+            .map_err(failed("the data volume could not be read"))?
+        else {
+            return Ok(());
+        };
+        let current = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref()?.requests.as_ref()?.get("storage"))
+            .and_then(|q| bytes(&q.0));
+        let wanted = u64::from(deployment.size.storage_gb) << 30;
+        if current.is_some_and(|current| current >= wanted) {
+            return Ok(());
+        }
+        let patch = json!({ "spec": { "resources": { "requests": {
+            "storage": format!("{}Gi", deployment.size.storage_gb)
+        } } } });
+        claims
+            .patch(
+                objects::DATA_CLAIM,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(failed("the data volume could not be grown"))?;
+        Ok(())
+    }
+
+    /// The first container's state in the homeserver's pod, where it is one that needs help.
+    async fn pod_trouble(&self, deployment: &Deployment) -> Option<String> {
+        let pod = self
+            .api::<Pod>(deployment)
+            .get_opt(objects::POD)
+            .await
+            .ok()??;
+        let container = pod.status?.container_statuses?.into_iter().next()?;
+        let state = container.state?;
+        if let Some(terminated) = state.terminated {
+            return Some(format!(
+                "exit code {}{}",
+                terminated.exit_code,
+                terminated
+                    .reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let waiting = state.waiting?;
+        let reason = waiting.reason?;
+        const TROUBLE: [&str; 6] = [
+            "CrashLoopBackOff",
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "InvalidImageName",
+            "CreateContainerConfigError",
+            "CreateContainerError",
+        ];
+        TROUBLE
+            .contains(&reason.as_str())
+            .then(|| match waiting.message {
+                Some(message) => format!("{reason}: {message}"),
+                None => reason,
+            })
+    }
+
+    /// Waits until `check` says the object is ready (Some(Ok)), failed (Some(Err)), or the
+    /// wait is over.
+    async fn wait_for<T, F>(&self, what: &str, check: impl Fn() -> F) -> Result<T, ProvisionError>
+    where
+        F: std::future::Future<Output = Option<Result<T, ProvisionError>>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(result) = check().await {
+                return result;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProvisionError::Failed(format!(
+                    "{what} took longer than {} minutes",
+                    WAIT.as_secs() / 60
+                )));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+/// The storage of a StatefulSet's volume template, in whole GiB.
+fn template_gb(set: &StatefulSet) -> Option<u32> {
+    let template = set
+        .spec
+        .as_ref()?
+        .volume_claim_templates
+        .as_ref()?
+        .first()?;
+    let storage = template
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?;
+    u32::try_from(bytes(&storage.0)? >> 30).ok()
+}
+
+/// The bytes of a Kubernetes storage quantity ("10Gi", "500M", "1073741824").
+pub fn bytes(quantity: &str) -> Option<u64> {
+    let split = quantity
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(quantity.len());
+    let (number, suffix) = quantity.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// The HTTP status of an error the API server answered with.
+fn code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+fn failed(what: &'static str) -> impl Fn(kube::Error) -> ProvisionError {
+    move |error| ProvisionError::Failed(format!("{what}: {error}"))
+}
+
+/// The name of a backup's volume snapshot.
+pub fn snapshot_name(backup: Uuid) -> String {
+    format!("backup-{backup}")
+}
+
+#[async_trait]
+impl Provisioner for KubernetesDriver {
+    async fn create(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
+        self.apply(deployment, None).await
+    }
+
+    async fn start(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
+        self.apply(deployment, Some(1)).await
+    }
+
+    async fn reconfigure(&self, deployment: &Deployment) -> Result<bool, ProvisionError> {
+        let Some(set) = self
+            .api::<StatefulSet>(deployment)
+            .get_opt(objects::SYNAPSE)
+            .await
+            .map_err(failed("the StatefulSet could not be read"))?
+        else {
+            return Ok(false);
+        };
+        let spec = set.spec.as_ref();
+        if spec.and_then(|s| s.replicas) != Some(1) {
+            return Ok(false);
+        }
+        let template = spec.map(|s| &s.template);
+        let hash = template
+            .and_then(|t| {
+                t.metadata
+                    .as_ref()?
+                    .annotations
+                    .as_ref()?
+                    .get(objects::CONFIG_HASH)
+            })
+            .cloned();
+        let image = template.and_then(|t| t.spec.as_ref()?.containers.first()?.image.clone());
+        if hash.as_deref() == Some(objects::config_hash(deployment).as_str())
+            && image.as_deref() == Some(self.region.image.as_str())
+        {
+            return Ok(false);
+        }
+        self.apply(deployment, Some(1)).await?;
+        Ok(true)
+    }
+
+    async fn stop(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
+        // Asked every supervisor tick while suspended: one read when there is nothing to do.
+        let set = self
+            .api::<StatefulSet>(deployment)
+            .get_opt(objects::SYNAPSE)
+            .await
+            .map_err(failed("the StatefulSet could not be read"))?;
+        match set.and_then(|s| s.spec?.replicas) {
+            None | Some(0) => Ok(()),
+            Some(_) => self.apply(deployment, Some(0)).await,
+        }
+    }
+
+    async fn destroy(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
+        match Api::<Namespace>::all(self.client.clone())
+            .delete(&self.namespace(deployment), &DeleteParams::background())
+            .await
+        {
+            Err(error) if code(&error) == Some(404) => Ok(()),
+            other => other
+                .map(|_| ())
+                .map_err(failed("the namespace could not be deleted")),
+        }
+    }
+
+    async fn status(&self, deployment: &Deployment) -> Status {
+        // A missing namespace answers 404 for the StatefulSet as well.
+        let set = match self
+            .api::<StatefulSet>(deployment)
+            .get_opt(objects::SYNAPSE)
+            .await
+        {
+            Ok(Some(set)) => set,
+            Ok(None) => return Status::Absent,
+            Err(error) => return Status::Exited(format!("the cluster did not answer: {error}")),
+        };
+        if set.spec.as_ref().and_then(|s| s.replicas) == Some(0) {
+            return Status::Stopped;
+        }
+        if set
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
+            >= 1
+        {
+            return Status::Ready;
+        }
+        match self.pod_trouble(deployment).await {
+            Some(trouble) => Status::Exited(trouble),
+            None => Status::Starting,
+        }
+    }
+
+    fn admin_url(&self, deployment: &Deployment) -> Option<String> {
+        Some(
+            self.region
+                .admin_url
+                .replace("{namespace}", &self.namespace(deployment)),
+        )
+    }
+
+    fn client_url(&self, deployment: &Deployment) -> Option<String> {
+        Some(objects::public_url(deployment))
+    }
+
+    async fn registration_secret(&self, deployment: &Deployment) -> Result<String, ProvisionError> {
+        let secret = self
+            .api::<Secret>(deployment)
+            .get_opt(objects::SECRET)
+            .await
+            .map_err(failed("the Secret could not be read"))?
+            .ok_or_else(|| ProvisionError::Failed("the homeserver's Secret is gone".into()))?;
+        secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get("secrets.yaml"))
+            .and_then(|yaml| registration_secret(&String::from_utf8_lossy(&yaml.0)))
+            .ok_or_else(|| ProvisionError::Failed("the Secret holds no registration secret".into()))
+    }
+
+    async fn backup(&self, deployment: &Deployment, backup: Uuid) -> Result<u64, ProvisionError> {
+        let class = self.snapshot_class()?;
+        let (snapshots, resource) = self.snapshots(deployment);
+        let name = snapshot_name(backup);
+        let mut snapshot = DynamicObject::new(&name, &resource).data(json!({
+            "spec": {
+                "volumeSnapshotClassName": class,
+                "source": { "persistentVolumeClaimName": objects::DATA_CLAIM },
+            }
+        }));
+        snapshot.metadata.labels = Some(objects::labels(deployment));
+        match snapshots.create(&PostParams::default(), &snapshot).await {
+            // Asked for before (a retried backup): the same snapshot is awaited.
+            Err(error) if code(&error) == Some(409) => {}
+            other => {
+                other.map_err(failed("the volume snapshot could not be made"))?;
+            }
+        }
+        let (snapshots, name) = (&snapshots, &name);
+        self.wait_for("the volume snapshot", || async move {
+            let snapshot = match snapshots.get_opt(name).await {
+                Ok(Some(snapshot)) => snapshot,
+                Ok(None) => {
+                    return Some(Err(ProvisionError::Failed(
+                        "the volume snapshot disappeared".into(),
+                    )))
+                }
+                Err(error) => {
+                    return Some(Err(failed("the volume snapshot could not be read")(error)))
+                }
+            };
+            let status = snapshot.data.get("status")?;
+            if let Some(message) = status.pointer("/error/message").and_then(|m| m.as_str()) {
+                return Some(Err(ProvisionError::Failed(format!(
+                    "the volume snapshot failed: {message}"
+                ))));
+            }
+            if status.get("readyToUse").and_then(|r| r.as_bool()) != Some(true) {
+                return None;
+            }
+            let size = status
+                .get("restoreSize")
+                .and_then(|s| s.as_str())
+                .and_then(bytes)
+                .unwrap_or(0);
+            Some(Ok(size))
+        })
+        .await
+    }
+
+    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<(), ProvisionError> {
+        self.snapshot_class()?;
+        let (snapshots, _) = self.snapshots(deployment);
+        let name = snapshot_name(backup);
+        let snapshot = snapshots
+            .get_opt(&name)
+            .await
+            .map_err(failed("the volume snapshot could not be read"))?;
+        let status = snapshot.as_ref().and_then(|s| s.data.get("status"));
+        if status
+            .and_then(|s| s.get("readyToUse"))
+            .and_then(|r| r.as_bool())
+            != Some(true)
+        {
+            return Err(ProvisionError::Failed(
+                "the backup is incomplete or gone".into(),
+            ));
+        }
+        let snapshot_gb = status
+            .and_then(|s| s.get("restoreSize"))
+            .and_then(|s| s.as_str())
+            .and_then(bytes)
+            .map(|b| u32::try_from(b.div_ceil(1 << 30)).unwrap_or(u32::MAX))
+            .unwrap_or(0);
+        // The old volume goes (Kubernetes keeps it until the stopped pod is gone), and the
+        // StatefulSet's pod takes the new one by its name when it starts again.
+        let claims = self.api::<PersistentVolumeClaim>(deployment);
+        match claims
+            .delete(objects::DATA_CLAIM, &DeleteParams::default())
+            .await
+        {
+            Err(error) if code(&error) == Some(404) => {}
+            other => {
+                other.map_err(failed("the data volume could not be deleted"))?;
+            }
+        }
+        let claims_ref = &claims;
+        self.wait_for("removing the old data volume", || async move {
+            match claims_ref.get_opt(objects::DATA_CLAIM).await {
+                Ok(None) => Some(Ok(())),
+                Ok(Some(_)) => None,
+                Err(error) => Some(Err(failed("the data volume could not be read")(error))),
+            }
+        })
+        .await?;
+        let claim = objects::restored_claim(
+            &self.region,
+            deployment,
+            &name,
+            deployment.size.storage_gb.max(snapshot_gb),
+        );
+        claims
+            .create(&PostParams::default(), &claim)
+            .await
+            .map_err(failed("the data volume could not be made from the backup"))?;
+        Ok(())
+    }
+
+    async fn delete_backup(
+        &self,
+        deployment: &Deployment,
+        backup: Uuid,
+    ) -> Result<(), ProvisionError> {
+        let (snapshots, _) = self.snapshots(deployment);
+        match snapshots
+            .delete(&snapshot_name(backup), &DeleteParams::default())
+            .await
+        {
+            Err(error) if code(&error) == Some(404) => Ok(()),
+            other => other
+                .map(|_| ())
+                .map_err(failed("the volume snapshot could not be deleted")),
+        }
+    }
+
+    fn needs_port(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes;
+
+    #[test]
+    fn storage_quantities_are_read_in_bytes() {
+        assert_eq!(bytes("10Gi"), Some(10 << 30));
+        assert_eq!(bytes("500M"), Some(500_000_000));
+        assert_eq!(bytes("1073741824"), Some(1 << 30));
+        assert_eq!(bytes("10Xi"), None);
+        assert_eq!(bytes("Gi"), None);
+    }
+}
