@@ -4,14 +4,16 @@
 //! - create: the namespace and its objects, with the StatefulSet at the replicas it has (0
 //!   for a new one); the Secret is made once and never rewritten.
 //! - start and stop: the same apply with one replica or none (suspension scales to zero).
-//!   The supervisor asks each homeserver's status every tick (2 s): one read of its
-//!   StatefulSet (and of its pod while it is not ready); a suspended one costs one read.
+//!   The supervisor asks each running homeserver's status and settings every tick (2 s): two
+//!   reads of its StatefulSet (and one of its pod while it is not ready); a suspended one
+//!   costs one read. The portal stopping leaves them running.
 //! - reconfigure: where the configuration or the image differs from the StatefulSet's, the
 //!   apply again; the configuration's hash in the pod template makes Kubernetes replace the
 //!   pod, and a changed image tag in the regions file upgrades every homeserver this way.
 //! - destroy: deletes the namespace (the lifecycle calls it after the retention period).
 //! - backups: CSI volume snapshots of the data volume (the region's `snapshot_class`), and a
-//!   restore makes the volume anew from one.
+//!   restore makes the volume anew from one. Neither waits on the cluster: each call takes
+//!   one step and says whether it is done, and the backup job and the supervisor ask again.
 //!
 //! It has not been run against a real cluster: its objects are checked against golden files
 //! and Kubernetes' schemas, and its requests against kube's mock client.
@@ -36,20 +38,15 @@ use kube::{
     },
     Client,
 };
-use objects::{Generated, FIELD_MANAGER};
+use objects::{ClaimTemplate, Generated, FIELD_MANAGER};
 use serde_json::json;
-use std::time::Duration;
 use uuid::Uuid;
-
-/// How long a backup may take to be ready, or an old volume to be gone before a restore.
-const WAIT: Duration = Duration::from_secs(600);
-/// How often the driver looks again while it waits.
-const POLL: Duration = Duration::from_secs(2);
 
 pub struct KubernetesDriver {
     client: Client,
     region: KubernetesRegion,
-    poll: Duration,
+    /// Homeservers whose restore has deleted their old data volume.
+    restoring: std::sync::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl KubernetesDriver {
@@ -82,14 +79,8 @@ impl KubernetesDriver {
         Self {
             client,
             region,
-            poll: POLL,
+            restoring: Default::default(),
         }
-    }
-
-    /// Looks again every `poll` while it waits (tests wait less).
-    pub fn poll_every(mut self, poll: Duration) -> Self {
-        self.poll = poll;
-        self
     }
 
     fn namespace(&self, deployment: &Deployment) -> String {
@@ -157,19 +148,27 @@ impl KubernetesDriver {
         let replicas = replicas
             .or_else(|| existing.as_ref().and_then(|s| s.spec.as_ref()?.replicas))
             .unwrap_or(0);
-        // The volume template cannot change once the StatefulSet exists; a bigger plan grows
-        // the claim itself.
-        let claim_gb = match existing.as_ref().and_then(template_gb) {
-            Some(gb) => {
-                self.grow_claim(deployment).await?;
-                gb
-            }
-            None => deployment.size.storage_gb,
-        };
-        let set = objects::stateful_set(&self.region, deployment, replicas, claim_gb);
+        // The volume template cannot change once the StatefulSet exists (not even its storage
+        // class); a bigger plan grows the claim itself.
+        let claim = existing
+            .as_ref()
+            .and_then(ClaimTemplate::of)
+            .unwrap_or_else(|| ClaimTemplate::new(&self.region, deployment));
+        let mut set = objects::stateful_set(&self.region, deployment, replicas, &claim);
+        set.metadata.annotations = Some(std::collections::BTreeMap::from([(
+            objects::SPEC_HASH.to_string(),
+            objects::spec_hash(&self.region, deployment),
+        )]));
         sets.patch(objects::SYNAPSE, &params, &Patch::Apply(&set))
             .await
             .map_err(failed("the StatefulSet could not be applied"))?;
+        if existing.is_some() && claim.gb < deployment.size.storage_gb {
+            // Best effort: a storage class that cannot expand must not stop the homeserver
+            // from starting or being suspended.
+            if let Err(error) = self.grow_claim(deployment).await {
+                tracing::warn!(homeserver = %deployment.id, %error, "the data volume was not grown");
+            }
+        }
         self.api::<Service>(deployment)
             .patch(
                 objects::SYNAPSE,
@@ -249,6 +248,9 @@ impl KubernetesDriver {
             .get_opt(objects::POD)
             .await
             .ok()??;
+        if pod.metadata.deletion_timestamp.is_some() {
+            return None; // being replaced (a rollout, a scale-down): not a crash
+        }
         let container = pod.status?.container_statuses?.into_iter().next()?;
         let state = container.state?;
         if let Some(terminated) = state.terminated {
@@ -278,46 +280,6 @@ impl KubernetesDriver {
                 None => reason,
             })
     }
-
-    /// Waits until `check` says the object is ready (Some(Ok)), failed (Some(Err)), or the
-    /// wait is over.
-    async fn wait_for<T, F>(&self, what: &str, check: impl Fn() -> F) -> Result<T, ProvisionError>
-    where
-        F: std::future::Future<Output = Option<Result<T, ProvisionError>>>,
-    {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(result) = check().await {
-                return result;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ProvisionError::Failed(format!(
-                    "{what} took longer than {} minutes",
-                    WAIT.as_secs() / 60
-                )));
-            }
-            tokio::time::sleep(self.poll).await;
-        }
-    }
-}
-
-/// The storage of a StatefulSet's volume template, in whole GiB.
-fn template_gb(set: &StatefulSet) -> Option<u32> {
-    let template = set
-        .spec
-        .as_ref()?
-        .volume_claim_templates
-        .as_ref()?
-        .first()?;
-    let storage = template
-        .spec
-        .as_ref()?
-        .resources
-        .as_ref()?
-        .requests
-        .as_ref()?
-        .get("storage")?;
-    u32::try_from(bytes(&storage.0)? >> 30).ok()
 }
 
 /// The bytes of a Kubernetes storage quantity ("10Gi", "500M", "1073741824").
@@ -382,19 +344,13 @@ impl Provisioner for KubernetesDriver {
         if spec.and_then(|s| s.replicas) != Some(1) {
             return Ok(false);
         }
-        let template = spec.map(|s| &s.template);
-        let hash = template
-            .and_then(|t| {
-                t.metadata
-                    .as_ref()?
-                    .annotations
-                    .as_ref()?
-                    .get(objects::CONFIG_HASH)
-            })
-            .cloned();
-        let image = template.and_then(|t| t.spec.as_ref()?.containers.first()?.image.clone());
-        if hash.as_deref() == Some(objects::config_hash(deployment).as_str())
-            && image.as_deref() == Some(self.region.image.as_str())
+        let applied = set
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(objects::SPEC_HASH));
+        if applied.map(String::as_str)
+            == Some(objects::spec_hash(&self.region, deployment).as_str())
         {
             return Ok(false);
         }
@@ -436,7 +392,11 @@ impl Provisioner for KubernetesDriver {
         {
             Ok(Some(set)) => set,
             Ok(None) => return Status::Absent,
-            Err(error) => return Status::Exited(format!("the cluster did not answer: {error}")),
+            Err(error) => {
+                // A cluster that does not answer for a moment is not a crash.
+                tracing::warn!(homeserver = %deployment.id, %error, "the cluster did not answer");
+                return Status::Starting;
+            }
         };
         if set.spec.as_ref().and_then(|s| s.replicas) == Some(0) {
             return Status::Stopped;
@@ -483,7 +443,11 @@ impl Provisioner for KubernetesDriver {
             .ok_or_else(|| ProvisionError::Failed("the Secret holds no registration secret".into()))
     }
 
-    async fn backup(&self, deployment: &Deployment, backup: Uuid) -> Result<u64, ProvisionError> {
+    async fn backup(
+        &self,
+        deployment: &Deployment,
+        backup: Uuid,
+    ) -> Result<Option<u64>, ProvisionError> {
         let class = self.snapshot_class()?;
         let (snapshots, resource) = self.snapshots(deployment);
         let name = snapshot_name(backup);
@@ -495,45 +459,39 @@ impl Provisioner for KubernetesDriver {
         }));
         snapshot.metadata.labels = Some(objects::labels(deployment));
         match snapshots.create(&PostParams::default(), &snapshot).await {
-            // Asked for before (a retried backup): the same snapshot is awaited.
+            // Asked for before (the job asks again while it is being made).
             Err(error) if code(&error) == Some(409) => {}
             other => {
                 other.map_err(failed("the volume snapshot could not be made"))?;
             }
         }
-        let (snapshots, name) = (&snapshots, &name);
-        self.wait_for("the volume snapshot", || async move {
-            let snapshot = match snapshots.get_opt(name).await {
-                Ok(Some(snapshot)) => snapshot,
-                Ok(None) => {
-                    return Some(Err(ProvisionError::Failed(
-                        "the volume snapshot disappeared".into(),
-                    )))
-                }
-                Err(error) => {
-                    return Some(Err(failed("the volume snapshot could not be read")(error)))
-                }
-            };
-            let status = snapshot.data.get("status")?;
-            if let Some(message) = status.pointer("/error/message").and_then(|m| m.as_str()) {
-                return Some(Err(ProvisionError::Failed(format!(
-                    "the volume snapshot failed: {message}"
-                ))));
-            }
-            if status.get("readyToUse").and_then(|r| r.as_bool()) != Some(true) {
-                return None;
-            }
+        // One look: a snapshot the cluster has not finished is looked at again on the job's
+        // next run, so no job waits on a slow storage driver.
+        let snapshot = snapshots
+            .get_opt(&name)
+            .await
+            .map_err(failed("the volume snapshot could not be read"))?
+            .ok_or_else(|| ProvisionError::Failed("the volume snapshot disappeared".into()))?;
+        let Some(status) = snapshot.data.get("status") else {
+            return Ok(None);
+        };
+        if status.get("readyToUse").and_then(|r| r.as_bool()) == Some(true) {
             let size = status
                 .get("restoreSize")
                 .and_then(|s| s.as_str())
                 .and_then(bytes)
                 .unwrap_or(0);
-            Some(Ok(size))
-        })
-        .await
+            return Ok(Some(size));
+        }
+        match status.pointer("/error/message").and_then(|m| m.as_str()) {
+            Some(message) => Err(ProvisionError::Failed(format!(
+                "the volume snapshot failed: {message}"
+            ))),
+            None => Ok(None),
+        }
     }
 
-    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<(), ProvisionError> {
+    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<bool, ProvisionError> {
         self.snapshot_class()?;
         let (snapshots, _) = self.snapshots(deployment);
         let name = snapshot_name(backup);
@@ -557,38 +515,67 @@ impl Provisioner for KubernetesDriver {
             .and_then(bytes)
             .map(|b| u32::try_from(b.div_ceil(1 << 30)).unwrap_or(u32::MAX))
             .unwrap_or(0);
-        // The old volume goes (Kubernetes keeps it until the stopped pod is gone), and the
-        // StatefulSet's pod takes the new one by its name when it starts again.
+        // In steps, one per supervisor tick: the old volume is deleted (Kubernetes keeps it
+        // until the stopped pod is gone), then a new one is made from the snapshot, which the
+        // StatefulSet's pod takes by its name when it starts again. Which homeservers are past
+        // the deletion is remembered here; after a portal restart the restore starts over.
         let claims = self.api::<PersistentVolumeClaim>(deployment);
-        match claims
-            .delete(objects::DATA_CLAIM, &DeleteParams::default())
+        let current = claims
+            .get_opt(objects::DATA_CLAIM)
             .await
-        {
-            Err(error) if code(&error) == Some(404) => {}
-            other => {
-                other.map_err(failed("the data volume could not be deleted"))?;
+            .map_err(failed("the data volume could not be read"))?;
+        let deleting = || {
+            self.restoring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&deployment.id)
+        };
+        match current {
+            Some(claim) if claim.metadata.deletion_timestamp.is_some() => Ok(false),
+            Some(_) if deleting() => Ok(false),
+            Some(_) => {
+                match claims
+                    .delete(objects::DATA_CLAIM, &DeleteParams::default())
+                    .await
+                {
+                    Err(error) if code(&error) != Some(404) => {
+                        return Err(failed("the data volume could not be deleted")(error))
+                    }
+                    _ => {}
+                }
+                self.restoring
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(deployment.id);
+                Ok(false)
+            }
+            None => {
+                let sets = self.api::<StatefulSet>(deployment);
+                let live = sets
+                    .get_opt(objects::SYNAPSE)
+                    .await
+                    .map_err(failed("the StatefulSet could not be read"))?;
+                let mut claim = live
+                    .as_ref()
+                    .and_then(ClaimTemplate::of)
+                    .unwrap_or_else(|| ClaimTemplate::new(&self.region, deployment));
+                claim.gb = claim.gb.max(deployment.size.storage_gb).max(snapshot_gb);
+                let made = objects::restored_claim(&self.region, deployment, &name, &claim);
+                match claims.create(&PostParams::default(), &made).await {
+                    Err(error) if code(&error) != Some(409) => {
+                        return Err(failed("the data volume could not be made from the backup")(
+                            error,
+                        ))
+                    }
+                    _ => {}
+                }
+                self.restoring
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&deployment.id);
+                Ok(true)
             }
         }
-        let claims_ref = &claims;
-        self.wait_for("removing the old data volume", || async move {
-            match claims_ref.get_opt(objects::DATA_CLAIM).await {
-                Ok(None) => Some(Ok(())),
-                Ok(Some(_)) => None,
-                Err(error) => Some(Err(failed("the data volume could not be read")(error))),
-            }
-        })
-        .await?;
-        let claim = objects::restored_claim(
-            &self.region,
-            deployment,
-            &name,
-            deployment.size.storage_gb.max(snapshot_gb),
-        );
-        claims
-            .create(&PostParams::default(), &claim)
-            .await
-            .map_err(failed("the data volume could not be made from the backup"))?;
-        Ok(())
     }
 
     async fn delete_backup(
@@ -609,6 +596,10 @@ impl Provisioner for KubernetesDriver {
     }
 
     fn needs_port(&self) -> bool {
+        false
+    }
+
+    fn stops_with_the_portal(&self) -> bool {
         false
     }
 }

@@ -280,14 +280,63 @@ fn health_probe(period: i32, failures: i32) -> Probe {
     }
 }
 
-/// The StatefulSet with `replicas` Synapse pods (1 running, 0 suspended). `claim_gb` is the
-/// size of its volume template, which Kubernetes never lets change after creation (a bigger
-/// plan grows the claim itself instead).
+/// The volume template of a StatefulSet: Kubernetes never lets it change after creation, so
+/// an existing StatefulSet keeps its own (a bigger plan grows the claim itself instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimTemplate {
+    pub storage_class: String,
+    pub gb: u32,
+}
+
+impl ClaimTemplate {
+    /// A new homeserver's: the region's storage class, the plan's storage.
+    pub fn new(region: &KubernetesRegion, deployment: &Deployment) -> Self {
+        Self {
+            storage_class: region.storage_class.clone(),
+            gb: deployment.size.storage_gb,
+        }
+    }
+
+    /// The template of an existing StatefulSet.
+    pub fn of(set: &StatefulSet) -> Option<Self> {
+        let template = set
+            .spec
+            .as_ref()?
+            .volume_claim_templates
+            .as_ref()?
+            .first()?;
+        let spec = template.spec.as_ref()?;
+        let storage = spec.resources.as_ref()?.requests.as_ref()?.get("storage")?;
+        Some(Self {
+            storage_class: spec.storage_class_name.clone()?,
+            gb: u32::try_from(crate::bytes(&storage.0)? >> 30).ok()?,
+        })
+    }
+}
+
+/// What the StatefulSet of a deployment is, in one hash (its metadata holds it, so a changed
+/// plan, configuration or image is seen with one read).
+pub fn spec_hash(region: &KubernetesRegion, deployment: &Deployment) -> String {
+    let set = stateful_set(
+        region,
+        deployment,
+        1,
+        &ClaimTemplate::new(region, deployment),
+    );
+    let json = serde_json::to_vec(&set.spec).expect("a StatefulSet serializes");
+    hex::encode(Sha256::digest(json))
+}
+
+/// The annotation of the StatefulSet that holds [`spec_hash`].
+pub const SPEC_HASH: &str = "matrix-portal/spec-sha256";
+
+/// The StatefulSet with `replicas` Synapse pods (1 running, 0 suspended) and the volume
+/// template `claim`.
 pub fn stateful_set(
     region: &KubernetesRegion,
     deployment: &Deployment,
     replicas: i32,
-    claim_gb: u32,
+    claim: &ClaimTemplate,
 ) -> StatefulSet {
     let namespace = namespace_name(region, deployment.id);
     let resources = deployment.size.resources;
@@ -369,6 +418,9 @@ pub fn stateful_set(
     StatefulSet {
         metadata: meta(SYNAPSE, &namespace, deployment),
         spec: Some(StatefulSetSpec {
+            // Replaced pods do not wait for broken ones (a fixed configuration or image takes
+            // effect even while the old pod crashes).
+            pod_management_policy: Some("Parallel".into()),
             replicas: Some(replicas),
             service_name: Some(SYNAPSE.into()),
             selector: LabelSelector {
@@ -385,6 +437,8 @@ pub fn stateful_set(
                         run_as_user: Some(SYNAPSE_UID),
                         run_as_group: Some(SYNAPSE_UID),
                         fs_group: Some(SYNAPSE_UID),
+                        // Ownership is fixed once, not walked through the media on every start.
+                        fs_group_change_policy: Some("OnRootMismatch".into()),
                         run_as_non_root: Some(true),
                         seccomp_profile: Some(SeccompProfile {
                             type_: "RuntimeDefault".into(),
@@ -421,7 +475,7 @@ pub fn stateful_set(
                     labels: Some(labels(deployment)),
                     ..ObjectMeta::default()
                 },
-                spec: Some(claim_spec(region, claim_gb)),
+                spec: Some(claim_spec(&claim.storage_class, claim.gb)),
                 ..PersistentVolumeClaim::default()
             }]),
             ..StatefulSetSpec::default()
@@ -430,10 +484,10 @@ pub fn stateful_set(
     }
 }
 
-fn claim_spec(region: &KubernetesRegion, gb: u32) -> PersistentVolumeClaimSpec {
+fn claim_spec(storage_class: &str, gb: u32) -> PersistentVolumeClaimSpec {
     PersistentVolumeClaimSpec {
         access_modes: Some(vec!["ReadWriteOnce".into()]),
-        storage_class_name: Some(region.storage_class.clone()),
+        storage_class_name: Some(storage_class.into()),
         resources: Some(VolumeResourceRequirements {
             requests: Some(BTreeMap::from([("storage".into(), storage(gb))])),
             ..VolumeResourceRequirements::default()
@@ -448,7 +502,7 @@ pub fn restored_claim(
     region: &KubernetesRegion,
     deployment: &Deployment,
     snapshot: &str,
-    gb: u32,
+    claim: &ClaimTemplate,
 ) -> PersistentVolumeClaim {
     let namespace = namespace_name(region, deployment.id);
     PersistentVolumeClaim {
@@ -459,7 +513,7 @@ pub fn restored_claim(
                 kind: "VolumeSnapshot".into(),
                 name: snapshot.into(),
             }),
-            ..claim_spec(region, gb)
+            ..claim_spec(&claim.storage_class, claim.gb)
         }),
         ..PersistentVolumeClaim::default()
     }
@@ -519,10 +573,12 @@ pub fn ingress(region: &KubernetesRegion, deployment: &Deployment) -> Ingress {
         })
         .collect();
     let mut metadata = meta(SYNAPSE, &namespace, deployment);
-    metadata.annotations = Some(BTreeMap::from([(
+    let mut annotations = region.ingress_annotations.clone();
+    annotations.insert(
         "cert-manager.io/cluster-issuer".into(),
         region.cluster_issuer.clone(),
-    )]));
+    );
+    metadata.annotations = Some(annotations);
     Ingress {
         metadata,
         spec: Some(IngressSpec {
@@ -554,7 +610,7 @@ pub fn all(
             region,
             deployment,
             1,
-            deployment.size.storage_gb,
+            &ClaimTemplate::new(region, deployment),
         ))),
         value(serde_json::to_value(service(region, deployment))),
         value(serde_json::to_value(ingress(region, deployment))),
@@ -562,7 +618,7 @@ pub fn all(
             region,
             deployment,
             "backup-00000000-0000-0000-0000-000000000000",
-            deployment.size.storage_gb,
+            &ClaimTemplate::new(region, deployment),
         ))),
     ]
 }

@@ -131,8 +131,7 @@ impl Call {
 fn driver(region: &str) -> (Arc<KubernetesDriver>, Cluster) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let driver =
-        KubernetesDriver::with_client(client, cluster(region)).poll_every(Duration::from_millis(1));
+    let driver = KubernetesDriver::with_client(client, cluster(region));
     (Arc::new(driver), Cluster(handle))
 }
 
@@ -166,12 +165,33 @@ fn ns(deployment: &Deployment) -> String {
 }
 
 /// An existing StatefulSet as the cluster returns it.
+/// An existing StatefulSet of `deployment` as the cluster returns it (applied by the portal in
+/// the region as the test names it: `eu-central`, with the configured image).
 fn existing_set(deployment: &Deployment, replicas: i32, ready: i32, claim_gb: u32) -> Value {
-    let region = cluster("eu-central");
-    let mut set = serde_json::to_value(objects::stateful_set(
-        &region, deployment, replicas, claim_gb,
-    ))
-    .unwrap();
+    existing_set_in(
+        &cluster("eu-central"),
+        deployment,
+        replicas,
+        ready,
+        claim_gb,
+    )
+}
+
+fn existing_set_in(
+    region: &domain::homeservers::regions::KubernetesRegion,
+    deployment: &Deployment,
+    replicas: i32,
+    ready: i32,
+    claim_gb: u32,
+) -> Value {
+    let claim = objects::ClaimTemplate {
+        storage_class: region.storage_class.clone(),
+        gb: claim_gb,
+    };
+    let mut set =
+        serde_json::to_value(objects::stateful_set(region, deployment, replicas, &claim)).unwrap();
+    set["metadata"]["annotations"] =
+        json!({ objects::SPEC_HASH: objects::spec_hash(region, deployment) });
     set["status"] = json!({ "replicas": replicas, "readyReplicas": ready });
     set
 }
@@ -260,13 +280,6 @@ async fn provisioning_applies_every_object_with_one_field_manager_and_makes_the_
         .expect("GET", &set_path)
         .await
         .reply(200, existing_set(&deployment, 0, 0, 10));
-    cluster
-        .expect(
-            "GET",
-            &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-synapse-0"),
-        )
-        .await
-        .reply(200, claim(10));
     let set = cluster.apply(&set_path).await;
     assert_eq!(set["spec"]["replicas"], 1);
     cluster.service_and_ingress(&ns).await;
@@ -297,6 +310,10 @@ async fn provisioning_applies_every_object_with_one_field_manager_and_makes_the_
         "https://starter-team.eu.matrix.example"
     );
     assert!(!driver.needs_port());
+    assert!(
+        !driver.stops_with_the_portal(),
+        "homeservers in a cluster run on while the portal restarts"
+    );
 }
 
 #[tokio::test]
@@ -328,6 +345,18 @@ async fn suspension_scales_to_zero_and_a_bigger_plan_grows_the_volume() {
         .expect("GET", &set_path)
         .await
         .reply(200, existing_set(&starter, 1, 1, 10));
+    let set = cluster.apply(&set_path).await;
+    assert_eq!(set["spec"]["replicas"], 0, "suspended");
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi",
+        "the template Kubernetes will not change stays as it was"
+    );
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"],
+        "2048Mi"
+    );
+    // The claim grows after the StatefulSet is applied (where the class cannot expand, the
+    // homeserver still stops).
     cluster
         .expect("GET", &claim_path)
         .await
@@ -338,16 +367,10 @@ async fn suspension_scales_to_zero_and_a_bigger_plan_grows_the_volume() {
         grow.body,
         json!({ "spec": { "resources": { "requests": { "storage": "100Gi" } } } })
     );
-    grow.reply(200, claim(100));
-    let set = cluster.apply(&set_path).await;
-    assert_eq!(set["spec"]["replicas"], 0, "suspended");
-    assert_eq!(
-        set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi",
-        "the template Kubernetes will not change stays as it was"
-    );
-    assert_eq!(
-        set["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"],
-        "2048Mi"
+    grow.reply(
+        422,
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "only dynamically provisioned pvc can be resized", "reason": "Invalid", "code": 422 }),
     );
     cluster.service_and_ingress(&ns).await;
     finished(task).await.expect("stopped");
@@ -471,13 +494,6 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
         .expect("GET", &set_path)
         .await
         .reply(200, existing_set(&deployment, 1, 1, 10));
-    cluster
-        .expect(
-            "GET",
-            &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-synapse-0"),
-        )
-        .await
-        .reply(200, claim(10));
     let set = cluster.apply(&set_path).await;
     assert_eq!(
         set["spec"]["template"]["metadata"]["annotations"][objects::CONFIG_HASH],
@@ -491,15 +507,70 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
     cluster.service_and_ingress(&ns).await;
     assert!(finished(task).await.unwrap());
 
-    // Another image tag in the regions file (an upgrade): applied too.
-    let mut older = existing_set(&deployment, 1, 1, 10);
-    older["spec"]["template"]["spec"]["containers"][0]["image"] =
-        json!("ghcr.io/element-hq/synapse:v1.160.0");
+    // Applied with an older image tag in the regions file: an upgrade, applied too.
+    let mut old_region = common::cluster("eu-central");
+    old_region.image = "ghcr.io/element-hq/synapse:v1.160.0".into();
+    let older = existing_set_in(&old_region, &deployment, 1, 1, 10);
     let task = run(&driver, &deployment, |d, dep| Box::pin(d.reconfigure(dep)));
-    cluster.expect("GET", &set_path).await.reply(200, older);
-    // The apply starts with the namespace: that it comes is what this part checks.
+    cluster
+        .expect("GET", &set_path)
+        .await
+        .reply(200, older.clone());
     cluster.apply(&format!("/api/v1/namespaces/{ns}")).await;
-    task.abort();
+    cluster.secret_exists(&ns).await;
+    cluster
+        .apply(&format!(
+            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
+        ))
+        .await;
+    cluster.expect("GET", &set_path).await.reply(200, older);
+    let set = cluster.apply(&set_path).await;
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/element-hq/synapse:v1.163.2"
+    );
+    cluster.service_and_ingress(&ns).await;
+    assert!(finished(task).await.unwrap());
+
+    // A bigger plan on a running homeserver: its resources and volume follow.
+    let bigger = Deployment {
+        size: common::deployment("business", "eu-central").size,
+        ..deployment.clone()
+    };
+    let task = run(&driver, &bigger, |d, dep| Box::pin(d.reconfigure(dep)));
+    cluster
+        .expect("GET", &set_path)
+        .await
+        .reply(200, existing_set(&deployment, 1, 1, 10));
+    cluster.apply(&format!("/api/v1/namespaces/{ns}")).await;
+    cluster.secret_exists(&ns).await;
+    cluster
+        .apply(&format!(
+            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
+        ))
+        .await;
+    cluster
+        .expect("GET", &set_path)
+        .await
+        .reply(200, existing_set(&deployment, 1, 1, 10));
+    let set = cluster.apply(&set_path).await;
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "2048Mi"
+    );
+    let claim_path = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-synapse-0");
+    cluster
+        .expect("GET", &claim_path)
+        .await
+        .reply(200, claim(10));
+    let grow = cluster.expect("PATCH", &claim_path).await;
+    assert_eq!(
+        grow.body["spec"]["resources"]["requests"]["storage"],
+        "100Gi"
+    );
+    grow.reply(200, claim(100));
+    cluster.service_and_ingress(&ns).await;
+    assert!(finished(task).await.unwrap());
 }
 
 #[tokio::test]
@@ -565,21 +636,29 @@ async fn backups_are_volume_snapshots_and_a_restore_makes_the_volume_anew() {
         .expect("GET", &one)
         .await
         .reply(200, with_status(json!({ "readyToUse": false })));
+    assert_eq!(finished(task).await.unwrap(), None, "still being made");
+
+    // The job's next run: the same snapshot (already there), now ready, with its size.
+    let task = run(&driver, &deployment, move |d, dep| {
+        Box::pin(d.backup(dep, backup))
+    });
+    let exists = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                         "message": "already exists", "reason": "AlreadyExists", "code": 409 });
+    cluster
+        .expect("POST", &snapshots)
+        .await
+        .reply(409, exists.clone());
     cluster.expect("GET", &one).await.reply(
         200,
         with_status(json!({ "readyToUse": true, "restoreSize": "10Gi" })),
     );
-    assert_eq!(finished(task).await.unwrap(), 10 << 30);
+    assert_eq!(finished(task).await.unwrap(), Some(10 << 30));
 
     // A snapshot the cluster could not take is a failed backup, with the cluster's words.
     let task = run(&driver, &deployment, move |d, dep| {
         Box::pin(d.backup(dep, backup))
     });
-    cluster.expect("POST", &snapshots).await.reply(
-        409,
-        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "already exists", "reason": "AlreadyExists", "code": 409 }),
-    );
+    cluster.expect("POST", &snapshots).await.reply(409, exists);
     cluster.expect("GET", &one).await.reply(
         200,
         with_status(json!({ "readyToUse": false, "error": { "message": "the disk is gone" } })),
@@ -587,24 +666,47 @@ async fn backups_are_volume_snapshots_and_a_restore_makes_the_volume_anew() {
     let error = finished(task).await.unwrap_err().to_string();
     assert!(error.contains("the disk is gone"), "{error}");
 
-    // Restore: the old volume goes, a new one is made from the snapshot.
+    // Restore, one step a tick: the old volume is deleted; while it goes, nothing more; once
+    // it is gone, a new one is made from the snapshot with the StatefulSet's template.
     let claim_path = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-synapse-0");
+    let ready = with_status(json!({ "readyToUse": true, "restoreSize": "10Gi" }));
     let task = run(&driver, &deployment, move |d, dep| {
         Box::pin(d.restore(dep, backup))
     });
-    cluster.expect("GET", &one).await.reply(
-        200,
-        with_status(json!({ "readyToUse": true, "restoreSize": "10Gi" })),
-    );
-    cluster
-        .expect("DELETE", &claim_path)
-        .await
-        .reply(200, claim(10));
+    cluster.expect("GET", &one).await.reply(200, ready.clone());
     cluster
         .expect("GET", &claim_path)
         .await
         .reply(200, claim(10));
+    cluster
+        .expect("DELETE", &claim_path)
+        .await
+        .reply(200, claim(10));
+    assert!(!finished(task).await.unwrap(), "under way");
+    let task = run(&driver, &deployment, move |d, dep| {
+        Box::pin(d.restore(dep, backup))
+    });
+    cluster.expect("GET", &one).await.reply(200, ready.clone());
+    cluster
+        .expect("GET", &claim_path)
+        .await
+        .reply(200, claim(10));
+    assert!(
+        !finished(task).await.unwrap(),
+        "the old volume is still going"
+    );
+    let task = run(&driver, &deployment, move |d, dep| {
+        Box::pin(d.restore(dep, backup))
+    });
+    cluster.expect("GET", &one).await.reply(200, ready.clone());
     cluster.expect("GET", &claim_path).await.not_found();
+    cluster
+        .expect(
+            "GET",
+            &format!("/apis/apps/v1/namespaces/{ns}/statefulsets/synapse"),
+        )
+        .await
+        .reply(200, existing_set(&deployment, 0, 0, 10));
     let made = cluster
         .expect(
             "POST",
@@ -616,7 +718,7 @@ async fn backups_are_volume_snapshots_and_a_restore_makes_the_volume_anew() {
     assert_eq!(made.body["spec"]["dataSource"]["name"], snapshot);
     assert_eq!(made.body["spec"]["storageClassName"], "fast-ssd");
     made.echo();
-    finished(task).await.expect("restored");
+    assert!(finished(task).await.unwrap(), "restored");
 
     // A restore from a snapshot that is not ready is refused before anything is deleted.
     let task = run(&driver, &deployment, move |d, dep| {

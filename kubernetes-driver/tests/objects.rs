@@ -45,10 +45,23 @@ fn the_objects_match_the_golden_files() {
             std::fs::write(&path, &rendered).expect("the golden file is written");
         }
         let expected = std::fs::read_to_string(&path).expect("the golden file exists");
+        if let Some((line, (got, want))) = rendered
+            .lines()
+            .zip(expected.lines())
+            .enumerate()
+            .find(|(_, (got, want))| got != want)
+        {
+            panic!(
+                "{} differs at line {}:\n  now:    {got}\n  golden: {want}\n\
+                 after a deliberate change, rerun with PORTAL_UPDATE_GOLDEN=1 and review the diff",
+                path.display(),
+                line + 1
+            );
+        }
         assert_eq!(
-            rendered,
-            expected,
-            "{} differs; after a deliberate change, rerun with PORTAL_UPDATE_GOLDEN=1 and review the diff",
+            rendered.lines().count(),
+            expected.lines().count(),
+            "{} has another length",
             path.display()
         );
     }
@@ -85,15 +98,18 @@ fn the_objects_carry_the_plan_the_region_and_the_owner() {
     assert!(starter.contains("public_baseurl: \\\"https://starter-team.eu.matrix.example/\\\""));
     assert!(starter.contains("serve_server_wellknown: true"));
     assert_eq!(starter.matches("\"host\": ").count(), 1);
+    // The region's own annotations for its ingress controller, beside cert-manager's.
+    assert!(starter.contains("\"nginx.ingress.kubernetes.io/proxy-body-size\": \"50m\""));
+    assert!(!business.contains("proxy-body-size"));
     // Synapse's admin API is not exposed.
     assert!(!starter.contains("/_synapse/admin"));
 }
 
 #[test]
-fn a_changed_setting_changes_the_configuration_hash_and_nothing_else_does() {
+fn the_hashes_follow_what_changed() {
+    let region = cluster("eu-central");
     let before = deployment("starter", "eu-central");
-    let same = before.clone();
-    assert_eq!(objects::config_hash(&before), objects::config_hash(&same));
+    // A setting changes Synapse's configuration, and so the StatefulSet.
     let open = Deployment {
         settings: Settings {
             registration: Registration::Open,
@@ -102,6 +118,28 @@ fn a_changed_setting_changes_the_configuration_hash_and_nothing_else_does() {
         ..before.clone()
     };
     assert_ne!(objects::config_hash(&before), objects::config_hash(&open));
+    assert_ne!(
+        objects::spec_hash(&region, &before),
+        objects::spec_hash(&region, &open)
+    );
+    // A bigger plan changes the StatefulSet (resources, storage), not the configuration.
+    let bigger = Deployment {
+        size: deployment("business", "eu-central").size,
+        settings: before.settings.clone(),
+        ..before.clone()
+    };
+    assert_eq!(objects::config_hash(&before), objects::config_hash(&bigger));
+    assert_ne!(
+        objects::spec_hash(&region, &before),
+        objects::spec_hash(&region, &bigger)
+    );
+    // A new image tag changes the StatefulSet.
+    let mut upgraded = region.clone();
+    upgraded.image = "ghcr.io/element-hq/synapse:v1.164.0".into();
+    assert_ne!(
+        objects::spec_hash(&region, &before),
+        objects::spec_hash(&upgraded, &before)
+    );
 }
 
 fn kubernetes_validate(files: &[PathBuf]) -> std::process::Output {

@@ -71,6 +71,25 @@ pub async fn run(portal: &Portal) -> Result<usize, sqlx::Error> {
     let now = portal.clock.now_ms();
     let mut made = 0;
     for homeserver in lifecycle::in_states(&portal.db, &[HomeserverState::Running]).await? {
+        // A backup still being made (by a cluster, or cut short by a restart) is asked for
+        // again first; none other starts while it is.
+        let making: Option<Uuid> = on_db!(&portal.db, pool => sqlx::query_scalar(
+            "SELECT id FROM homeserver_backups WHERE homeserver_id = $1 AND state = $2 \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(homeserver.id)
+        .bind(BackupState::Making)
+        .fetch_optional(pool)
+        .await)?;
+        if let Some(id) = making {
+            let provisioner = portal.hosting.provisioners.for_region(&homeserver.region);
+            if let Some(provisioner) = provisioner {
+                if let Err(error) = finish(portal, provisioner.as_ref(), &homeserver, id).await {
+                    tracing::warn!(homeserver = %homeserver.id, %error, "a backup failed");
+                }
+            }
+            continue;
+        }
         let newest: Option<i64> = on_db!(&portal.db, pool => sqlx::query_scalar(
             "SELECT MAX(created_at) FROM homeserver_backups WHERE homeserver_id = $1 AND state = $2",
         )
@@ -110,9 +129,22 @@ pub async fn make(portal: &Portal, homeserver: &Homeserver) -> Result<Uuid, Back
     .execute(pool)
     .await
     .map(|_| ()))?;
+    finish(portal, provisioner.as_ref(), homeserver, id).await?;
+    Ok(id)
+}
+
+/// Asks the provisioner for backup `id` (again, while it is being made) and records the
+/// outcome: done with its size, failed with the reason, or still being made.
+async fn finish(
+    portal: &Portal,
+    provisioner: &dyn Provisioner,
+    homeserver: &Homeserver,
+    id: Uuid,
+) -> Result<(), BackupError> {
     let outcome = provisioner.backup(&homeserver.deployment(portal), id).await;
     let (state, size, error) = match &outcome {
-        Ok(size) => (BackupState::Done, Some(*size as i64), None),
+        Ok(None) => return Ok(()),
+        Ok(Some(size)) => (BackupState::Done, Some(*size as i64), None),
         Err(error) => (BackupState::Failed, None, Some(error.to_string())),
     };
     on_db!(&portal.db, pool => sqlx::query(
@@ -132,9 +164,9 @@ pub async fn make(portal: &Portal, homeserver: &Homeserver) -> Result<Uuid, Back
         }
         None => lifecycle::record_event(portal, homeserver.id, "backed_up", None).await?,
     }
-    prune(portal, provisioner.as_ref(), homeserver).await?;
+    prune(portal, provisioner, homeserver).await?;
     outcome?;
-    Ok(id)
+    Ok(())
 }
 
 /// Keeps the newest `backups_kept` finished backups, and as many of the newest failed ones
@@ -231,7 +263,9 @@ pub async fn restore(
         return Ok(());
     };
     provisioner.stop(&deployment).await?;
-    provisioner.restore(&deployment, backup).await?;
+    if !provisioner.restore(&deployment, backup).await? {
+        return Ok(()); // under way: the next tick asks again
+    }
     let now = portal.clock.now_ms();
     let mut tx = portal.db.begin().await?;
     let done = on_tx!(&mut tx, conn => sqlx::query(

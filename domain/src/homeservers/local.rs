@@ -355,7 +355,11 @@ impl Provisioner for LocalDriver {
         })
     }
 
-    async fn backup(&self, deployment: &Deployment, backup: Uuid) -> Result<u64, ProvisionError> {
+    async fn backup(
+        &self,
+        deployment: &Deployment,
+        backup: Uuid,
+    ) -> Result<Option<u64>, ProvisionError> {
         let python = self.python()?.to_path_buf();
         let dir = self.dir(deployment.id);
         let into = self.backup_dir(deployment.id, backup);
@@ -386,10 +390,10 @@ impl Provisioner for LocalDriver {
             .await
             .map_err(|e| ProvisionError::Failed(e.to_string()))?
             .map_err(io)?;
-        Ok(size)
+        Ok(Some(size))
     }
 
-    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<(), ProvisionError> {
+    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<bool, ProvisionError> {
         let dir = self.dir(deployment.id);
         let from = self.backup_dir(deployment.id, backup);
         if !from.join(GENERATED).exists() {
@@ -416,7 +420,8 @@ impl Provisioner for LocalDriver {
         })
         .await
         .map_err(|e| ProvisionError::Failed(e.to_string()))?
-        .map_err(io)
+        .map_err(io)?;
+        Ok(true)
     }
 
     async fn delete_backup(
@@ -431,6 +436,10 @@ impl Provisioner for LocalDriver {
     }
 
     fn needs_port(&self) -> bool {
+        true
+    }
+
+    fn stops_with_the_portal(&self) -> bool {
         true
     }
 }

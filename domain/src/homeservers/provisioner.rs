@@ -111,10 +111,16 @@ pub trait Provisioner: Send + Sync {
     /// The secret of Synapse's shared-secret registration.
     async fn registration_secret(&self, deployment: &Deployment) -> Result<String, ProvisionError>;
     /// Makes backup `backup` of the homeserver's data (database, media, signing key) while it
-    /// may run; returns its size in bytes.
-    async fn backup(&self, deployment: &Deployment, backup: Uuid) -> Result<u64, ProvisionError>;
-    /// Replaces the data of the stopped homeserver by backup `backup`'s.
-    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<(), ProvisionError>;
+    /// may run. Returns its size in bytes once it is complete; None while the provisioner is
+    /// still making it (the backup job asks again, with the same id, on its next run).
+    async fn backup(
+        &self,
+        deployment: &Deployment,
+        backup: Uuid,
+    ) -> Result<Option<u64>, ProvisionError>;
+    /// Replaces the data of the stopped homeserver by backup `backup`'s. Returns true once it
+    /// is done; false while it is under way (the supervisor asks again on its next tick).
+    async fn restore(&self, deployment: &Deployment, backup: Uuid) -> Result<bool, ProvisionError>;
     /// Deletes backup `backup` (nothing when it is gone already).
     async fn delete_backup(
         &self,
@@ -123,6 +129,9 @@ pub trait Provisioner: Send + Sync {
     ) -> Result<(), ProvisionError>;
     /// Whether homeservers of this driver need a port of the portal's range.
     fn needs_port(&self) -> bool;
+    /// Whether its homeservers are processes of the portal's supervisor, stopped when the
+    /// portal stops or loses the supervisor lease (false: they run on without the portal).
+    fn stops_with_the_portal(&self) -> bool;
 }
 
 /// The provisioner of each region.

@@ -57,6 +57,10 @@ pub struct KubernetesRegion {
     pub image: String,
     /// The cert-manager ClusterIssuer that signs the Ingresses' certificates.
     pub cluster_issuer: String,
+    /// Annotations for the ingress controller on every Ingress (for ingress-nginx, raise
+    /// `nginx.ingress.kubernetes.io/proxy-body-size` to Synapse's 50M upload limit).
+    #[serde(default)]
+    pub ingress_annotations: std::collections::BTreeMap<String, String>,
     /// The VolumeSnapshotClass of backups (absent: backups are refused, with this reason).
     #[serde(default)]
     pub snapshot_class: Option<String>,

@@ -327,12 +327,15 @@ impl Supervisor {
         }
     }
 
-    /// Stops every homeserver this replica runs (at shutdown, or when the lease is lost).
+    /// Stops every homeserver this replica runs as its own process (at shutdown, or when the
+    /// lease is lost); those of a cluster run on, and the next holder looks after them.
     pub async fn stop_all(&self) -> Result<(), sqlx::Error> {
         for homeserver in self.supervised().await? {
             let hosting = &self.portal.hosting;
             if let Some(provisioner) = hosting.provisioners.for_region(&homeserver.region) {
-                let _ = provisioner.stop(&homeserver.deployment(&self.portal)).await;
+                if provisioner.stops_with_the_portal() {
+                    let _ = provisioner.stop(&homeserver.deployment(&self.portal)).await;
+                }
             }
         }
         Ok(())

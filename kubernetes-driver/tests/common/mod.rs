@@ -28,6 +28,7 @@ base_domain = "eu.matrix.example"
 image = "ghcr.io/element-hq/synapse:v1.163.2"
 cluster_issuer = "letsencrypt"
 snapshot_class = "csi-snapshots"
+ingress_annotations = { "nginx.ingress.kubernetes.io/proxy-body-size" = "50m" }
 
 [[region]]
 id = "us-east"
