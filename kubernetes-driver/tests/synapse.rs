@@ -37,57 +37,71 @@ async fn synapse_starts_with_the_configuration_and_secrets_the_driver_makes() {
     for sub in ["data", "secrets", "config"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let deployment = deployment("starter", "eu-central");
     let generated = Generated::new();
-    // The pod's mounts and port, moved here; nothing else changes.
-    let config = objects::homeserver_yaml(&deployment)
-        .replace("/data/", &format!("{}/data/", dir.display()))
-        .replace("/secrets/", &format!("{}/secrets/", dir.display()))
-        .replace("port: 8008", &format!("port: {port}"))
-        .replace("['0.0.0.0']", "['127.0.0.1']");
-    std::fs::write(dir.join("config/homeserver.yaml"), config).unwrap();
     std::fs::write(dir.join("secrets/secrets.yaml"), generated.secrets_yaml()).unwrap();
     std::fs::write(dir.join("secrets/signing.key"), &generated.signing_key).unwrap();
-
-    let log = std::fs::File::create(dir.join("synapse.log")).unwrap();
-    let _synapse = Running(
-        Command::new(python)
-            .args(["-m", "synapse.app.homeserver"])
-            .arg("-c")
-            .arg(dir.join("config/homeserver.yaml"))
-            .arg("-c")
-            .arg(dir.join("secrets/secrets.yaml"))
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("Synapse starts"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let healthy = http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if healthy {
+
+    // Synapse cannot report a port it chose, so it gets one from a range the other tests do
+    // not use, and another when that one is taken.
+    let mut started = None;
+    for _ in 0..10 {
+        let port: u16 = 24_100 + rand::random::<u16>() % 800;
+        // The pod's mounts and port, moved here; nothing else changes.
+        let config = objects::homeserver_yaml(&deployment)
+            .replace("/data/", &format!("{}/data/", dir.display()))
+            .replace("/secrets/", &format!("{}/secrets/", dir.display()))
+            .replace("port: 8008", &format!("port: {port}"))
+            .replace("['0.0.0.0']", "['127.0.0.1']");
+        std::fs::write(dir.join("config/homeserver.yaml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("synapse.log")).unwrap();
+        let mut synapse = Running(
+            Command::new(&python)
+                .args(["-m", "synapse.app.homeserver"])
+                .arg("-c")
+                .arg(dir.join("config/homeserver.yaml"))
+                .arg("-c")
+                .arg(dir.join("secrets/secrets.yaml"))
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("Synapse starts"),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            // Whether ours still runs first: a port taken by another Synapse answers too.
+            let log = std::fs::read_to_string(dir.join("synapse.log")).unwrap_or_default();
+            if synapse.0.try_wait().unwrap().is_some() {
+                assert!(
+                    log.contains("Address already in use"),
+                    "Synapse ended: {log}"
+                );
+                break; // taken: another port
+            }
+            let healthy = http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                started = Some((synapse, base));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Synapse did not answer /health: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if started.is_some() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "Synapse did not answer /health: {}",
-            std::fs::read_to_string(dir.join("synapse.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let (_synapse, base) = started.expect("Synapse found a free port");
 
     // It signs with the key the portal generated.
     let keys: serde_json::Value = get_json(&http, format!("{base}/_matrix/key/v2/server")).await;
