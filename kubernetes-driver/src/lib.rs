@@ -251,7 +251,20 @@ impl KubernetesDriver {
         if pod.metadata.deletion_timestamp.is_some() {
             return None; // being replaced (a rollout, a scale-down): not a crash
         }
-        let container = pod.status?.container_statuses?.into_iter().next()?;
+        let status = pod.status?;
+        // No node takes it (not enough room, an unbound volume): the scheduler's words.
+        let unschedulable = status.conditions.iter().flatten().find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+        if let Some(condition) = unschedulable {
+            return Some(format!(
+                "Unschedulable: {}",
+                condition.message.as_deref().unwrap_or("no node can run it")
+            ));
+        }
+        let container = status.container_statuses?.into_iter().next()?;
         let state = container.state?;
         if let Some(terminated) = state.terminated {
             return Some(format!(

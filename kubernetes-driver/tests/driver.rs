@@ -429,6 +429,13 @@ async fn status_follows_the_statefulset_and_its_pod() {
             Status::Exited("exit code 1 (Error)".into()),
         ),
     ];
+    let unschedulable = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "synapse-0" },
+        "status": { "phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient memory.",
+        }] },
+    });
     for (set, pod_state, expected) in cases {
         let task = run(&driver, &deployment, |d, dep| Box::pin(d.status(dep)));
         let call = cluster.expect("GET", &set_path).await;
@@ -446,6 +453,20 @@ async fn status_follows_the_statefulset_and_its_pod() {
         }
         assert_eq!(finished(task).await, expected);
     }
+    // A pod no node takes says why.
+    let task = run(&driver, &deployment, |d, dep| Box::pin(d.status(dep)));
+    cluster
+        .expect("GET", &set_path)
+        .await
+        .reply(200, existing_set(&deployment, 1, 0, 10));
+    cluster
+        .expect("GET", &pod_path)
+        .await
+        .reply(200, unschedulable);
+    assert_eq!(
+        finished(task).await,
+        Status::Exited("Unschedulable: 0/3 nodes are available: 3 Insufficient memory.".into())
+    );
 }
 
 #[tokio::test]
