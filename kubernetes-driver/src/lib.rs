@@ -7,9 +7,10 @@
 //!   The supervisor asks each running homeserver's status and settings every tick (2 s): two
 //!   reads of its StatefulSet (and one of its pod while it is not ready); a suspended one
 //!   costs one read. The portal stopping leaves them running.
-//! - reconfigure: where the configuration or the image differs from the StatefulSet's, the
-//!   apply again; the configuration's hash in the pod template makes Kubernetes replace the
-//!   pod, and a changed image tag in the regions file upgrades every homeserver this way.
+//! - reconfigure: where the StatefulSet's hash of what the portal wants (configuration,
+//!   image, the plan's resources and storage) differs, the apply again; the configuration's
+//!   hash in the pod template makes Kubernetes replace the pod, and a changed image tag in the
+//!   regions file upgrades every homeserver this way.
 //! - destroy: deletes the namespace (the lifecycle calls it after the retention period).
 //! - backups: CSI volume snapshots of the data volume (the region's `snapshot_class`), and a
 //!   restore makes the volume anew from one. Neither waits on the cluster: each call takes
@@ -121,47 +122,40 @@ impl KubernetesDriver {
         deployment: &Deployment,
         replicas: Option<i32>,
     ) -> Result<(), ProvisionError> {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let namespace = objects::namespace(&self.region, deployment);
-        Api::<Namespace>::all(self.client.clone())
-            .patch(
-                &self.namespace(deployment),
-                &params,
-                &Patch::Apply(&namespace),
-            )
-            .await
-            .map_err(failed("the namespace could not be applied"))?;
+        server_side_apply(
+            &Api::<Namespace>::all(self.client.clone()),
+            &self.namespace(deployment),
+            &objects::namespace(&self.region, deployment),
+            "the namespace could not be applied",
+        )
+        .await?;
         self.ensure_secret(deployment).await?;
-        self.api::<ConfigMap>(deployment)
-            .patch(
-                objects::CONFIG_MAP,
-                &params,
-                &Patch::Apply(&objects::config_map(&self.region, deployment)),
-            )
-            .await
-            .map_err(failed("the configuration could not be applied"))?;
-        let sets = self.api::<StatefulSet>(deployment);
-        let existing = sets
-            .get_opt(objects::SYNAPSE)
-            .await
-            .map_err(failed("the StatefulSet could not be read"))?;
+        server_side_apply(
+            &self.api::<ConfigMap>(deployment),
+            objects::CONFIG_MAP,
+            &objects::config_map(&self.region, deployment),
+            "the configuration could not be applied",
+        )
+        .await?;
+        let existing = self.stateful_set(deployment).await?;
         let replicas = replicas
             .or_else(|| existing.as_ref().and_then(|s| s.spec.as_ref()?.replicas))
             .unwrap_or(0);
         // The volume template cannot change once the StatefulSet exists (not even its storage
         // class); a bigger plan grows the claim itself.
-        let claim = existing
-            .as_ref()
-            .and_then(ClaimTemplate::of)
-            .unwrap_or_else(|| ClaimTemplate::new(&self.region, deployment));
+        let claim = ClaimTemplate::kept_or_new(existing.as_ref(), &self.region, deployment);
         let mut set = objects::stateful_set(&self.region, deployment, replicas, &claim);
         set.metadata.annotations = Some(std::collections::BTreeMap::from([(
             objects::SPEC_HASH.to_string(),
             objects::spec_hash(&self.region, deployment),
         )]));
-        sets.patch(objects::SYNAPSE, &params, &Patch::Apply(&set))
-            .await
-            .map_err(failed("the StatefulSet could not be applied"))?;
+        server_side_apply(
+            &self.api::<StatefulSet>(deployment),
+            objects::SYNAPSE,
+            &set,
+            "the StatefulSet could not be applied",
+        )
+        .await?;
         if existing.is_some() && claim.gb < deployment.size.storage_gb {
             // Best effort: a storage class that cannot expand must not stop the homeserver
             // from starting or being suspended.
@@ -169,23 +163,41 @@ impl KubernetesDriver {
                 tracing::warn!(homeserver = %deployment.id, %error, "the data volume was not grown");
             }
         }
-        self.api::<Service>(deployment)
-            .patch(
-                objects::SYNAPSE,
-                &params,
-                &Patch::Apply(&objects::service(&self.region, deployment)),
-            )
+        server_side_apply(
+            &self.api::<Service>(deployment),
+            objects::SYNAPSE,
+            &objects::service(&self.region, deployment),
+            "the Service could not be applied",
+        )
+        .await?;
+        server_side_apply(
+            &self.api::<Ingress>(deployment),
+            objects::SYNAPSE,
+            &objects::ingress(&self.region, deployment),
+            "the Ingress could not be applied",
+        )
+        .await
+    }
+
+    /// The homeserver's StatefulSet, where it exists.
+    async fn stateful_set(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<Option<StatefulSet>, ProvisionError> {
+        self.api::<StatefulSet>(deployment)
+            .get_opt(objects::SYNAPSE)
             .await
-            .map_err(failed("the Service could not be applied"))?;
-        self.api::<Ingress>(deployment)
-            .patch(
-                objects::SYNAPSE,
-                &params,
-                &Patch::Apply(&objects::ingress(&self.region, deployment)),
-            )
-            .await
-            .map_err(failed("the Ingress could not be applied"))?;
-        Ok(())
+            .map_err(failed("the StatefulSet could not be read"))
+    }
+
+    /// Remembers (or forgets) that a restore has deleted the homeserver's old volume.
+    fn old_volume_deleted(&self, id: Uuid, deleted: bool) {
+        let mut restoring = self.restoring.lock().unwrap_or_else(|e| e.into_inner());
+        if deleted {
+            restoring.insert(id);
+        } else {
+            restoring.remove(&id);
+        }
     }
 
     /// Makes the Secret when it does not exist; an existing one is never rewritten.
@@ -199,13 +211,12 @@ impl KubernetesDriver {
             return Ok(());
         }
         let secret = objects::secret(&self.region, deployment, &Generated::new());
-        match secrets.create(&PostParams::default(), &secret).await {
-            // Made by another portal replica in the meantime: theirs is kept.
-            Err(error) if code(&error) == Some(409) => Ok(()),
-            other => other
-                .map(|_| ())
-                .map_err(failed("the Secret could not be made")),
-        }
+        // 409: made by another portal replica in the meantime; theirs is kept.
+        allowing(
+            409,
+            secrets.create(&PostParams::default(), &secret).await,
+            "the Secret could not be made",
+        )
     }
 
     /// Grows the data claim to the plan's storage where it is smaller (a claim never shrinks).
@@ -329,6 +340,54 @@ fn failed(what: &'static str) -> impl Fn(kube::Error) -> ProvisionError {
     move |error| ProvisionError::Failed(format!("{what}: {error}"))
 }
 
+/// An API call's outcome, where an answer with status `code` (404: gone already, 409: there
+/// already) is as good as success.
+fn allowing<T>(
+    code_allowed: u16,
+    outcome: Result<T, kube::Error>,
+    what: &'static str,
+) -> Result<(), ProvisionError> {
+    match outcome {
+        Err(error) if code(&error) == Some(code_allowed) => Ok(()),
+        other => other.map(|_| ()).map_err(failed(what)),
+    }
+}
+
+/// Server-side apply of `object` by the portal's field manager (taking over any field).
+async fn server_side_apply<K>(
+    api: &Api<K>,
+    name: &str,
+    object: &K,
+    what: &'static str,
+) -> Result<(), ProvisionError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map(|_| ())
+    .map_err(failed(what))
+}
+
+/// A snapshot's size once the cluster has finished it (None: not ready, or no status yet).
+fn ready_size(status: Option<&serde_json::Value>) -> Option<u64> {
+    let status = status?;
+    if status.get("readyToUse").and_then(|r| r.as_bool()) != Some(true) {
+        return None;
+    }
+    Some(
+        status
+            .get("restoreSize")
+            .and_then(|s| s.as_str())
+            .and_then(bytes)
+            .unwrap_or(0),
+    )
+}
+
 /// The name of a backup's volume snapshot.
 pub fn snapshot_name(backup: Uuid) -> String {
     format!("backup-{backup}")
@@ -345,12 +404,7 @@ impl Provisioner for KubernetesDriver {
     }
 
     async fn reconfigure(&self, deployment: &Deployment) -> Result<bool, ProvisionError> {
-        let Some(set) = self
-            .api::<StatefulSet>(deployment)
-            .get_opt(objects::SYNAPSE)
-            .await
-            .map_err(failed("the StatefulSet could not be read"))?
-        else {
+        let Some(set) = self.stateful_set(deployment).await? else {
             return Ok(false);
         };
         let spec = set.spec.as_ref();
@@ -373,11 +427,7 @@ impl Provisioner for KubernetesDriver {
 
     async fn stop(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
         // Asked every supervisor tick while suspended: one read when there is nothing to do.
-        let set = self
-            .api::<StatefulSet>(deployment)
-            .get_opt(objects::SYNAPSE)
-            .await
-            .map_err(failed("the StatefulSet could not be read"))?;
+        let set = self.stateful_set(deployment).await?;
         match set.and_then(|s| s.spec?.replicas) {
             None | Some(0) => Ok(()),
             Some(_) => self.apply(deployment, Some(0)).await,
@@ -385,24 +435,15 @@ impl Provisioner for KubernetesDriver {
     }
 
     async fn destroy(&self, deployment: &Deployment) -> Result<(), ProvisionError> {
-        match Api::<Namespace>::all(self.client.clone())
+        let deleted = Api::<Namespace>::all(self.client.clone())
             .delete(&self.namespace(deployment), &DeleteParams::background())
-            .await
-        {
-            Err(error) if code(&error) == Some(404) => Ok(()),
-            other => other
-                .map(|_| ())
-                .map_err(failed("the namespace could not be deleted")),
-        }
+            .await;
+        allowing(404, deleted, "the namespace could not be deleted")
     }
 
     async fn status(&self, deployment: &Deployment) -> Status {
         // A missing namespace answers 404 for the StatefulSet as well.
-        let set = match self
-            .api::<StatefulSet>(deployment)
-            .get_opt(objects::SYNAPSE)
-            .await
-        {
+        let set = match self.stateful_set(deployment).await {
             Ok(Some(set)) => set,
             Ok(None) => return Status::Absent,
             Err(error) => {
@@ -471,13 +512,12 @@ impl Provisioner for KubernetesDriver {
             }
         }));
         snapshot.metadata.labels = Some(objects::labels(deployment));
-        match snapshots.create(&PostParams::default(), &snapshot).await {
-            // Asked for before (the job asks again while it is being made).
-            Err(error) if code(&error) == Some(409) => {}
-            other => {
-                other.map_err(failed("the volume snapshot could not be made"))?;
-            }
-        }
+        // 409: asked for before (the job asks again while it is being made).
+        allowing(
+            409,
+            snapshots.create(&PostParams::default(), &snapshot).await,
+            "the volume snapshot could not be made",
+        )?;
         // One look: a snapshot the cluster has not finished is looked at again on the job's
         // next run, so no job waits on a slow storage driver.
         let snapshot = snapshots
@@ -488,12 +528,7 @@ impl Provisioner for KubernetesDriver {
         let Some(status) = snapshot.data.get("status") else {
             return Ok(None);
         };
-        if status.get("readyToUse").and_then(|r| r.as_bool()) == Some(true) {
-            let size = status
-                .get("restoreSize")
-                .and_then(|s| s.as_str())
-                .and_then(bytes)
-                .unwrap_or(0);
+        if let Some(size) = ready_size(Some(status)) {
             return Ok(Some(size));
         }
         match status.pointer("/error/message").and_then(|m| m.as_str()) {
@@ -512,22 +547,9 @@ impl Provisioner for KubernetesDriver {
             .get_opt(&name)
             .await
             .map_err(failed("the volume snapshot could not be read"))?;
-        let status = snapshot.as_ref().and_then(|s| s.data.get("status"));
-        if status
-            .and_then(|s| s.get("readyToUse"))
-            .and_then(|r| r.as_bool())
-            != Some(true)
-        {
-            return Err(ProvisionError::Failed(
-                "the backup is incomplete or gone".into(),
-            ));
-        }
-        let snapshot_gb = status
-            .and_then(|s| s.get("restoreSize"))
-            .and_then(|s| s.as_str())
-            .and_then(bytes)
-            .map(|b| u32::try_from(b.div_ceil(1 << 30)).unwrap_or(u32::MAX))
-            .unwrap_or(0);
+        let size = ready_size(snapshot.as_ref().and_then(|s| s.data.get("status")))
+            .ok_or_else(|| ProvisionError::Failed("the backup is incomplete or gone".into()))?;
+        let snapshot_gb = u32::try_from(size.div_ceil(1 << 30)).unwrap_or(u32::MAX);
         // In steps, one per supervisor tick: the old volume is deleted (Kubernetes keeps it
         // until the stopped pod is gone), then a new one is made from the snapshot, which the
         // StatefulSet's pod takes by its name when it starts again. Which homeservers are past
@@ -547,45 +569,27 @@ impl Provisioner for KubernetesDriver {
             Some(claim) if claim.metadata.deletion_timestamp.is_some() => Ok(false),
             Some(_) if deleting() => Ok(false),
             Some(_) => {
-                match claims
-                    .delete(objects::DATA_CLAIM, &DeleteParams::default())
-                    .await
-                {
-                    Err(error) if code(&error) != Some(404) => {
-                        return Err(failed("the data volume could not be deleted")(error))
-                    }
-                    _ => {}
-                }
-                self.restoring
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(deployment.id);
+                allowing(
+                    404,
+                    claims
+                        .delete(objects::DATA_CLAIM, &DeleteParams::default())
+                        .await,
+                    "the data volume could not be deleted",
+                )?;
+                self.old_volume_deleted(deployment.id, true);
                 Ok(false)
             }
             None => {
-                let sets = self.api::<StatefulSet>(deployment);
-                let live = sets
-                    .get_opt(objects::SYNAPSE)
-                    .await
-                    .map_err(failed("the StatefulSet could not be read"))?;
-                let mut claim = live
-                    .as_ref()
-                    .and_then(ClaimTemplate::of)
-                    .unwrap_or_else(|| ClaimTemplate::new(&self.region, deployment));
+                let live = self.stateful_set(deployment).await?;
+                let mut claim = ClaimTemplate::kept_or_new(live.as_ref(), &self.region, deployment);
                 claim.gb = claim.gb.max(deployment.size.storage_gb).max(snapshot_gb);
                 let made = objects::restored_claim(&self.region, deployment, &name, &claim);
-                match claims.create(&PostParams::default(), &made).await {
-                    Err(error) if code(&error) != Some(409) => {
-                        return Err(failed("the data volume could not be made from the backup")(
-                            error,
-                        ))
-                    }
-                    _ => {}
-                }
-                self.restoring
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&deployment.id);
+                allowing(
+                    409,
+                    claims.create(&PostParams::default(), &made).await,
+                    "the data volume could not be made from the backup",
+                )?;
+                self.old_volume_deleted(deployment.id, false);
                 Ok(true)
             }
         }
@@ -597,15 +601,10 @@ impl Provisioner for KubernetesDriver {
         backup: Uuid,
     ) -> Result<(), ProvisionError> {
         let (snapshots, _) = self.snapshots(deployment);
-        match snapshots
+        let deleted = snapshots
             .delete(&snapshot_name(backup), &DeleteParams::default())
-            .await
-        {
-            Err(error) if code(&error) == Some(404) => Ok(()),
-            other => other
-                .map(|_| ())
-                .map_err(failed("the volume snapshot could not be deleted")),
-        }
+            .await;
+        allowing(404, deleted, "the volume snapshot could not be deleted")
     }
 
     fn needs_port(&self) -> bool {

@@ -297,6 +297,17 @@ impl ClaimTemplate {
         }
     }
 
+    /// The template of `existing` where there is one, else a new homeserver's.
+    pub fn kept_or_new(
+        existing: Option<&StatefulSet>,
+        region: &KubernetesRegion,
+        deployment: &Deployment,
+    ) -> Self {
+        existing
+            .and_then(Self::of)
+            .unwrap_or_else(|| Self::new(region, deployment))
+    }
+
     /// The template of an existing StatefulSet.
     pub fn of(set: &StatefulSet) -> Option<Self> {
         let template = set

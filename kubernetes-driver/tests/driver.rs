@@ -88,6 +88,17 @@ impl Cluster {
         .await;
     }
 
+    /// The start of an apply to a homeserver that has its Secret: the namespace, the Secret
+    /// looked for (and kept), the ConfigMap; the ConfigMap applied is returned.
+    async fn apply_up_to_the_configuration(&mut self, ns: &str) -> Value {
+        self.apply(&format!("/api/v1/namespaces/{ns}")).await;
+        self.secret_exists(ns).await;
+        self.apply(&format!(
+            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
+        ))
+        .await
+    }
+
     /// The Secret is looked for and exists (so none is made).
     async fn secret_exists(&mut self, ns: &str) {
         self.expect("GET", &format!("/api/v1/namespaces/{ns}/secrets/synapse-secrets"))
@@ -334,13 +345,7 @@ async fn suspension_scales_to_zero_and_a_bigger_plan_grows_the_volume() {
         .expect("GET", &set_path)
         .await
         .reply(200, existing_set(&starter, 1, 1, 10));
-    cluster.apply(&format!("/api/v1/namespaces/{ns}")).await;
-    cluster.secret_exists(&ns).await;
-    cluster
-        .apply(&format!(
-            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
-        ))
-        .await;
+    cluster.apply_up_to_the_configuration(&ns).await;
     cluster
         .expect("GET", &set_path)
         .await
@@ -500,13 +505,7 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
         .expect("GET", &set_path)
         .await
         .reply(200, existing_set(&deployment, 1, 1, 10));
-    cluster.apply(&format!("/api/v1/namespaces/{ns}")).await;
-    cluster.secret_exists(&ns).await;
-    let config = cluster
-        .apply(&format!(
-            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
-        ))
-        .await;
+    let config = cluster.apply_up_to_the_configuration(&ns).await;
     assert!(config["data"]["homeserver.yaml"]
         .as_str()
         .unwrap()
@@ -537,13 +536,7 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
         .expect("GET", &set_path)
         .await
         .reply(200, older.clone());
-    cluster.apply(&format!("/api/v1/namespaces/{ns}")).await;
-    cluster.secret_exists(&ns).await;
-    cluster
-        .apply(&format!(
-            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
-        ))
-        .await;
+    cluster.apply_up_to_the_configuration(&ns).await;
     cluster.expect("GET", &set_path).await.reply(200, older);
     let set = cluster.apply(&set_path).await;
     assert_eq!(
@@ -563,13 +556,7 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
         .expect("GET", &set_path)
         .await
         .reply(200, existing_set(&deployment, 1, 1, 10));
-    cluster.apply(&format!("/api/v1/namespaces/{ns}")).await;
-    cluster.secret_exists(&ns).await;
-    cluster
-        .apply(&format!(
-            "/api/v1/namespaces/{ns}/configmaps/synapse-config"
-        ))
-        .await;
+    cluster.apply_up_to_the_configuration(&ns).await;
     cluster
         .expect("GET", &set_path)
         .await

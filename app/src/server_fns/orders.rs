@@ -430,9 +430,7 @@ pub async fn load_order_page() -> Result<OrderPageView, ServerFnError> {
             .filter(|r| r.available)
             .map(|r| {
                 // Where only some regions are local, those say so by their name.
-                let local = r.driver == domain::homeservers::regions::Driver::Local
-                    && !portal.regions.all_local();
-                let label = if local {
+                let label = if portal.regions.local_among_others(r) {
                     format!(
                         "{} ({})",
                         r.label(),

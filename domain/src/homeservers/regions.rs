@@ -242,6 +242,12 @@ impl RegionCatalog {
         self.regions.iter().all(|r| r.driver == Driver::Local)
     }
 
+    /// Whether `region` runs on the portal's own machine while other regions do not (such a
+    /// region says so where it is offered; when all are local, one note says it for all).
+    pub fn local_among_others(&self, region: &Region) -> bool {
+        region.driver == Driver::Local && !self.all_local()
+    }
+
     /// The domain of the server names of region `id`'s homeservers, where the region sets one.
     pub fn base_domain(&self, id: &str) -> Option<&str> {
         self.get(id)
