@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): invoice links and PDFs on the release build, SQLite, with wrk and
 # `Accept-Encoding: br, gzip`. Requests/s and p50/p99 of the landing page and of an invoice
-# opened by its link (/i/{token}: a lookup by hash, an access-record write, the document
-# rendered), at the same connection count; the stored PDF served by its link; and the time to
+# opened by its link (/i/{token}: the limiter, the link's lookup by hash, kept for a second,
+# the open counted in memory, the cached page with the token spliced in), at the same
+# connection count; the stored PDF served by its link; and the time to
 # render one invoice PDF (invoice-pdf's example, p50/p99 of many renders).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

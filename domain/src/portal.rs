@@ -43,4 +43,6 @@ pub struct Portal {
     pub hosting: Arc<crate::homeservers::lifecycle::Hosting>,
     /// Opens of invoice links this replica has not written yet.
     pub link_opens: Arc<crate::billing::links::OpenLog>,
+    /// Invoice links this replica looked up in the last second.
+    pub link_lookups: Arc<crate::billing::links::Lookups>,
 }

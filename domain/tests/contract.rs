@@ -1139,6 +1139,7 @@ fn portal(db: &Db, clock: &ManualClock) -> domain::Portal {
             20000..=20999,
         )),
         link_opens: Default::default(),
+        link_lookups: Default::default(),
     }
 }
 

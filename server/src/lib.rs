@@ -241,6 +241,7 @@ pub async fn build(
         manual_invoice_lead_days: config.manual_invoice_lead_days,
         hosting: Arc::new(hosting(&config, &regions_for_hosting).await?),
         link_opens: Default::default(),
+        link_lookups: Default::default(),
     };
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")

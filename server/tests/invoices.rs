@@ -847,8 +847,77 @@ async fn invoice_links_open_the_invoice_alone_until_revoked(backend: Backend) {
     app.cleanup().await;
 }
 
+/// Makes a link to invoice `id` as its owner; returns its path, `/i/{token}`.
+async fn new_link(owner: &mut Browser<'_>, id: &str) -> String {
+    let page = owner
+        .post(&format!("/billing/invoices/{id}/links"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let start = page.find("/i/").expect("the new link is shown");
+    page[start..start + 46].to_string()
+}
+
+/// The payment state an invoice page shows.
+fn status_of(body: &str) -> String {
+    let start = body.find("<span class=\"status\">").expect("a status") + 21;
+    body[start..].split('<').next().unwrap().to_string()
+}
+
+/// A link a replica looked up is kept for a second: a payment or a revocation made on this
+/// replica shows at once, one made elsewhere (here: straight in the database, as another
+/// replica would) within the second, and an expiry is exact.
+async fn invoice_link_lookups_are_kept_a_second_and_forgotten_on_every_change(backend: Backend) {
+    use domain::audit::{Actor, RequestMeta};
+    let mut args = SELLER.to_vec();
+    args.extend(["--invoice-link-days", "1"]);
+    let app = common::spawn_app_args(backend, None, &args).await;
+    let (mut bea, id) = customer_with_an_invoice(&app).await;
+    // Opened, then paid on this replica: the next open shows it, with no time passing.
+    let link = new_link(&mut bea, &id).await;
+    let (status, _, body) = anonymous(&app, &link).await;
+    assert_eq!((status, status_of(&body)), (200, "Open".to_string()));
+    let invoice = uuid::Uuid::parse_str(&id).unwrap();
+    domain::billing::manual::mark_paid(
+        &app.state.portal,
+        &RequestMeta::default(),
+        Actor::System,
+        invoice,
+    )
+    .await
+    .unwrap();
+    let (status, _, body) = anonymous(&app, &link).await;
+    assert_eq!((status, status_of(&body)), (200, "Paid".to_string()));
+
+    // Revoked by another replica: this one still opens it for the rest of the second, then not.
+    app.clock.advance(time::Duration::milliseconds(100));
+    domain::on_db!(&app.state.portal.db, pool => sqlx::query(
+        "UPDATE invoice_links SET revoked_at = $1 WHERE invoice_id = $2"
+    )
+    .bind(domain::clock::Clock::now_ms(&app.clock))
+    .bind(invoice)
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .unwrap());
+    assert_eq!(anonymous(&app, &link).await.0, 200, "kept for a second");
+    app.clock.advance(time::Duration::milliseconds(900));
+    assert_eq!(anonymous(&app, &link).await.0, 404, "read again after it");
+
+    // A link of one day, opened a moment before it expires: it expires on time all the same.
+    let link = new_link(&mut bea, &id).await;
+    app.clock
+        .advance(time::Duration::days(1) - time::Duration::milliseconds(300));
+    assert_eq!(anonymous(&app, &link).await.0, 200);
+    app.clock.advance(time::Duration::milliseconds(300));
+    assert_eq!(anonymous(&app, &link).await.0, 404, "expired");
+    app.cleanup().await;
+}
+
 both_backends!(
     invoice_links_open_the_invoice_alone_until_revoked,
+    invoice_link_lookups_are_kept_a_second_and_forgotten_on_every_change,
     invoice_pdfs_are_rendered_once_and_hold_the_document,
     manual_subscriptions_are_invoiced_once_per_period_and_unpaid_ones_walk_into_dunning,
     manual_invoices_are_frozen_documents_their_owner_sees,

@@ -34,7 +34,11 @@ pub fn well_formed(token: &str) -> bool {
 }
 
 fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(raw_digest(token))
+}
+
+fn raw_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// A link as its invoice's page lists it (never its token).
@@ -155,6 +159,9 @@ pub async fn revoke(
         audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     }
     tx.commit().await?;
+    if revoked {
+        portal.link_lookups.forget_all();
+    }
     Ok(revoked)
 }
 
@@ -192,27 +199,116 @@ pub struct Opened {
 
 /// Opens a link: the invoice it leads to, with the visit recorded ("last opened", the count:
 /// an access record a page load may write) in [`OpenLog`]. None for a malformed, unknown,
-/// revoked or expired token, all alike. One read, no write: a link can be opened as often as
-/// a cached page is served.
+/// revoked or expired token, all alike. At most one read and no write: a link can be opened
+/// as often as a cached page is served, and a lookup is kept for [`LOOKUP_FRESH_MS`]
+/// ([`Lookups`]).
 pub async fn open(portal: &Portal, token: &str) -> Result<Option<Opened>, sqlx::Error> {
     if !well_formed(token) {
         return Ok(None);
     }
     let now = portal.clock.now_ms();
-    let opened: Option<Opened> = on_db!(&portal.db, pool => sqlx::query_as(
-        "SELECT l.id AS link_id, i.id AS invoice_id, i.status, i.amount_paid, i.paid_at, i.card_last4 \
-         FROM invoice_links l JOIN invoices i ON i.id = l.invoice_id \
-         WHERE l.token_sha256 = $1 AND l.revoked_at IS NULL AND (l.expires_at IS NULL OR l.expires_at > $2) \
-         AND i.document IS NOT NULL",
-    )
-    .bind(digest(token))
-    .bind(now)
-    .fetch_optional(pool)
-    .await)?;
+    let key = raw_digest(token);
+    let opened = match portal.link_lookups.get(&key, now) {
+        Some(opened) => Some(opened),
+        None => {
+            let generation = portal.link_lookups.generation();
+            let found: Option<Found> = on_db!(&portal.db, pool => sqlx::query_as(
+                "SELECT l.id AS link_id, i.id AS invoice_id, i.status, i.amount_paid, i.paid_at, i.card_last4, \
+                 l.expires_at FROM invoice_links l JOIN invoices i ON i.id = l.invoice_id \
+                 WHERE l.token_sha256 = $1 AND l.revoked_at IS NULL AND (l.expires_at IS NULL OR l.expires_at > $2) \
+                 AND i.document IS NOT NULL",
+            )
+            .bind(hex::encode(key))
+            .bind(now)
+            .fetch_optional(pool)
+            .await)?;
+            found.map(|found| {
+                portal.link_lookups.put(generation, key, now, &found);
+                found.opened
+            })
+        }
+    };
     if let Some(opened) = &opened {
         portal.link_opens.record(opened.link_id, now);
     }
     Ok(opened)
+}
+
+#[derive(sqlx::FromRow)]
+struct Found {
+    #[sqlx(flatten)]
+    opened: Opened,
+    expires_at: Option<i64>,
+}
+
+/// How long a replica trusts a link it looked up without reading it again. A replica forgets
+/// every lookup at once when it revokes a link or changes an invoice's payment state itself
+/// ([`Lookups::forget_all`]); a change another replica makes (or another process, on the same
+/// database) reaches it within this time. An expiry is exact: it is checked on every open.
+pub const LOOKUP_FRESH_MS: i64 = 1_000;
+
+/// Links kept; past it the cache starts again.
+const LOOKUPS_KEPT: usize = 10_000;
+
+/// Links this replica opened recently, by their token's SHA-256: what [`open`] found, so a
+/// link opened again within [`LOOKUP_FRESH_MS`] costs no database read. Tokens that open
+/// nothing are never kept (nobody fills it by guessing).
+#[derive(Debug, Default)]
+pub struct Lookups(std::sync::RwLock<LookupsInner>);
+
+#[derive(Debug, Default)]
+struct LookupsInner {
+    /// Grows with every [`Lookups::forget_all`]: a read that began before a change is not kept
+    /// after it.
+    generation: u64,
+    by_digest: std::collections::HashMap<[u8; 32], Lookup>,
+}
+
+#[derive(Debug)]
+struct Lookup {
+    opened: Opened,
+    read_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl Lookups {
+    fn get(&self, key: &[u8; 32], now: i64) -> Option<Opened> {
+        let inner = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let lookup = inner.by_digest.get(key)?;
+        let fresh = (lookup.read_at..lookup.read_at + LOOKUP_FRESH_MS).contains(&now);
+        let live = lookup.expires_at.is_none_or(|at| now < at);
+        (fresh && live).then(|| lookup.opened.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).generation
+    }
+
+    fn put(&self, generation: u64, key: [u8; 32], now: i64, found: &Found) {
+        let mut inner = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if inner.generation != generation {
+            return;
+        }
+        if inner.by_digest.len() >= LOOKUPS_KEPT {
+            inner.by_digest.clear();
+        }
+        inner.by_digest.insert(
+            key,
+            Lookup {
+                opened: found.opened.clone(),
+                read_at: now,
+                expires_at: found.expires_at,
+            },
+        );
+    }
+
+    /// Forgets every lookup: called after a change to a link or to an invoice's payment state
+    /// is committed, so this replica's next open reads it.
+    pub fn forget_all(&self) {
+        let mut inner = self.0.write().unwrap_or_else(|e| e.into_inner());
+        inner.generation += 1;
+        inner.by_digest.clear();
+    }
 }
 
 /// Opens of links not yet written: each replica counts them in memory and writes them every
@@ -303,5 +399,43 @@ mod tests {
         );
         assert!(!well_formed(&format!("{}/", &a[1..])), "standard base64");
         assert_eq!(digest(&a).len(), 64);
+    }
+
+    fn found(expires_at: Option<i64>) -> Found {
+        Found {
+            opened: Opened {
+                link_id: Uuid::from_u128(1),
+                invoice_id: Uuid::from_u128(2),
+                status: super::super::InvoiceStatus::Open,
+                amount_paid: 0,
+                paid_at: None,
+                card_last4: None,
+            },
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn lookups_are_kept_a_second_until_expiry_and_not_past_a_change() {
+        let lookups = Lookups::default();
+        let key = raw_digest("token");
+        lookups.put(lookups.generation(), key, 1_000, &found(Some(1_500)));
+        assert!(lookups.get(&key, 999).is_none(), "not before it was read");
+        assert!(lookups.get(&key, 1_000).is_some());
+        assert!(lookups.get(&key, 1_499).is_some());
+        assert!(lookups.get(&key, 1_500).is_none(), "expired");
+        lookups.put(lookups.generation(), key, 1_000, &found(None));
+        assert!(lookups.get(&key, 1_999).is_some());
+        assert!(lookups.get(&key, 2_000).is_none(), "a second old");
+        assert!(lookups.get(&raw_digest("other"), 1_000).is_none());
+
+        // A read that began before a change is not kept after it.
+        let generation = lookups.generation();
+        lookups.forget_all();
+        assert!(lookups.get(&key, 1_000).is_none(), "forgotten");
+        lookups.put(generation, key, 1_000, &found(None));
+        assert!(lookups.get(&key, 1_000).is_none(), "read before the change");
+        lookups.put(lookups.generation(), key, 1_000, &found(None));
+        assert!(lookups.get(&key, 1_000).is_some());
     }
 }

@@ -457,6 +457,7 @@ pub async fn mark_paid(
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     super::invoice_emails::send(&mut tx, portal, id, Kind::PaymentReceived).await?;
     tx.commit().await?;
+    portal.link_lookups.forget_all();
     Ok(())
 }
 
@@ -476,6 +477,7 @@ pub async fn void(
     }
     audit::record(&mut tx, &event, meta, &*portal.clock, &*portal.random).await?;
     tx.commit().await?;
+    portal.link_lookups.forget_all();
     Ok(())
 }
 

@@ -253,6 +253,8 @@ pub async fn record_invoice(portal: &Portal, invoice: &InvoiceState) -> Result<(
     .execute(pool)
     .await
     .map(|_| ()))?;
+    // Its payment state may have changed: links opened before show it at once.
+    portal.link_lookups.forget_all();
     // Finalised at Stripe: the document is frozen now, once; paid: the receipt goes out, once.
     super::documents::freeze_stripe(portal, invoice).await?;
     super::invoice_emails::after_stripe_sync(portal, &invoice.id).await
