@@ -4,6 +4,10 @@ measure() { # name url [cookie]
   local out rps p50 p99 cookie=()
   [ -n "${3:-}" ] && cookie=(-H "Cookie: $3")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H 'Accept-Encoding: br, gzip' "${cookie[@]}" "$2")
+  # A page that answered an error is not the page measured (ALLOW_NON_2XX=1: the 404 page).
+  if [ -z "${ALLOW_NON_2XX:-}" ] && grep -q 'Non-2xx or 3xx responses' <<<"$out"; then
+    echo "bench: $1 answered other than 2xx:" >&2; echo "$out" >&2; exit 1
+  fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")

@@ -530,16 +530,10 @@ async fn invoice_pdfs_are_rendered_once_and_hold_the_document(backend: Backend) 
             .status(),
         404
     );
-    let page = ru
-        .post(&format!("/billing/invoices/{ru_invoice}/links"), &[])
-        .await
-        .text()
-        .await
-        .unwrap();
-    let start = page.find("/i/").unwrap() + 3;
-    let token = page[start..start + 43].to_string();
+    let link = new_link(&mut ru, &ru_invoice).await;
+    let token = link["/i/".len()..].to_string();
     let response = reqwest::Client::new()
-        .get(app.url(&format!("/i/{token}/pdf")))
+        .get(app.url(&format!("{link}/pdf")))
         .send()
         .await
         .unwrap();
