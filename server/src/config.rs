@@ -385,8 +385,10 @@ pub struct Config {
 
     /// Payment actions (card setup, order, plan change or its preview, cancel, resume, payment
     /// confirmation) one customer may start per minute (per replica); more are refused without
-    /// calling Stripe.
-    #[arg(long, env = "STRIPE_ACTIONS_PER_MINUTE", default_value_t = 10)]
+    /// calling Stripe. A card that asks for 3-D Secure, an order and an upgrade, each confirmed
+    /// at the bank, take about ten in a minute: the limit leaves room for that, not for a
+    /// card-testing run.
+    #[arg(long, env = "STRIPE_ACTIONS_PER_MINUTE", default_value_t = 20)]
     pub stripe_actions_per_minute: u32,
 
     /// Token that protects /metrics: when set, scrapers must send `Authorization: Bearer

@@ -1184,7 +1184,8 @@ async fn confirm_in_the_banks_window(
 
 async fn payments_that_need_3d_secure_wait_for_the_customer(backend: Backend) {
     let stripe = StripeServer::start().await;
-    // Twelve payment actions in a few seconds: more than a customer's default ten a minute.
+    // Twelve payment actions in a few seconds: the limit is raised so that this test does not
+    // depend on the default.
     let app =
         spawn_app_with_stripe_args(backend, &stripe, &["--stripe-actions-per-minute", "30"]).await;
     stripe.send_webhooks_to(&app).await;
@@ -1457,8 +1458,40 @@ async fn the_stripe_test_layer_refuses_what_it_cannot_carry_out(backend: Backend
     app.cleanup().await;
 }
 
+/// A customer's payment actions are limited per minute: past the limit an action is refused
+/// with a message before Stripe is asked anything, and another customer is not held back.
+async fn payment_actions_past_the_limit_are_refused_before_stripe_is_asked(backend: Backend) {
+    let stripe = StripeServer::start().await;
+    let app =
+        spawn_app_with_stripe_args(backend, &stripe, &["--stripe-actions-per-minute", "2"]).await;
+    let mut ada = Browser::new(&app);
+    ada.sign_up_verified("ada@example.com", PASSWORD, "Ada")
+        .await;
+    ada.billing_details("DE").await;
+    for _ in 0..2 {
+        let page = start_card_entry(&mut ada, "/order").await;
+        assert!(page["client_secret"].as_str().unwrap().starts_with("seti_"));
+    }
+    let calls = stripe.calls().await;
+    ada.post("/billing/card/setup", &[("next", "/order")]).await;
+    assert_eq!(
+        ada.flash().await["alert"],
+        "Too many payment requests in a short time. Nothing was sent; please wait a minute and try again."
+    );
+    assert_eq!(stripe.calls().await, calls, "Stripe was asked nothing");
+
+    let mut bob = Browser::new(&app);
+    bob.sign_up_verified("bob@example.com", PASSWORD, "Bob")
+        .await;
+    bob.billing_details("DE").await;
+    let page = start_card_entry(&mut bob, "/order").await;
+    assert!(page["client_secret"].as_str().unwrap().starts_with("seti_"));
+    app.cleanup().await;
+}
+
 both_backends!(
     the_stripe_test_layer_refuses_what_it_cannot_carry_out,
+    payment_actions_past_the_limit_are_refused_before_stripe_is_asked,
     payments_that_need_3d_secure_wait_for_the_customer,
     plans_change_and_subscriptions_end_and_resume,
     a_declined_upgrade_changes_nothing_and_a_declined_renewal_walks_through_dunning,
