@@ -99,6 +99,19 @@ impl Cluster {
         .await
     }
 
+    /// An apply over a StatefulSet that exists as `existing`: it is read, the apply goes up to
+    /// the configuration, it is read again and applied. Returns the ConfigMap and the
+    /// StatefulSet applied.
+    async fn apply_over(&mut self, ns: &str, existing: Value) -> (Value, Value) {
+        let set_path = format!("/apis/apps/v1/namespaces/{ns}/statefulsets/synapse");
+        self.expect("GET", &set_path)
+            .await
+            .reply(200, existing.clone());
+        let config = self.apply_up_to_the_configuration(ns).await;
+        self.expect("GET", &set_path).await.reply(200, existing);
+        (config, self.apply(&set_path).await)
+    }
+
     /// The Secret is looked for and exists (so none is made).
     async fn secret_exists(&mut self, ns: &str) {
         self.expect("GET", &format!("/api/v1/namespaces/{ns}/secrets/synapse-secrets"))
@@ -341,16 +354,9 @@ async fn suspension_scales_to_zero_and_a_bigger_plan_grows_the_volume() {
     let claim_path = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-synapse-0");
 
     let task = run(&driver, &business, |d, dep| Box::pin(d.stop(dep)));
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, existing_set(&starter, 1, 1, 10));
-    cluster.apply_up_to_the_configuration(&ns).await;
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, existing_set(&starter, 1, 1, 10));
-    let set = cluster.apply(&set_path).await;
+    let (_, set) = cluster
+        .apply_over(&ns, existing_set(&starter, 1, 1, 10))
+        .await;
     assert_eq!(set["spec"]["replicas"], 0, "suspended");
     assert_eq!(
         set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi",
@@ -501,20 +507,13 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
 
     // Running with the old configuration: applied again, with the new configuration's hash.
     let task = run(&driver, &guests, |d, dep| Box::pin(d.reconfigure(dep)));
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, existing_set(&deployment, 1, 1, 10));
-    let config = cluster.apply_up_to_the_configuration(&ns).await;
+    let (config, set) = cluster
+        .apply_over(&ns, existing_set(&deployment, 1, 1, 10))
+        .await;
     assert!(config["data"]["homeserver.yaml"]
         .as_str()
         .unwrap()
         .contains("allow_guest_access: true"));
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, existing_set(&deployment, 1, 1, 10));
-    let set = cluster.apply(&set_path).await;
     assert_eq!(
         set["spec"]["template"]["metadata"]["annotations"][objects::CONFIG_HASH],
         objects::config_hash(&guests)
@@ -532,13 +531,7 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
     old_region.image = "ghcr.io/element-hq/synapse:v1.160.0".into();
     let older = existing_set_in(&old_region, &deployment, 1, 1, 10);
     let task = run(&driver, &deployment, |d, dep| Box::pin(d.reconfigure(dep)));
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, older.clone());
-    cluster.apply_up_to_the_configuration(&ns).await;
-    cluster.expect("GET", &set_path).await.reply(200, older);
-    let set = cluster.apply(&set_path).await;
+    let (_, set) = cluster.apply_over(&ns, older).await;
     assert_eq!(
         set["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/element-hq/synapse:v1.163.2"
@@ -552,16 +545,9 @@ async fn reconfiguring_applies_only_a_changed_configuration_or_image() {
         ..deployment.clone()
     };
     let task = run(&driver, &bigger, |d, dep| Box::pin(d.reconfigure(dep)));
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, existing_set(&deployment, 1, 1, 10));
-    cluster.apply_up_to_the_configuration(&ns).await;
-    cluster
-        .expect("GET", &set_path)
-        .await
-        .reply(200, existing_set(&deployment, 1, 1, 10));
-    let set = cluster.apply(&set_path).await;
+    let (_, set) = cluster
+        .apply_over(&ns, existing_set(&deployment, 1, 1, 10))
+        .await;
     assert_eq!(
         set["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
         "2048Mi"
